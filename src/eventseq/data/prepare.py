@@ -1,0 +1,599 @@
+"""From a raw event log to a sequence table: one row per entity, one list column per feature.
+
+scikit-learn contract: `SequencePreparer(config)` stores the declaration, `fit` learns vocabularies
+and numeric statistics into a `Schema`, `transform` encodes events with that schema. Inference uses
+`encode_events(events, schema)`, the same code path as training. Everything is whole-column Polars
+expressions; there are no per-row Python loops.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from eventseq._io import atomic_path, read_json, write_json
+from eventseq.data.schema import (
+    FIRST_VALUE_ID,
+    NUMERIC_TRANSFORMS,
+    TARGET_TASKS,
+    TIME_COLUMN,
+    UNKNOWN_ID,
+    CategoricalFeature,
+    NumericFeature,
+    Schema,
+    Target,
+)
+from eventseq.errors import ColumnError, ConfigError, DataError, FileFormatError, did_you_mean
+
+EventsLike = Union[pd.DataFrame, pl.DataFrame, pl.LazyFrame, str, os.PathLike]
+
+DATA_FILE = "data.parquet"
+SCHEMA_FILE = "schema.json"
+REPORT_FILE = "report.json"
+SCHEMA_METADATA_KEY = b"eventseq.schema"
+_ROW = "__eventseq_row__"
+
+
+@dataclass
+class PrepareConfig:
+    """Declaration of the raw event table and the encoding policies.
+
+    Attributes:
+        id_column: entity id column (client, user); must have no nulls.
+        time_column: event time, integer seconds or datetime/date.
+        categorical: categorical event fields; each gets a vocabulary.
+        numeric: numeric event fields.
+        numeric_transform: per-column transform (identity, log, standardize, log_standardize);
+            columns not listed use `default_numeric_transform`.
+        default_numeric_transform: transform for numeric columns not in `numeric_transform`.
+        min_frequency: values seen fewer times map to the unknown id.
+        max_vocab_size: keep at most this many most frequent values per categorical (None = all).
+        targets: per-entity target columns and their task (binary, multiclass, multilabel,
+            regression); found in the labels table, or in the event table if constant per entity.
+        invalid_numeric: what to do with NaN/inf/null numerics: error, fill (with fill_value) or drop.
+        fill_value: replacement used by invalid_numeric=fill (after the transform).
+        null_time: rows with no time: drop (reported) or error.
+        entities_without_events: labelled entities with no events: error or drop (reported).
+    """
+
+    id_column: str = "entity_id"
+    time_column: str = "event_time"
+    categorical: list[str] = field(default_factory=list)
+    numeric: list[str] = field(default_factory=list)
+    numeric_transform: dict[str, str] = field(default_factory=dict)
+    default_numeric_transform: str = "identity"
+    min_frequency: int = 1
+    max_vocab_size: int | None = None
+    targets: dict[str, str] = field(default_factory=dict)
+    invalid_numeric: str = "error"
+    fill_value: float = 0.0
+    null_time: str = "drop"
+    entities_without_events: str = "error"
+
+    def validate(self) -> None:
+        choices = {
+            "invalid_numeric": ("error", "fill", "drop"),
+            "null_time": ("drop", "error"),
+            "entities_without_events": ("error", "drop"),
+            "default_numeric_transform": NUMERIC_TRANSFORMS,
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"{key}={getattr(self, key)!r}: expected one of {list(allowed)}")
+        for column, transform in self.numeric_transform.items():
+            if transform not in NUMERIC_TRANSFORMS:
+                raise ConfigError(
+                    f"numeric_transform.{column}={transform!r}: expected one of {list(NUMERIC_TRANSFORMS)}"
+                )
+            if column not in self.numeric:
+                raise ConfigError(
+                    f"numeric_transform names '{column}', which is not a numeric column "
+                    f"(numeric: {list(self.numeric)}){did_you_mean(column, self.numeric)}"
+                )
+        for column, task in self.targets.items():
+            if task not in TARGET_TASKS:
+                raise ConfigError(f"targets.{column}={task!r}: expected one of {list(TARGET_TASKS)}")
+        if self.min_frequency < 1:
+            raise ConfigError(f"min_frequency={self.min_frequency}: must be >= 1")
+        if self.max_vocab_size is not None and self.max_vocab_size < 1:
+            raise ConfigError(f"max_vocab_size={self.max_vocab_size}: must be >= 1 or None")
+        declared = [self.id_column, self.time_column, *self.categorical, *self.numeric]
+        duplicates = sorted({c for c in declared if declared.count(c) > 1})
+        if duplicates:
+            raise ConfigError(f"columns declared twice: {duplicates}")
+        if TIME_COLUMN in (*self.categorical, *self.numeric, *self.targets):
+            raise ConfigError(f"'{TIME_COLUMN}' is reserved for the time list column")
+
+
+@dataclass
+class PrepareReport:
+    """What `prepare` did: rows in, entities and events out, and every drop with its reason."""
+
+    rows_in: int = 0
+    events_out: int = 0
+    entities_out: int = 0
+    rows_dropped: dict[str, int] = field(default_factory=dict)
+    entities_dropped: dict[str, int] = field(default_factory=dict)
+    unknown_values: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [
+            f"rows in: {self.rows_in:,}",
+            f"events out: {self.events_out:,} in {self.entities_out:,} entities",
+        ]
+        for reason, count in self.rows_dropped.items():
+            lines.append(f"rows dropped ({reason}): {count:,}")
+        for reason, count in self.entities_dropped.items():
+            lines.append(f"entities dropped ({reason}): {count:,}")
+        for column, count in self.unknown_values.items():
+            if count:
+                lines.append(f"'{column}': {count:,} values encoded as unknown")
+        return "\n".join(lines)
+
+
+@dataclass
+class PreparedData:
+    """A sequence table (Polars, one row per entity) with its schema and preparation report."""
+
+    table: pl.DataFrame
+    schema: Schema
+    report: PrepareReport
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write data.parquet (schema also in its metadata), schema.json and report.json."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrow = self.table.to_arrow()
+        metadata = dict(arrow.schema.metadata or {})
+        metadata[SCHEMA_METADATA_KEY] = self.schema.to_json().encode()
+        arrow = arrow.replace_schema_metadata(metadata)
+        import pyarrow.parquet as pq
+
+        with atomic_path(directory / DATA_FILE) as tmp:
+            pq.write_table(arrow, tmp)
+        write_json(directory / SCHEMA_FILE, self.schema.to_dict())
+        write_json(directory / REPORT_FILE, asdict(self.report))
+        return directory
+
+
+# ----------------------------------------------------------------------------- input
+
+
+def read_events(events: EventsLike) -> pl.LazyFrame:
+    """Accept pandas, Polars (eager or lazy) or a Parquet/CSV path; return a LazyFrame."""
+    if isinstance(events, pl.LazyFrame):
+        return events
+    if isinstance(events, pl.DataFrame):
+        return events.lazy()
+    if isinstance(events, pd.DataFrame):
+        return pl.from_pandas(events).lazy()
+    if isinstance(events, (str, os.PathLike)):
+        path = Path(events)
+        if not path.exists():
+            raise FileFormatError(f"event file not found: {path}")
+        if path.suffix == ".csv":
+            return pl.scan_csv(path)
+        from eventseq._io import open_parquet
+
+        if path.is_file():
+            open_parquet(path)  # fail early, naming the file, if it is corrupt
+        return pl.scan_parquet(path)
+    raise DataError(
+        f"events must be a pandas/Polars DataFrame, a Polars LazyFrame or a Parquet path, "
+        f"got {type(events).__name__}"
+    )
+
+
+def _collect(frame: pl.LazyFrame, what: str) -> pl.DataFrame:
+    try:
+        return frame.collect()
+    except (pl.exceptions.ComputeError, OSError) as error:
+        raise FileFormatError(f"cannot read {what}: {error}") from None
+
+
+def _check_columns(frame_schema: pl.Schema, required: list[str], where: str) -> None:
+    available = list(frame_schema.names())
+    for column in required:
+        if column not in available:
+            raise ColumnError(
+                f"column '{column}' not found in {where}{did_you_mean(column, available)}; "
+                f"available columns: {available}"
+            )
+
+
+def _time_kind(dtype: pl.DataType, column: str) -> str:
+    if dtype.is_integer():
+        return "int"
+    if isinstance(dtype, (pl.Datetime, pl.Date)):
+        return "datetime"
+    raise ColumnError(
+        f"time column '{column}' has dtype {dtype}: expected integer seconds, a datetime or a date "
+        f"(parse strings first, e.g. pl.col('{column}').str.to_datetime())"
+    )
+
+
+def _first_row(frame: pl.DataFrame, condition: pl.Expr) -> int:
+    return int(frame.filter(condition).select(pl.col(_ROW).first()).item())
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+class SequencePreparer:
+    """Fits a Schema on an event table and encodes event tables into sequence tables."""
+
+    def __init__(self, config: PrepareConfig) -> None:
+        self.config = config
+
+    def fit(self, events: EventsLike, labels: EventsLike | None = None) -> SequencePreparer:
+        """Learn vocabularies, numeric statistics and target classes. Returns self."""
+        self.config.validate()
+        frame, label_frame = _load_inputs(events, labels, self.config)
+        self.schema_ = fit_schema(frame, label_frame, self.config)
+        return self
+
+    def transform(self, events: EventsLike, labels: EventsLike | None = None) -> PreparedData:
+        if not hasattr(self, "schema_"):
+            raise ConfigError("SequencePreparer.transform called before fit")
+        return encode_events(events, self.schema_, labels, targets=list(self.config.targets), config=self.config)
+
+    def fit_transform(self, events: EventsLike, labels: EventsLike | None = None) -> PreparedData:
+        self.config.validate()
+        frame, label_frame = _load_inputs(events, labels, self.config)
+        self.schema_ = fit_schema(frame, label_frame, self.config)
+        return _encode_frame(frame, label_frame, self.schema_, list(self.config.targets), self.config)
+
+
+def _load_inputs(
+    events: EventsLike, labels: EventsLike | None, config: PrepareConfig
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    lazy = read_events(events)
+    label_lazy = read_events(labels) if labels is not None else None
+    event_columns = [config.id_column, config.time_column, *config.categorical, *config.numeric]
+    event_schema = lazy.collect_schema()
+    _check_columns(event_schema, event_columns, "the event table")
+    label_frame = None
+    targets_in_events = [t for t in config.targets if t in event_schema.names()]
+    if label_lazy is not None:
+        label_schema = label_lazy.collect_schema()
+        _check_columns(label_schema, [config.id_column], "the labels table")
+        missing = [t for t in config.targets if t not in targets_in_events]
+        _check_columns(label_schema, missing, "the labels table")
+        label_frame = _collect(label_lazy.select(config.id_column, *missing), "labels")
+    else:
+        _check_columns(event_schema, list(config.targets), "the event table (no labels table given)")
+    frame = _collect(lazy.select(*event_columns, *targets_in_events), "events")
+    return frame, label_frame
+
+
+def fit_schema(frame: pl.DataFrame, labels: pl.DataFrame | None, config: PrepareConfig) -> Schema:
+    """Learn the schema from an event frame (and optional per-entity labels)."""
+    if frame.height == 0:
+        raise DataError("the event table is empty: no rows to prepare")
+    features: list[CategoricalFeature | NumericFeature] = []
+    for column in config.categorical:
+        counts = (
+            frame.select(pl.col(column).cast(pl.String).drop_nulls().value_counts(sort=False))
+            .unnest(column)
+            .filter(pl.col("count") >= config.min_frequency)
+            .sort(["count", column], descending=[True, False])
+        )
+        if config.max_vocab_size is not None:
+            counts = counts.head(config.max_vocab_size)
+        features.append(CategoricalFeature(name=column, vocabulary=counts[column].to_list()))
+    for column in config.numeric:
+        dtype = frame.schema[column]
+        if not dtype.is_numeric():
+            raise ColumnError(f"numeric column '{column}' has dtype {dtype}: expected a number type")
+        transform = config.numeric_transform.get(column, config.default_numeric_transform)
+        values = _apply_numeric_transform(pl.col(column).cast(pl.Float64), transform, 0.0, 1.0)
+        stats = frame.select(
+            values.filter(values.is_finite()).mean().alias("mean"),
+            values.filter(values.is_finite()).std().alias("std"),
+        ).row(0)
+        mean, std = (stats[0] or 0.0), (stats[1] or 1.0)
+        if "standardize" not in transform:
+            mean, std = 0.0, 1.0
+        features.append(NumericFeature(name=column, transform=transform, mean=float(mean), std=float(std) or 1.0))
+    time_kind = _time_kind(frame.schema[config.time_column], config.time_column)
+    targets = _fit_targets(frame, labels, config)
+    return Schema(
+        id_column=config.id_column,
+        time_column=config.time_column,
+        time_kind=time_kind,
+        features=features,
+        targets=targets,
+        invalid_numeric=config.invalid_numeric,
+        fill_value=config.fill_value,
+    )
+
+
+def _fit_targets(frame: pl.DataFrame, labels: pl.DataFrame | None, config: PrepareConfig) -> list[Target]:
+    targets: list[Target] = []
+    for column, task in config.targets.items():
+        source = labels if labels is not None and column in labels.columns else frame
+        values = source.get_column(column).drop_nulls()
+        if values.len() == 0:
+            raise DataError(f"target '{column}' has no non-null values")
+        if task == "regression":
+            if not values.dtype.is_numeric():
+                raise ColumnError(f"regression target '{column}' has dtype {values.dtype}: expected numbers")
+            targets.append(Target(name=column, task=task))
+            continue
+        classes = values.unique().sort().to_list()
+        if len(classes) < 2:
+            raise DataError(
+                f"target '{column}' has one class ({classes[0]!r}) : a {task} target needs at least two"
+            )
+        if task in ("binary", "multilabel") and len(classes) != 2:
+            raise DataError(
+                f"target '{column}' is declared {task} but has {len(classes)} classes "
+                f"({classes[:10]}...): use multiclass, or map it to two values"
+            )
+        targets.append(Target(name=column, task=task, classes=classes))
+    return targets
+
+
+def _apply_numeric_transform(values: pl.Expr, transform: str, mean: float, std: float) -> pl.Expr:
+    if transform in ("log", "log_standardize"):
+        values = values.sign() * values.abs().log1p()
+    if transform in ("standardize", "log_standardize"):
+        values = (values - mean) / std
+    return values
+
+
+# ----------------------------------------------------------------------------- transform
+
+
+def encode_events(
+    events: EventsLike,
+    schema: Schema,
+    labels: EventsLike | None = None,
+    targets: list[str] | None = None,
+    config: PrepareConfig | None = None,
+) -> PreparedData:
+    """Encode a raw event table with a fitted schema into a sequence table.
+
+    Args:
+        events: raw events (pandas, Polars, or a Parquet/CSV path).
+        schema: the fitted schema (from `prepare` or a saved model).
+        labels: optional per-entity labels table (id column + target columns).
+        targets: target columns to attach; default none when encoding for inference.
+        config: policies for nulls and missing entities (defaults if None).
+
+    Returns:
+        PreparedData with the sequence table, the schema and a report of drops.
+
+    Raises:
+        ColumnError: a column the schema needs is missing or has the wrong type.
+        DataError: empty input, null ids, invalid numerics under policy 'error'.
+    """
+    config = config or PrepareConfig(
+        id_column=schema.id_column,
+        time_column=schema.time_column,
+        categorical=[f.name for f in schema.categorical],
+        numeric=[f.name for f in schema.numeric],
+        invalid_numeric=schema.invalid_numeric,
+        fill_value=schema.fill_value,
+        targets={t: schema.target(t).task for t in (targets or [])},
+    )
+    frame, label_frame = _load_inputs(events, labels, config)
+    return _encode_frame(frame, label_frame, schema, targets or [], config)
+
+
+def _encode_frame(
+    frame: pl.DataFrame,
+    labels: pl.DataFrame | None,
+    schema: Schema,
+    targets: list[str],
+    config: PrepareConfig,
+) -> PreparedData:
+    report = PrepareReport(rows_in=frame.height)
+    if frame.height == 0:
+        raise DataError("the event table is empty: no rows to prepare")
+    id_column, time_column = schema.id_column, schema.time_column
+    frame = frame.with_row_index(_ROW)
+
+    null_ids = frame.get_column(id_column).null_count()
+    if null_ids:
+        row = _first_row(frame, pl.col(id_column).is_null())
+        raise DataError(f"id column '{id_column}' has {null_ids:,} null values (first at row {row})")
+
+    time_kind = _time_kind(frame.schema[time_column], time_column)
+    if time_kind != schema.time_kind:
+        raise ColumnError(
+            f"time column '{time_column}' is {frame.schema[time_column]} but the schema was fitted on "
+            f"{'integer seconds' if schema.time_kind == 'int' else 'datetimes'}"
+        )
+    time_expr = pl.col(time_column)
+    if time_kind == "datetime":
+        time_expr = time_expr.cast(pl.Datetime("us")).dt.epoch("s")
+    frame = frame.with_columns(time_expr.cast(pl.Int64).alias(TIME_COLUMN) if time_column != TIME_COLUMN
+                               else time_expr.cast(pl.Int64))
+
+    null_times = frame.get_column(TIME_COLUMN).null_count()
+    if null_times:
+        if config.null_time == "error":
+            row = _first_row(frame, pl.col(TIME_COLUMN).is_null())
+            raise DataError(f"time column '{time_column}' has {null_times:,} null values (first at row {row})")
+        frame = frame.filter(pl.col(TIME_COLUMN).is_not_null())
+        report.rows_dropped[f"null {time_column}"] = null_times
+
+    encoded: list[pl.Expr] = []
+    for feature in schema.categorical:
+        ids = list(range(FIRST_VALUE_ID, FIRST_VALUE_ID + len(feature.vocabulary)))
+        encoded.append(
+            pl.col(feature.name)
+            .cast(pl.String)
+            .replace_strict(feature.vocabulary, ids, default=UNKNOWN_ID, return_dtype=pl.Int32)
+            .fill_null(UNKNOWN_ID)
+            .alias(feature.name)
+        )
+    for feature in schema.numeric:
+        dtype = frame.schema[feature.name]
+        if not dtype.is_numeric():
+            raise ColumnError(f"numeric column '{feature.name}' has dtype {dtype}: expected a number type")
+        encoded.append(
+            _apply_numeric_transform(pl.col(feature.name).cast(pl.Float64), feature.transform, feature.mean, feature.std)
+            .alias(feature.name)
+        )
+    frame = frame.with_columns(encoded)
+    for feature in schema.categorical:
+        unknown = frame.select((pl.col(feature.name) == UNKNOWN_ID).sum()).item()
+        report.unknown_values[feature.name] = int(unknown)
+
+    frame = _handle_invalid_numerics(frame, schema, config, report)
+    if frame.height == 0:
+        raise DataError("no events left after dropping invalid rows: " + report.summary().replace("\n", "; "))
+
+    feature_names = schema.feature_names
+    targets_in_events = [t for t in targets if t in frame.columns]
+    for target in targets_in_events:
+        varying = frame.group_by(id_column).agg(pl.col(target).n_unique().alias("n")).filter(pl.col("n") > 1)
+        if varying.height:
+            entity = varying.get_column(id_column)[0]
+            raise DataError(
+                f"target '{target}' is not constant within entity {entity!r}: a per-entity target must "
+                f"have one value per entity (pass it in a labels table instead)"
+            )
+
+    table = (
+        frame.sort([id_column, TIME_COLUMN], maintain_order=True)
+        .group_by(id_column, maintain_order=True)
+        .agg(
+            pl.col(TIME_COLUMN),
+            *[pl.col(f.name).cast(pl.Int32) for f in schema.categorical],
+            *[pl.col(f.name).cast(pl.Float32) for f in schema.numeric],
+            *[pl.col(t).first() for t in targets_in_events],
+        )
+    )
+
+    label_targets = [t for t in targets if t not in targets_in_events]
+    if labels is not None and label_targets:
+        duplicated = labels.filter(pl.col(id_column).is_duplicated())
+        if duplicated.height:
+            raise DataError(
+                f"labels table has {duplicated.height:,} rows with a repeated '{id_column}' "
+                f"(first: {duplicated.get_column(id_column)[0]!r}); expected one row per entity"
+            )
+        labels = labels.with_columns(pl.col(id_column).cast(table.schema[id_column], strict=False))
+        without_events = labels.join(table.select(id_column), on=id_column, how="anti")
+        if without_events.height:
+            if config.entities_without_events == "error":
+                raise DataError(
+                    f"{without_events.height:,} labelled entities have no events "
+                    f"(first: {without_events.get_column(id_column)[0]!r}); "
+                    f"set entities_without_events=drop to skip them"
+                )
+            report.entities_dropped["labelled but no events"] = without_events.height
+        table = table.join(labels.select(id_column, *label_targets), on=id_column, how="left")
+
+    table = table.with_columns([_encode_target(schema.target(t)) for t in targets])
+    table = table.select(id_column, TIME_COLUMN, *feature_names, *targets)
+    report.entities_out = table.height
+    report.events_out = int(frame.height)
+    return PreparedData(table=table, schema=schema, report=report)
+
+
+def _encode_target(target: Target) -> pl.Expr:
+    column = pl.col(target.name)
+    if target.task == "regression":
+        return column.cast(pl.Float32)
+    assert target.classes is not None
+    return column.replace_strict(
+        target.classes, list(range(len(target.classes))), default=None, return_dtype=pl.Int32
+    ).alias(target.name)
+
+
+def _handle_invalid_numerics(
+    frame: pl.DataFrame, schema: Schema, config: PrepareConfig, report: PrepareReport
+) -> pl.DataFrame:
+    for feature in schema.numeric:
+        invalid = ~pl.col(feature.name).is_finite().fill_null(False)
+        count = frame.select(invalid.sum()).item()
+        if not count:
+            continue
+        policy = config.invalid_numeric
+        if policy == "error":
+            row = _first_row(frame, invalid)
+            raise DataError(
+                f"numeric column '{feature.name}' has {count:,} NaN/inf/null values (first at row {row}); "
+                f"set invalid_numeric=fill or invalid_numeric=drop to handle them"
+            )
+        if policy == "fill":
+            frame = frame.with_columns(
+                pl.when(invalid).then(pl.lit(config.fill_value)).otherwise(pl.col(feature.name)).alias(feature.name)
+            )
+            report.rows_dropped.setdefault(f"filled invalid '{feature.name}' (kept)", 0)
+            report.rows_dropped[f"filled invalid '{feature.name}' (kept)"] += count
+        else:
+            frame = frame.filter(~invalid)
+            report.rows_dropped[f"NaN/inf/null '{feature.name}'"] = count
+    return frame
+
+
+# ----------------------------------------------------------------------------- public entry
+
+
+def prepare(
+    events: EventsLike,
+    config: PrepareConfig | None = None,
+    labels: EventsLike | None = None,
+    output: str | os.PathLike | None = None,
+    **overrides: Any,
+) -> PreparedData:
+    """Fit a schema on raw events and encode them into a sequence table.
+
+    Args:
+        events: raw event table: pandas/Polars DataFrame, Polars LazyFrame, or a Parquet/CSV path.
+        config: the column declaration; keyword `overrides` set individual PrepareConfig fields.
+        labels: optional per-entity labels (id column + target columns).
+        output: if given, a directory to write data.parquet, schema.json and report.json into.
+
+    Returns:
+        PreparedData (table, schema, report).
+
+    Raises:
+        ColumnError, DataError, ConfigError, FileFormatError: bad input, with the column/row/file named.
+    """
+    config = config or PrepareConfig()
+    for key, value in overrides.items():
+        if not hasattr(config, key):
+            raise ConfigError(f"unknown prepare option '{key}'{did_you_mean(key, asdict(config))}")
+        setattr(config, key, value)
+    prepared = SequencePreparer(config).fit_transform(events, labels)
+    if output is not None:
+        prepared.save(output)
+    return prepared
+
+
+def load_prepared(directory: str | os.PathLike) -> PreparedData:
+    """Load a directory written by `prepare` (data.parquet + schema.json)."""
+    from eventseq._io import read_parquet
+
+    directory = Path(directory)
+    if directory.is_file():  # a single Parquet file with the schema in its metadata
+        data_path = directory
+        arrow = read_parquet(data_path)
+        raw = (arrow.schema.metadata or {}).get(SCHEMA_METADATA_KEY)
+        if raw is None:
+            raise FileFormatError(f"{data_path} has no eventseq schema in its metadata; pass the prepare directory")
+        schema = Schema.from_json(raw.decode())
+        report = PrepareReport()
+    else:
+        arrow = read_parquet(directory / DATA_FILE)
+        schema = Schema.from_dict(read_json(directory / SCHEMA_FILE, "schema"))
+        report_path = directory / REPORT_FILE
+        report = PrepareReport(**read_json(report_path)) if report_path.exists() else PrepareReport()
+    table = pl.from_arrow(arrow)
+    assert isinstance(table, pl.DataFrame)
+    missing = [c for c in [schema.id_column, TIME_COLUMN, *schema.feature_names] if c not in table.columns]
+    if missing:
+        raise FileFormatError(f"{directory}: sequence table lacks columns {missing} named by its schema")
+    return PreparedData(table=table, schema=schema, report=report)

@@ -1,0 +1,133 @@
+"""The schema: what each column of a sequence table is, and its fitted state.
+
+Fitted once by `prepare`, saved as JSON next to the data and inside every saved model, so that
+inference encodes raw events exactly as training did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventseq.errors import ConfigError, FileFormatError
+
+PADDING_ID = 0  # categorical id reserved for padding positions
+UNKNOWN_ID = 1  # categorical id for unseen, rare or null values
+FIRST_VALUE_ID = 2
+
+NUMERIC_TRANSFORMS = ("identity", "log", "standardize", "log_standardize")
+TARGET_TASKS = ("binary", "multiclass", "multilabel", "regression")
+TIME_COLUMN = "event_time"  # name of the time list column in every sequence table
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class CategoricalFeature:
+    """A categorical event field. `vocabulary[i]` is encoded as id `i + FIRST_VALUE_ID`."""
+
+    name: str
+    vocabulary: list[str] = field(default_factory=list)
+    kind: str = "categorical"
+
+    @property
+    def num_embeddings(self) -> int:
+        """Table size for an embedding: padding + unknown + every vocabulary value."""
+        return len(self.vocabulary) + FIRST_VALUE_ID
+
+
+@dataclass
+class NumericFeature:
+    """A numeric event field with its transform and fitted mean/std (used by standardize)."""
+
+    name: str
+    transform: str = "identity"
+    mean: float = 0.0
+    std: float = 1.0
+    kind: str = "numeric"
+
+
+@dataclass
+class Target:
+    """A per-entity target. `classes` maps encoded index -> original value (classification)."""
+
+    name: str
+    task: str
+    classes: list[Any] | None = None
+
+
+@dataclass
+class Schema:
+    """Fitted description of a sequence table; see module docstring."""
+
+    id_column: str
+    time_column: str  # name of the time column in the raw event table
+    time_kind: str  # "int" (seconds) or "datetime"
+    features: list[CategoricalFeature | NumericFeature]
+    targets: list[Target] = field(default_factory=list)
+    invalid_numeric: str = "error"
+    fill_value: float = 0.0
+    version: int = SCHEMA_VERSION
+
+    @property
+    def categorical(self) -> list[CategoricalFeature]:
+        return [f for f in self.features if isinstance(f, CategoricalFeature)]
+
+    @property
+    def numeric(self) -> list[NumericFeature]:
+        return [f for f in self.features if isinstance(f, NumericFeature)]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def target(self, name: str) -> Target:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        from eventseq.errors import did_you_mean
+
+        known = [t.name for t in self.targets]
+        raise ConfigError(
+            f"target '{name}' is not in the schema (targets: {known}){did_you_mean(name, known)}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+    def fingerprint(self) -> str:
+        """Short hash of the encoding state: equal fingerprints encode raw data identically."""
+        payload = self.to_dict()
+        payload.pop("targets")
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> Schema:
+        try:
+            features: list[CategoricalFeature | NumericFeature] = []
+            for item in payload["features"]:
+                item = dict(item)
+                kind = item.pop("kind")
+                if kind == "categorical":
+                    features.append(CategoricalFeature(**item))
+                elif kind == "numeric":
+                    features.append(NumericFeature(**item))
+                else:
+                    raise FileFormatError(f"schema feature '{item.get('name')}' has unknown kind '{kind}'")
+            targets = [Target(**t) for t in payload.get("targets", [])]
+            rest = {k: v for k, v in payload.items() if k not in ("features", "targets")}
+            return cls(features=features, targets=targets, **rest)
+        except (KeyError, TypeError) as error:
+            raise FileFormatError(f"not an eventseq schema: {error}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> Schema:
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as error:
+            raise FileFormatError(f"schema is not valid JSON: {error}") from None
