@@ -1,0 +1,179 @@
+"""In-memory dataset over a sequence table: each list column is one flat array plus offsets.
+
+Slicing an entity, truncating to `max_len` and building a padded batch are vectorized NumPy
+operations over those flat arrays; there are no per-event Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import torch
+
+from eventseq.data.batch import Batch
+from eventseq.data.schema import TIME_COLUMN, Schema
+from eventseq.errors import ColumnError, DataError, did_you_mean
+
+
+def _flat_and_offsets(column: pa.ChunkedArray | pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
+        raise ColumnError(f"column '{name}' is {column.type}: expected a list column (one list per entity)")
+    if column.null_count:
+        raise DataError(f"list column '{name}' has {column.null_count} null rows; expected a list per entity")
+    offsets = np.asarray(column.offsets, dtype=np.int64)
+    flat = column.flatten()  # respects slicing of the array
+    values = flat.to_numpy(zero_copy_only=False)
+    return values, offsets - offsets[0]
+
+
+class SequenceDataset(torch.utils.data.Dataset):
+    """Sequence table as flat arrays + offsets; `collate(indices)` builds a padded Batch.
+
+    Use with `torch.utils.data.DataLoader(dataset, batch_sampler=..., collate_fn=dataset.collate)`:
+    items are just row positions, so the whole batch is gathered in one vectorized step.
+    """
+
+    def __init__(
+        self,
+        columns: dict[str, np.ndarray],
+        offsets: np.ndarray,
+        ids: np.ndarray,
+        schema: Schema,
+        targets: np.ndarray | None = None,
+        target_names: Sequence[str] = (),
+        max_len: int | None = None,
+        rows: np.ndarray | None = None,
+    ) -> None:
+        self.columns = columns
+        self.offsets = offsets
+        self.ids = ids
+        self.schema = schema
+        self.targets = targets
+        self.target_names = list(target_names)
+        self.max_len = max_len
+        self.rows = np.arange(len(offsets) - 1) if rows is None else rows
+
+    @classmethod
+    def from_table(
+        cls,
+        table: pl.DataFrame | pa.Table,
+        schema: Schema,
+        target: str | Sequence[str] | None = None,
+        max_len: int | None = None,
+    ) -> SequenceDataset:
+        """Build from a sequence table (as written by `prepare`).
+
+        Args:
+            table: one row per entity, list columns for `event_time` and each schema feature.
+            schema: the fitted schema naming the features.
+            target: target column(s) to attach (several for multilabel); None for unlabeled use.
+            max_len: keep at most this many most recent events per entity.
+
+        Raises:
+            ColumnError: a needed column is missing; DataError: null targets or ragged lists.
+        """
+        arrow = table.to_arrow() if isinstance(table, pl.DataFrame) else table
+        available = arrow.column_names
+        needed = [schema.id_column, TIME_COLUMN, *schema.feature_names]
+        for name in needed:
+            if name not in available:
+                raise ColumnError(
+                    f"sequence table lacks column '{name}'{did_you_mean(name, available)}; has {available}"
+                )
+        time_values, offsets = _flat_and_offsets(arrow[TIME_COLUMN], TIME_COLUMN)
+        columns = {TIME_COLUMN: time_values.astype(np.int64, copy=False)}
+        for feature in schema.features:
+            values, feature_offsets = _flat_and_offsets(arrow[feature.name], feature.name)
+            if not np.array_equal(feature_offsets, offsets):
+                row = int(np.nonzero(np.diff(feature_offsets) != np.diff(offsets))[0][0])
+                raise DataError(
+                    f"list column '{feature.name}' has a different length than '{TIME_COLUMN}' at row {row}"
+                )
+            dtype = np.int64 if feature.kind == "categorical" else np.float32
+            columns[feature.name] = values.astype(dtype, copy=False)
+        if np.any(np.diff(offsets) == 0):
+            row = int(np.nonzero(np.diff(offsets) == 0)[0][0])
+            raise DataError(f"entity at row {row} has no events; every entity needs at least one")
+        ids = arrow[schema.id_column].to_numpy()
+        target_names = [target] if isinstance(target, str) else list(target or [])
+        targets = None
+        if target_names:
+            for name in target_names:
+                if name not in available:
+                    raise ColumnError(
+                        f"sequence table lacks target column '{name}'{did_you_mean(name, available)}"
+                    )
+                nulls = arrow[name].null_count
+                if nulls:
+                    raise DataError(f"target '{name}' is null for {nulls:,} entities; drop them or fill it")
+            stacked = np.stack([arrow[name].to_numpy() for name in target_names], axis=1)
+            targets = stacked[:, 0] if len(target_names) == 1 else stacked
+        return cls(columns, offsets, ids, schema, targets, target_names, max_len)
+
+    # -------------------------------------------------------------- sizes and views
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, position: int) -> int:
+        return position
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Events per entity after truncation to max_len, in dataset order."""
+        lengths = self.offsets[self.rows + 1] - self.offsets[self.rows]
+        return lengths if self.max_len is None else np.minimum(lengths, self.max_len)
+
+    @property
+    def num_events(self) -> int:
+        return int(self.lengths.sum())
+
+    def subset(self, positions: np.ndarray) -> SequenceDataset:
+        """A view over some entities; shares the flat arrays (no copy)."""
+        return SequenceDataset(
+            self.columns, self.offsets, self.ids, self.schema, self.targets, self.target_names,
+            self.max_len, rows=self.rows[np.asarray(positions, dtype=np.int64)],
+        )
+
+    def entity_ids(self, positions: np.ndarray | None = None) -> np.ndarray:
+        rows = self.rows if positions is None else self.rows[positions]
+        return self.ids[rows]
+
+    def target_values(self) -> np.ndarray | None:
+        return None if self.targets is None else self.targets[self.rows]
+
+    # -------------------------------------------------------------- batching
+    def collate(self, positions: Sequence[int] | np.ndarray) -> Batch:
+        """Gather entities into a padded Batch (left-aligned, most recent `max_len` events)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        rows = self.rows[positions]
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        lengths = ends - starts
+        if self.max_len is not None:
+            lengths = np.minimum(lengths, self.max_len)
+            starts = ends - lengths  # keep the most recent events
+        width = max(int(lengths.max()), 1)
+        steps = np.arange(width)
+        valid = steps[None, :] < lengths[:, None]  # [B, T]
+        gather = np.where(valid, starts[:, None] + steps[None, :], 0)  # [B, T]
+        features = {}
+        for feature in self.schema.features:
+            values = self.columns[feature.name][gather]
+            values[~valid] = 0
+            features[feature.name] = torch.from_numpy(values)
+        event_time = self.columns[TIME_COLUMN][gather]
+        event_time[~valid] = 0
+        target = None
+        if self.targets is not None:
+            target = torch.from_numpy(np.ascontiguousarray(self.targets[rows]))
+        return Batch(
+            features=features,
+            event_time=torch.from_numpy(event_time),
+            lengths=torch.from_numpy(lengths.astype(np.int64)),
+            index=torch.from_numpy(positions),
+            target=target,
+        )

@@ -1,0 +1,114 @@
+"""Splits by entity (stratified when a target is given) and by time (train until T, gap, valid after)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+from sklearn.model_selection import train_test_split
+
+from eventseq.data.schema import TIME_COLUMN
+from eventseq.errors import ConfigError, DataError
+
+
+def split_by_entity(
+    count: int,
+    valid_fraction: float = 0.2,
+    test_fraction: float = 0.0,
+    stratify: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Split entity positions into train / valid / test.
+
+    Args:
+        count: number of entities.
+        valid_fraction, test_fraction: shares of entities held out.
+        stratify: per-entity class labels to keep class shares equal across parts (None = random).
+        seed: random seed.
+
+    Returns:
+        {"train": positions, "valid": positions, "test": positions} (sorted int64 arrays).
+    """
+    if not 0 < valid_fraction < 1 or not 0 <= test_fraction < 1 or valid_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"valid_fraction={valid_fraction}, test_fraction={test_fraction}: each in [0, 1) and sum < 1"
+        )
+    positions = np.arange(count)
+    if stratify is not None and stratify.ndim > 1:
+        stratify = None  # multilabel / multi-target: fall back to a random split
+    if stratify is not None and np.unique(stratify).size * 2 > count:
+        stratify = None  # regression-like targets cannot be stratified
+    held_out = valid_fraction + test_fraction
+    try:
+        train, rest = train_test_split(positions, test_size=held_out, stratify=stratify, random_state=seed)
+        parts = {"train": train}
+        if test_fraction > 0:
+            valid, test = train_test_split(
+                rest,
+                test_size=test_fraction / held_out,
+                stratify=None if stratify is None else stratify[rest],
+                random_state=seed,
+            )
+            parts.update(valid=valid, test=test)
+        else:
+            parts.update(valid=rest, test=np.array([], dtype=np.int64))
+    except ValueError as error:
+        raise DataError(f"cannot split {count} entities ({error})") from None
+    return {name: np.sort(part).astype(np.int64) for name, part in parts.items()}
+
+
+def _to_seconds(moment: int | dt.datetime | dt.date | str) -> int:
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    if isinstance(moment, dt.datetime):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        return int(moment.timestamp())
+    if isinstance(moment, dt.date):
+        return _to_seconds(dt.datetime(moment.year, moment.month, moment.day))
+    return int(moment)
+
+
+def split_by_time(
+    table: pl.DataFrame,
+    train_until: int | dt.datetime | dt.date | str,
+    gap: int | dt.timedelta = 0,
+    valid_until: int | dt.datetime | dt.date | str | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cut every entity's events at a time: before `train_until` → train, from `train_until + gap` → valid.
+
+    Args:
+        table: sequence table with the `event_time` list column (seconds) and feature list columns.
+        train_until: first moment excluded from training (seconds, datetime, date or ISO string).
+        gap: time skipped between the parts (seconds or timedelta), so labels cannot leak.
+        valid_until: first moment excluded from validation (None = no end).
+
+    Returns:
+        (train, valid) sequence tables; entities with no events in a part are left out of it.
+    """
+    start = _to_seconds(train_until)
+    gap_seconds = int(gap.total_seconds()) if isinstance(gap, dt.timedelta) else int(gap)
+    if gap_seconds < 0:
+        raise ConfigError(f"gap must be >= 0, got {gap_seconds}")
+    valid_start = start + gap_seconds
+    valid_end = _to_seconds(valid_until) if valid_until is not None else None
+    if TIME_COLUMN not in table.columns:
+        raise DataError(f"sequence table has no '{TIME_COLUMN}' column")
+    list_columns = [c for c, t in table.schema.items() if isinstance(t, pl.List)]
+    times = pl.col(TIME_COLUMN)
+    bounds = table.with_columns(
+        times.list.eval(pl.element() < start).list.sum().alias("__train_end"),
+        times.list.eval(pl.element() < valid_start).list.sum().alias("__valid_start"),
+        (times.list.eval(pl.element() < valid_end).list.sum() if valid_end is not None else times.list.len())
+        .alias("__valid_end"),
+    )
+    train = bounds.with_columns(
+        pl.col(c).list.slice(0, pl.col("__train_end")) for c in list_columns
+    ).filter(pl.col("__train_end") > 0)
+    valid = bounds.with_columns(
+        pl.col(c).list.slice(pl.col("__valid_start"), pl.col("__valid_end") - pl.col("__valid_start"))
+        for c in list_columns
+    ).filter(pl.col("__valid_end") > pl.col("__valid_start"))
+    helper = ["__train_end", "__valid_start", "__valid_end"]
+    return train.drop(helper), valid.drop(helper)
