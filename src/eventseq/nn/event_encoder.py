@@ -1,0 +1,158 @@
+"""EventEncoder: one vector per event from the schema's categorical and numeric fields.
+
+What ptls calls a TrxEncoder. Categoricals go through embeddings (padding id 0 → zero vector),
+numerics (plus an optional log time-delta) through a batch norm that only sees real events,
+then everything is concatenated (or summed) and optionally projected. Padding positions are
+zero on output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from eventseq.data.batch import Batch
+from eventseq.data.schema import PADDING_ID, Schema
+from eventseq.errors import ConfigError, did_you_mean
+
+
+@dataclass
+class EventEncoderConfig:
+    """How events become vectors.
+
+    Attributes:
+        embedding_dims: embedding size per categorical field (missing fields use the default).
+        default_embedding_dim: size for fields not in embedding_dims; None = min(32, 1.6·n^0.56).
+        numeric_dim: project the numeric block to this size; None = numerics enter as scalars.
+        time_delta: add log1p(seconds since the previous event) as a numeric input.
+        combine: concat (sizes may differ) or sum (all parts get default_embedding_dim).
+        output_dim: final linear projection size; None = no projection.
+        dropout: dropout on the event vectors.
+    """
+
+    embedding_dims: dict[str, int] = field(default_factory=dict)
+    default_embedding_dim: int | None = None
+    numeric_dim: int | None = None
+    time_delta: bool = True
+    combine: str = "concat"
+    output_dim: int | None = None
+    dropout: float = 0.0
+
+
+def default_embedding_dim(num_embeddings: int) -> int:
+    """A common rule of thumb (fastai): grows slowly with the vocabulary, capped at 32."""
+    return int(min(32, max(2, round(1.6 * num_embeddings**0.56))))
+
+
+class MaskedBatchNorm(nn.Module):
+    """BatchNorm1d over real events only: padding never enters the statistics, stays zero."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(num_features)
+
+    def forward(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # values [B, T, F], mask [B, T]
+        selected = values[mask]  # [N, F]
+        output = torch.zeros_like(values)
+        if selected.shape[0] == 0:
+            return output
+        if self.training and selected.shape[0] < 2:
+            # one event cannot give a variance; use the running statistics for it
+            self.norm.eval()
+            output[mask] = self.norm(selected)
+            self.norm.train()
+        else:
+            output[mask] = self.norm(selected)
+        return output
+
+
+def time_deltas(event_time: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log1p of seconds since the previous event; 0 at the first event and at padding. [B, T]"""
+    delta = torch.zeros_like(event_time, dtype=torch.float32)
+    delta[:, 1:] = (event_time[:, 1:] - event_time[:, :-1]).clamp(min=0).float()
+    return torch.log1p(delta) * mask
+
+
+class EventEncoder(nn.Module):
+    """Batch → [B, T, output_dim] event vectors (zero at padding)."""
+
+    def __init__(self, schema: Schema, config: EventEncoderConfig | None = None) -> None:
+        super().__init__()
+        config = config or EventEncoderConfig()
+        self.schema = schema
+        self.config = config
+        if config.combine not in ("concat", "sum"):
+            raise ConfigError(f"event_encoder.combine={config.combine!r}: expected concat or sum")
+        names = [f.name for f in schema.categorical]
+        for name in config.embedding_dims:
+            if name not in names:
+                raise ConfigError(
+                    f"event_encoder.embedding_dims names '{name}', not a categorical field "
+                    f"(categoricals: {names}){did_you_mean(name, names)}"
+                )
+        if config.combine == "sum" and config.default_embedding_dim is None:
+            raise ConfigError("event_encoder.combine=sum needs default_embedding_dim (the shared size)")
+        self.embeddings = nn.ModuleDict()
+        parts_dim = 0
+        for feature in schema.categorical:
+            if config.combine == "sum":
+                dim = config.default_embedding_dim
+            else:
+                dim = config.embedding_dims.get(
+                    feature.name, config.default_embedding_dim or default_embedding_dim(feature.num_embeddings)
+                )
+            self.embeddings[feature.name] = nn.Embedding(feature.num_embeddings, dim, padding_idx=PADDING_ID)
+            parts_dim = dim if config.combine == "sum" else parts_dim + dim
+        self.numeric_names = [f.name for f in schema.numeric]
+        numeric_count = len(self.numeric_names) + int(config.time_delta)
+        self.numeric_norm = MaskedBatchNorm(numeric_count) if numeric_count else None
+        self.numeric_projection: nn.Module | None = None
+        if numeric_count:
+            target_dim = config.default_embedding_dim if config.combine == "sum" else config.numeric_dim
+            if target_dim is not None:
+                self.numeric_projection = nn.Linear(numeric_count, target_dim)
+                numeric_out = target_dim
+            else:
+                numeric_out = numeric_count
+            if config.combine == "sum":
+                parts_dim = parts_dim or numeric_out
+            else:
+                parts_dim += numeric_out
+        if parts_dim == 0:
+            raise ConfigError("the schema has no event features and time_delta is off: nothing to encode")
+        self.dropout = nn.Dropout(config.dropout)
+        self.projection = nn.Linear(parts_dim, config.output_dim) if config.output_dim else None
+        self.output_dim = config.output_dim or parts_dim
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        mask = batch.mask  # [B, T]
+        parts = []
+        for name, embedding in self.embeddings.items():
+            ids = batch.features[name]
+            if ids.numel() and int(ids.max()) >= embedding.num_embeddings:
+                raise ConfigError(
+                    f"field '{name}' has id {int(ids.max())} but the vocabulary has "
+                    f"{embedding.num_embeddings} entries: data was encoded with a different schema"
+                )
+            parts.append(embedding(ids))  # [B, T, d]
+        if self.numeric_norm is not None:
+            columns = [batch.features[name].float() for name in self.numeric_names]
+            if self.config.time_delta:
+                columns.append(time_deltas(batch.event_time, mask))
+            numeric = self.numeric_norm(torch.stack(columns, dim=-1), mask)  # [B, T, F]
+            if self.numeric_projection is not None:
+                numeric = self.numeric_projection(numeric)
+            parts.append(numeric)
+        if self.config.combine == "sum":
+            events = torch.stack(parts, dim=0).sum(dim=0)
+        else:
+            events = torch.cat(parts, dim=-1)  # [B, T, parts_dim]
+        events = self.dropout(events)
+        if self.projection is not None:
+            events = self.projection(events)
+        return events * mask.unsqueeze(-1)  # padding stays zero
+
+

@@ -1,0 +1,219 @@
+"""Sequence encoders behind one interface: (x [B, T, D], lengths [B]) → hidden [B, T, H].
+
+GRU/LSTM run on packed sequences (padding costs nothing), the CNN is a stack of dilated
+residual convolutions, the Transformer uses `scaled_dot_product_attention` (causal or
+bidirectional). `pool` turns hidden states into one vector per sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from eventseq.errors import ConfigError
+
+SEQUENCE_ENCODERS = ("gru", "lstm", "cnn", "transformer")
+POOLINGS = ("last", "mean", "max", "cls")
+
+
+@dataclass
+class SequenceEncoderConfig:
+    """The sequence model.
+
+    Attributes:
+        type: gru, lstm, cnn or transformer.
+        hidden_size: output size H.
+        num_layers: stacked layers (RNN layers, conv blocks, transformer blocks).
+        dropout: dropout between layers.
+        causal: each position sees only the past (cnn, transformer; RNNs always are).
+        kernel_size: cnn kernel width (dilations double per layer).
+        num_heads: transformer attention heads.
+        positional: transformer positions: sinusoidal, learned or none.
+        max_positions: longest sequence for learned positions.
+        pooling: last, mean, max or cls (transformer only, not causal).
+    """
+
+    type: str = "gru"
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.0
+    causal: bool = False
+    kernel_size: int = 3
+    num_heads: int = 4
+    positional: str = "sinusoidal"
+    max_positions: int = 2048
+    pooling: str = "last"
+
+    def validate(self) -> None:
+        if self.type not in SEQUENCE_ENCODERS:
+            raise ConfigError(f"sequence_encoder.type={self.type!r}: expected one of {list(SEQUENCE_ENCODERS)}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"sequence_encoder.pooling={self.pooling!r}: expected one of {list(POOLINGS)}")
+        if self.pooling == "cls" and (self.type != "transformer" or self.causal):
+            raise ConfigError("pooling=cls needs a bidirectional transformer (type=transformer, causal=false)")
+        if self.type == "transformer" and self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}"
+            )
+        if self.positional not in ("sinusoidal", "learned", "none"):
+            raise ConfigError(f"positional={self.positional!r}: expected sinusoidal, learned or none")
+        if self.hidden_size < 1 or self.num_layers < 1:
+            raise ConfigError("hidden_size and num_layers must be >= 1")
+
+
+class RnnEncoder(nn.Module):
+    """GRU or LSTM over packed sequences."""
+
+    def __init__(self, input_dim: int, config: SequenceEncoderConfig) -> None:
+        super().__init__()
+        cell = nn.GRU if config.type == "gru" else nn.LSTM
+        self.rnn = cell(
+            input_dim, config.hidden_size, num_layers=config.num_layers, batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        self.output_dim = config.hidden_size
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        width = x.shape[1]
+        packed = pack_padded_sequence(x, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
+        output, _ = self.rnn(packed)
+        hidden, _ = pad_packed_sequence(output, batch_first=True, total_length=width)
+        return hidden  # [B, T, H]
+
+
+class CnnEncoder(nn.Module):
+    """Dilated residual 1-D convolutions; padding is re-zeroed after every block."""
+
+    def __init__(self, input_dim: int, config: SequenceEncoderConfig) -> None:
+        super().__init__()
+        self.input = nn.Linear(input_dim, config.hidden_size)
+        self.causal = config.causal
+        self.kernel_size = config.kernel_size
+        self.convs = nn.ModuleList(
+            nn.Conv1d(config.hidden_size, config.hidden_size, config.kernel_size, dilation=2**layer)
+            for layer in range(config.num_layers)
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(config.hidden_size) for _ in range(config.num_layers))
+        self.dropout = nn.Dropout(config.dropout)
+        self.output_dim = config.hidden_size
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        steps = torch.arange(x.shape[1], device=x.device)
+        mask = (steps[None, :] < lengths[:, None]).unsqueeze(-1)  # [B, T, 1]
+        hidden = self.input(x) * mask  # [B, T, H]
+        for conv, norm in zip(self.convs, self.norms):
+            reach = (self.kernel_size - 1) * conv.dilation[0]
+            left, right = (reach, 0) if self.causal else (reach // 2, reach - reach // 2)
+            update = conv(F.pad(hidden.transpose(1, 2), (left, right))).transpose(1, 2)
+            hidden = norm(hidden + self.dropout(F.gelu(update))) * mask
+        return hidden
+
+
+def sinusoidal_positions(length: int, dim: int, device: torch.device) -> torch.Tensor:
+    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim, device=device)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]
+    return table  # [T, H]
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm self-attention + MLP block using scaled_dot_product_attention."""
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.attention_norm = nn.LayerNorm(hidden_size)
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.attention_out = nn.Linear(hidden_size, hidden_size)
+        self.mlp_norm = nn.LayerNorm(hidden_size)
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden_size, 4 * hidden_size), nn.GELU(), nn.Linear(4 * hidden_size, hidden_size)
+        )
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        batch, width, hidden = x.shape
+        q, k, v = self.qkv(self.attention_norm(x)).chunk(3, dim=-1)
+        # [B, heads, T, head_dim]
+        q, k, v = (t.view(batch, width, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
+        attended = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attention_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        x = x + F.dropout(self.attention_out(attended.transpose(1, 2).reshape(batch, width, hidden)),
+                          self.dropout, self.training)
+        return x + F.dropout(self.mlp(self.mlp_norm(x)), self.dropout, self.training)
+
+
+class TransformerEncoder(nn.Module):
+    """Transformer over events: causal or bidirectional, sinusoidal/learned positions, optional CLS."""
+
+    def __init__(self, input_dim: int, config: SequenceEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.input = nn.Linear(input_dim, config.hidden_size)
+        if config.positional == "learned":
+            self.positions = nn.Embedding(config.max_positions + 1, config.hidden_size)
+        self.cls = nn.Parameter(torch.randn(config.hidden_size) * 0.02) if config.pooling == "cls" else None
+        self.blocks = nn.ModuleList(
+            TransformerBlock(config.hidden_size, config.num_heads, config.dropout) for _ in range(config.num_layers)
+        )
+        self.final_norm = nn.LayerNorm(config.hidden_size)
+        self.output_dim = config.hidden_size
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, return_cls: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.input(x)  # [B, T, H]
+        if self.cls is not None:
+            hidden = torch.cat([self.cls.expand(hidden.shape[0], 1, -1), hidden], dim=1)
+            lengths = lengths + 1
+        batch, width, _ = hidden.shape
+        if width > self.config.max_positions and self.config.positional == "learned":
+            raise ConfigError(f"sequence of {width} events exceeds max_positions={self.config.max_positions}")
+        if self.config.positional == "sinusoidal":
+            hidden = hidden + sinusoidal_positions(width, hidden.shape[-1], hidden.device)
+        elif self.config.positional == "learned":
+            hidden = hidden + self.positions(torch.arange(width, device=hidden.device))
+        steps = torch.arange(width, device=hidden.device)
+        key_valid = steps[None, :] < lengths[:, None]  # [B, T]
+        attention_mask = key_valid[:, None, None, :]  # [B, 1, 1, T]
+        if self.config.causal:
+            attention_mask = attention_mask & (steps[None, :] <= steps[:, None])[None, None]  # [B, 1, T, T]
+        for block in self.blocks:
+            hidden = block(hidden, attention_mask)
+        hidden = self.final_norm(hidden) * key_valid.unsqueeze(-1)
+        if self.cls is not None:
+            if return_cls:
+                return hidden[:, 1:], hidden[:, 0]
+            return hidden[:, 1:]
+        return hidden
+
+
+def build_sequence_encoder(input_dim: int, config: SequenceEncoderConfig) -> nn.Module:
+    """The sequence encoder named by `config.type`."""
+    config.validate()
+    if config.type in ("gru", "lstm"):
+        return RnnEncoder(input_dim, config)
+    if config.type == "cnn":
+        return CnnEncoder(input_dim, config)
+    return TransformerEncoder(input_dim, config)
+
+
+def pool(hidden: torch.Tensor, lengths: torch.Tensor, method: str) -> torch.Tensor:
+    """[B, T, H] hidden states → [B, H]: last valid step, masked mean or masked max."""
+    steps = torch.arange(hidden.shape[1], device=hidden.device)
+    mask = (steps[None, :] < lengths[:, None]).unsqueeze(-1)  # [B, T, 1]
+    if method == "last":
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), (lengths - 1).clamp(min=0)]
+    if method == "mean":
+        return (hidden * mask).sum(dim=1) / lengths.clamp(min=1).unsqueeze(-1).to(hidden.dtype)
+    if method == "max":
+        return hidden.masked_fill(~mask, float("-inf")).max(dim=1).values
+    raise ConfigError(f"pooling={method!r}: expected one of {list(POOLINGS)}")
