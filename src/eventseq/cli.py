@@ -1,0 +1,195 @@
+"""The `eventseq` command line. Each command reads a YAML config (--config) plus key=value overrides.
+
+Every command is a thin wrapper over the Python API (`eventseq.prepare`, `eventseq.train`,
+`eventseq.predict`, `eventseq.embed`, `eventseq.demo.run_demo`), so notebooks and pipelines get
+the same behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventseq.config import describe, load_config
+from eventseq.data.prepare import PrepareConfig
+from eventseq.errors import ConfigError, EventseqError
+from eventseq.training import TrainConfig
+
+
+@dataclass
+class PrepareJob(PrepareConfig):
+    """Prepare a raw event log.
+
+    Attributes:
+        input: raw events: a Parquet file/directory or CSV.
+        labels: optional per-entity labels (Parquet/CSV) with the id column and the target columns.
+        output: directory to write data.parquet, schema.json and report.json into.
+    """
+
+    input: str = ""
+    labels: str | None = None
+    output: str = "prepared"
+
+
+@dataclass
+class PredictJob:
+    """Run a saved model over data.
+
+    Attributes:
+        model: saved model directory (e.g. runs/train/model).
+        data: raw events (Parquet/CSV) or a prepare directory made with the model's schema.
+        output: Parquet file to write.
+        batch_size: entities per forward pass.
+        chunk_rows: entities read and written per chunk (bounds memory).
+        max_len: most recent events kept per entity (None = as in training).
+        device: torch device (cpu, cuda).
+        progress: show a progress bar.
+    """
+
+    model: str = ""
+    data: str = ""
+    output: str = "predictions.parquet"
+    batch_size: int = 256
+    chunk_rows: int = 50_000
+    max_len: int | None = None
+    device: str = "cpu"
+    progress: bool = True
+
+
+@dataclass
+class EmbedJob(PredictJob):
+    """Write one embedding per entity.
+
+    Attributes:
+        output: Parquet file to write (id + emb_* columns).
+    """
+
+    output: str = "embeddings.parquet"
+
+
+@dataclass
+class GenerateJob:
+    """Write the built-in synthetic transactions as Parquet.
+
+    Attributes:
+        output: directory for events.parquet and labels.parquet.
+        n_entities: number of clients.
+        n_classes: label classes.
+        seed: random seed.
+    """
+
+    output: str = "synthetic"
+    n_entities: int = 5000
+    n_classes: int = 2
+    seed: int = 0
+
+
+def _require(value: str, key: str) -> None:
+    if not value:
+        raise ConfigError(f"'{key}' is required (pass {key}=...)")
+
+
+def run_prepare(job: PrepareJob) -> None:
+    from eventseq.data.prepare import prepare
+
+    _require(job.input, "input")
+    config = PrepareConfig(**{k: getattr(job, k) for k in PrepareConfig.__dataclass_fields__})
+    prepared = prepare(job.input, config, labels=job.labels, output=job.output)
+    print(prepared.report.summary())
+    print(f"written: {job.output}/")
+
+
+def run_train(config: TrainConfig) -> None:
+    from eventseq.training import train
+
+    result = train(config)
+    print(_format_metrics(result.metrics))
+    print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
+
+
+def run_predict(job: PredictJob, mode: str = "predict") -> None:
+    from eventseq import inference
+
+    _require(job.model, "model")
+    _require(job.data, "data")
+    function = inference.embed if mode == "embed" else inference.predict
+    path = function(job.model, job.data, job.output, job.batch_size, job.chunk_rows, job.progress, job.max_len,
+                    job.device)
+    print(f"written: {path}")
+
+
+def run_generate(job: GenerateJob) -> None:
+    from pathlib import Path
+
+    from eventseq._io import write_parquet
+    from eventseq.datasets.synthetic import make_transactions
+
+    data = make_transactions(job.n_entities, n_classes=job.n_classes, seed=job.seed)
+    write_parquet(data.events.to_arrow(), Path(job.output) / "events.parquet")
+    write_parquet(data.labels.to_arrow(), Path(job.output) / "labels.parquet")
+    print(f"written: {job.output}/events.parquet ({data.events.height:,} events), {job.output}/labels.parquet")
+
+
+def _format_metrics(metrics: dict[str, float]) -> str:
+    return "\n".join(f"  {name:<16} {value:.4f}" for name, value in sorted(metrics.items()))
+
+
+def _demo(job: Any) -> None:
+    from eventseq.demo import run_demo
+
+    run_demo(job)
+
+
+def _commands() -> dict[str, tuple[type, Callable[[Any], None], str]]:
+    from eventseq.demo import DemoJob
+
+    return {
+        "prepare": (PrepareJob, run_prepare, "raw event log → sequence table + schema"),
+        "train": (TrainConfig, run_train, "train a supervised sequence model"),
+        "predict": (PredictJob, run_predict, "predictions per entity → Parquet"),
+        "embed": (EmbedJob, lambda job: run_predict(job, "embed"), "embeddings per entity → Parquet"),
+        "generate": (GenerateJob, run_generate, "write the synthetic data set"),
+        "demo": (DemoJob, _demo, "the whole pipeline on built-in data"),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eventseq",
+        description="Deep learning on event sequences. Each command takes --config FILE.yaml and key=value overrides.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (schema, _, summary) in _commands().items():
+        command = sub.add_parser(
+            name,
+            help=summary,
+            description=f"{summary}. Options (set in YAML or as key=value; nested keys with dots):",
+            epilog="\n".join(describe(schema)),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_argument("--config", help="YAML file with options (overridden by key=value)")
+        command.add_argument("overrides", nargs="*", metavar="key=value", help="option overrides")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 1
+    schema, function, _ = _commands()[args.command]
+    try:
+        job = load_config(schema, args.config, args.overrides)
+        function(job)
+    except EventseqError as error:
+        print(f"eventseq {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

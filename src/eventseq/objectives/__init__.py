@@ -1,0 +1,1 @@
+"""Objectives: one file per training task, each a LightningModule over an Encoder."""

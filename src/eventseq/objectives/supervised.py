@@ -1,0 +1,248 @@
+"""Sequence-to-target training: binary, multiclass, multilabel, regression.
+
+A LightningModule holding the Encoder, a head and the loss; the Trainer holds everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+import torchmetrics
+from torch import nn
+
+from eventseq.data.batch import Batch
+from eventseq.data.schema import Schema
+from eventseq.errors import ConfigError
+from eventseq.nn.encoder import Encoder, EncoderConfig
+
+# metric used for early stopping and the best checkpoint, and whether higher is better
+MONITOR = {
+    "binary": ("val_auroc", "max"),
+    "multiclass": ("val_accuracy", "max"),
+    "multilabel": ("val_auroc", "max"),
+    "regression": ("val_rmse", "min"),
+}
+
+
+@dataclass
+class HeadConfig:
+    """The supervised head and loss.
+
+    Attributes:
+        task: auto (from the schema's target), binary, multiclass, multilabel or regression.
+        targets: target column(s); several only for multilabel/regression.
+        num_outputs: logits / values the head produces (filled in from the schema).
+        hidden_size: hidden layer of an MLP head; None = a linear head.
+        dropout: dropout before the head.
+        class_weights: loss weight per class (binary: [w0, w1]); None = unweighted.
+    """
+
+    task: str = "auto"
+    targets: list[str] | None = None
+    num_outputs: int = 1
+    hidden_size: int | None = None
+    dropout: float = 0.1
+    class_weights: list[float] | None = None
+
+
+@dataclass
+class OptimizerConfig:
+    """AdamW settings.
+
+    Attributes:
+        lr: learning rate of the head (and of the encoder unless encoder_lr is set).
+        encoder_lr: a separate learning rate for the encoder (None = lr).
+        weight_decay: AdamW weight decay.
+    """
+
+    lr: float = 3e-3
+    encoder_lr: float | None = None
+    weight_decay: float = 0.0
+
+
+def resolve_head(schema: Schema, head: HeadConfig) -> HeadConfig:
+    """Fill task, targets and output count of `head` from the schema; check they are consistent."""
+    if not schema.targets:
+        raise ConfigError("the prepared data has no target columns: declare targets in prepare")
+    names = list(head.targets or [schema.targets[0].name])
+    specs = [schema.target(name) for name in names]
+    tasks = {spec.task for spec in specs}
+    if len(tasks) > 1:
+        raise ConfigError(f"targets {names} mix tasks {sorted(tasks)}: train one task at a time")
+    task = tasks.pop()
+    if head.task not in ("auto", task):
+        raise ConfigError(f"head.task={head.task!r} but target(s) {names} were prepared as {task}")
+    if len(names) > 1 and task not in ("multilabel", "regression"):
+        raise ConfigError(f"{len(names)} targets given for a {task} task: only multilabel/regression take several")
+    if task == "multiclass":
+        num_outputs = len(specs[0].classes or [])
+    elif task == "binary":
+        num_outputs = 1
+    else:
+        num_outputs = len(names)
+    return replace(head, task=task, targets=names, num_outputs=num_outputs)
+
+
+def _metrics(task: str, num_outputs: int) -> torchmetrics.MetricCollection:
+    if task == "binary":
+        metrics = {
+            "auroc": torchmetrics.AUROC(task="binary"),
+            "accuracy": torchmetrics.Accuracy(task="binary"),
+            "f1": torchmetrics.F1Score(task="binary"),
+        }
+    elif task == "multiclass":
+        metrics = {
+            "accuracy": torchmetrics.Accuracy(task="multiclass", num_classes=num_outputs),
+            "f1": torchmetrics.F1Score(task="multiclass", num_classes=num_outputs, average="macro"),
+            "auroc": torchmetrics.AUROC(task="multiclass", num_classes=num_outputs),
+        }
+    elif task == "multilabel":
+        metrics = {
+            "auroc": torchmetrics.AUROC(task="multilabel", num_labels=num_outputs),
+            "accuracy": torchmetrics.Accuracy(task="multilabel", num_labels=num_outputs),
+            "f1": torchmetrics.F1Score(task="multilabel", num_labels=num_outputs, average="macro"),
+        }
+    else:
+        metrics = {
+            "rmse": torchmetrics.MeanSquaredError(squared=False),
+            "mae": torchmetrics.MeanAbsoluteError(),
+        }
+    return torchmetrics.MetricCollection(metrics)
+
+
+class SupervisedModule(L.LightningModule):
+    """Encoder + head + loss for one per-entity prediction task."""
+
+    kind = "supervised"
+
+    def __init__(
+        self,
+        schema: Schema,
+        encoder_config: EncoderConfig | None = None,
+        head_config: HeadConfig | None = None,
+        optimizer_config: OptimizerConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.schema = schema
+        self.encoder_config = encoder_config or EncoderConfig()
+        self.head_config = head_config or HeadConfig()
+        self.optimizer_config = optimizer_config or OptimizerConfig()
+        task, outputs = self.head_config.task, self.head_config.num_outputs
+        if task not in MONITOR:
+            raise ConfigError(f"head.task={task!r}: expected one of {list(MONITOR)}")
+        self.encoder = Encoder(schema, self.encoder_config)
+        hidden = self.head_config.hidden_size
+        layers: list[nn.Module] = [nn.Dropout(self.head_config.dropout)]
+        if hidden:
+            layers += [nn.Linear(self.encoder.output_dim, hidden), nn.ReLU(), nn.Linear(hidden, outputs)]
+        else:
+            layers.append(nn.Linear(self.encoder.output_dim, outputs))
+        self.head = nn.Sequential(*layers)
+        weights = self.head_config.class_weights
+        if weights is not None:
+            expected = 2 if task == "binary" else outputs
+            if len(weights) != expected:
+                raise ConfigError(f"class_weights has {len(weights)} values, the {task} task needs {expected}")
+        self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32) if weights else None)
+        self.val_metrics = _metrics(task, outputs).clone(prefix="val_")
+        self.test_metrics = _metrics(task, outputs).clone(prefix="test_")
+
+    # ------------------------------------------------------------------ model
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """Logits (classification) or values (regression): [B] for binary, [B, K] otherwise."""
+        output = self.head(self.encoder.embed(batch))  # [B, K]
+        return output.squeeze(-1) if self.head_config.task == "binary" else output
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        return self.encoder.embed(batch)
+
+    def predict_outputs(self, batch: Batch) -> torch.Tensor:
+        """Probabilities (classification) or values (regression)."""
+        output = self(batch)
+        task = self.head_config.task
+        if task in ("binary", "multilabel"):
+            return torch.sigmoid(output)
+        if task == "multiclass":
+            return torch.softmax(output, dim=-1)
+        return output
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        task = self.head_config.task
+        if task == "binary":
+            target = target.float()
+            weight = None
+            if self.class_weights is not None:
+                weight = self.class_weights[target.long()]
+            return F.binary_cross_entropy_with_logits(output, target, weight=weight)
+        if task == "multiclass":
+            return F.cross_entropy(output, target.long(), weight=self.class_weights)
+        if task == "multilabel":
+            return F.binary_cross_entropy_with_logits(output, target.float(), pos_weight=self.class_weights)
+        return F.mse_loss(output, target.float().view_as(output))
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
+        loss = self.loss(self(batch), batch.target)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.batch_size)
+        return loss
+
+    def _evaluate(self, batch: Batch, metrics: torchmetrics.MetricCollection, prefix: str) -> None:
+        output = self(batch)
+        self.log(f"{prefix}_loss", self.loss(output, batch.target), on_epoch=True, prog_bar=True,
+                 batch_size=batch.batch_size)
+        task = self.head_config.task
+        target = batch.target
+        if task in ("binary", "multilabel"):
+            metrics.update(torch.sigmoid(output), target.long())
+        elif task == "multiclass":
+            metrics.update(torch.softmax(output, dim=-1), target.long())
+        else:
+            metrics.update(output, target.float().view_as(output))
+
+    def validation_step(self, batch: Batch, batch_index: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: Batch, batch_index: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        config = self.optimizer_config
+        encoder_lr = config.encoder_lr if config.encoder_lr is not None else config.lr
+        groups = [
+            {"params": [p for p in self.encoder.parameters() if p.requires_grad], "lr": encoder_lr},
+            {"params": list(self.head.parameters()), "lr": config.lr},
+        ]
+        groups = [g for g in groups if g["params"]]
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+    # ------------------------------------------------------------------ saving
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "encoder": asdict(self.encoder_config),
+            "head": asdict(self.head_config),
+            "optimizer": asdict(self.optimizer_config),
+        }
+
+    @classmethod
+    def from_config(cls, schema: Schema, config: dict[str, Any]) -> SupervisedModule:
+        from omegaconf import OmegaConf
+
+        encoder = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EncoderConfig), config["encoder"]))
+        return cls(
+            schema,
+            encoder,
+            HeadConfig(**config["head"]),
+            OptimizerConfig(**config.get("optimizer", {})),
+        )

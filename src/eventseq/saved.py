@@ -1,0 +1,90 @@
+"""Saved models: a directory with config.json (architecture + schema) and model.safetensors.
+
+Loading rebuilds the module from JSON and reads tensors with safetensors: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import safetensors.torch
+import torch
+
+from eventseq import __version__
+from eventseq._io import atomic_directory, read_json
+from eventseq.data.schema import Schema
+from eventseq.errors import FileFormatError
+from eventseq.objectives.supervised import SupervisedModule
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+# kind (stored in config.json) -> class; explicit so that it can be grepped
+MODEL_KINDS: dict[str, type[L.LightningModule]] = {
+    SupervisedModule.kind: SupervisedModule,
+}
+
+
+def save_model(module: L.LightningModule, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write `config.json` and `model.safetensors` into `directory` (atomically replaced).
+
+    Args:
+        module: a module of a kind in MODEL_KINDS, with `schema` and `to_config()`.
+        directory: target directory; an existing one is replaced only once the new one is complete.
+        extra: additional JSON-able information (metrics, training config) stored in config.json.
+    """
+    import json
+
+    payload = {
+        "eventseq_version": __version__,
+        "kind": module.kind,
+        "schema": module.schema.to_dict(),
+        "model": module.to_config(),
+        "extra": extra or {},
+    }
+    with atomic_directory(directory) as tmp:
+        (tmp / CONFIG_FILE).write_text(json.dumps(payload, indent=2, default=str))
+        safetensors.torch.save_model(module, str(tmp / WEIGHTS_FILE))
+    return Path(directory)
+
+
+def load_model(directory: str | os.PathLike) -> L.LightningModule:
+    """Rebuild a saved model in eval mode.
+
+    Raises:
+        FileFormatError: the directory, config or weights are missing, corrupt or do not match.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileFormatError(f"model directory not found: {directory}")
+    payload = read_json(directory / CONFIG_FILE, "model config")
+    kind = payload.get("kind")
+    if kind not in MODEL_KINDS:
+        raise FileFormatError(f"{directory / CONFIG_FILE}: unknown model kind {kind!r} (known: {list(MODEL_KINDS)})")
+    schema = Schema.from_dict(payload["schema"])
+    module = MODEL_KINDS[kind].from_config(schema, payload["model"])
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileFormatError(f"model weights not found: {weights}")
+    try:
+        missing, unexpected = safetensors.torch.load_model(module, str(weights), strict=False)
+    except (safetensors.SafetensorError, OSError, RuntimeError) as error:
+        raise FileFormatError(f"cannot load {weights}: corrupt or from another architecture ({error})") from None
+    if missing or unexpected:
+        raise FileFormatError(
+            f"{weights} does not match {directory / CONFIG_FILE}: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+    module.saved_info = payload.get("extra", {})
+    return module.eval()
+
+
+def load_checkpoint_state(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a Lightning checkpoint without unpickling arbitrary objects (weights_only=True)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt files
+        raise FileFormatError(f"cannot read checkpoint {path}: {error}") from None

@@ -1,0 +1,262 @@
+"""Training runs: data → splits → loaders → LightningModule → Trainer → best model saved.
+
+The Trainer owns devices, precision, checkpointing, early stopping and logging; this module only
+wires them up. A run directory holds checkpoints/, logs/ (CSV, TensorBoard if installed),
+model/ (the best model, safetensors), metrics.json, splits.parquet, config.yaml and curves.png.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import polars as pl
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from eventseq._io import atomic_path, write_json, write_parquet
+from eventseq.data.dataset import SequenceDataset
+from eventseq.data.prepare import load_prepared
+from eventseq.data.sampler import LengthBucketSampler
+from eventseq.data.splits import split_by_entity
+from eventseq.errors import ConfigError
+from eventseq.nn.encoder import EncoderConfig
+from eventseq.objectives.supervised import MONITOR, HeadConfig, OptimizerConfig, SupervisedModule, resolve_head
+from eventseq.saved import load_checkpoint_state, save_model
+
+CRASH_ENV = "EVENTSEQ_TEST_KILL_AFTER_EPOCH"  # tests: SIGKILL the run after this epoch's checkpoint
+
+
+@dataclass
+class DataSection:
+    """Which data and how to batch it.
+
+    Attributes:
+        path: directory written by `eventseq prepare` (or its data.parquet).
+        max_len: keep the most recent max_len events per entity.
+        batch_size: entities per batch.
+        valid_fraction: share of entities for validation (early stopping).
+        test_fraction: share of entities held out for the final test metrics.
+        split_seed: seed of the entity split (stratified by class for classification).
+        bucket_by_length: batch similar lengths together to cut padding.
+        num_workers: DataLoader worker processes (0 = in the main process).
+    """
+
+    path: str = ""
+    max_len: int = 512
+    batch_size: int = 64
+    valid_fraction: float = 0.15
+    test_fraction: float = 0.15
+    split_seed: int = 0
+    bucket_by_length: bool = True
+    num_workers: int = 0
+
+
+@dataclass
+class TrainerSection:
+    """Lightning Trainer settings.
+
+    Attributes:
+        max_epochs: upper bound on epochs.
+        patience: epochs without improvement of the monitored metric before stopping.
+        accelerator: cpu, gpu, auto ...
+        devices: number of devices.
+        precision: Lightning precision string (32-true, bf16-mixed ...).
+        gradient_clip_val: clip gradient norm (0 = off).
+        progress_bar: show a progress bar with rate and ETA.
+    """
+
+    max_epochs: int = 20
+    patience: int = 3
+    accelerator: str = "cpu"
+    devices: int = 1
+    precision: str = "32-true"
+    gradient_clip_val: float = 1.0
+    progress_bar: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """A supervised training run.
+
+    Attributes:
+        output: run directory (checkpoints, logs, model, metrics, curves).
+        seed: global seed; the same seed and data give the same result.
+        resume: continue from output/checkpoints/last.ckpt if it exists.
+    """
+
+    data: DataSection = field(default_factory=DataSection)
+    model: EncoderConfig = field(default_factory=EncoderConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    trainer: TrainerSection = field(default_factory=TrainerSection)
+    output: str = "runs/train"
+    seed: int = 0
+    resume: bool = False
+
+
+@dataclass
+class TrainResult:
+    """What a run produced."""
+
+    module: SupervisedModule
+    metrics: dict[str, float]
+    run_dir: Path
+    model_dir: Path
+    splits: dict[str, np.ndarray]
+    dataset: SequenceDataset
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temp name then renamed; read back with weights_only=True."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, **kwargs: Any) -> dict[str, Any]:
+        return load_checkpoint_state(path)
+
+
+class _KillAfterEpoch(Callback):
+    """Test hook: simulates `kill -9` right after the checkpoint of a given epoch is written."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # ModelCheckpoint saves in on_validation_end / on_train_epoch_end before this hook
+        # when it is earlier in the callback list; kill at the start of the next epoch instead.
+        pass
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch + 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def make_loader(
+    dataset: SequenceDataset, batch_size: int, shuffle: bool, bucket: bool = True, seed: int = 0, num_workers: int = 0
+) -> torch.utils.data.DataLoader:
+    """DataLoader yielding Batches: a (length-bucketing) batch sampler + the dataset's vectorized collate."""
+    if bucket or not shuffle:
+        sampler = LengthBucketSampler(dataset.lengths, batch_size, shuffle=shuffle, seed=seed)
+    else:
+        sampler = LengthBucketSampler(dataset.lengths, batch_size, shuffle=True, pool_batches=1, seed=seed)
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=num_workers
+    )
+
+
+def _loggers(run_dir: Path) -> list[Any]:
+    loggers: list[Any] = [CSVLogger(run_dir, name="logs", version="csv")]
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard"))
+    except ImportError:
+        pass
+    return loggers
+
+
+def build_trainer(config: TrainerSection, run_dir: Path, monitor: str, mode: str) -> L.Trainer:
+    """A Trainer with early stopping, best + last checkpoints, CSV/TensorBoard logs and a progress bar."""
+    callbacks: list[Callback] = [
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True),
+        EarlyStopping(monitor=monitor, mode=mode, patience=config.patience),
+    ]
+    if config.progress_bar:
+        callbacks.append(TQDMProgressBar())
+    if os.environ.get(CRASH_ENV):
+        callbacks.append(_KillAfterEpoch(int(os.environ[CRASH_ENV])))
+    return L.Trainer(
+        max_epochs=config.max_epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        precision=config.precision,
+        gradient_clip_val=config.gradient_clip_val or None,
+        callbacks=callbacks,
+        logger=_loggers(run_dir),
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=config.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        deterministic="warn",
+        default_root_dir=run_dir,
+    )
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train a supervised model as configured; save the best one under `output/model`.
+
+    Returns:
+        TrainResult with the best module, test (or validation) metrics and paths.
+
+    Raises:
+        ConfigError, DataError, FileFormatError: bad config or data, with the key/column/file named.
+    """
+    if not config.data.path:
+        raise ConfigError("data.path is required: the directory written by `eventseq prepare`")
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    run_dir = Path(config.output)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prepared = load_prepared(config.data.path)
+    schema = prepared.schema
+    head = resolve_head(schema, config.head)
+    dataset = SequenceDataset.from_table(prepared.table, schema, target=head.targets, max_len=config.data.max_len)
+    labels = dataset.target_values()
+    stratify = labels if head.task in ("binary", "multiclass") else None
+    splits = split_by_entity(
+        len(dataset), config.data.valid_fraction, config.data.test_fraction, stratify, config.data.split_seed
+    )
+    write_parquet(
+        pl.DataFrame(
+            {
+                schema.id_column: np.concatenate([dataset.entity_ids(splits[p]) for p in splits]),
+                "part": np.concatenate([np.full(len(splits[p]), p) for p in splits]),
+            }
+        ).to_arrow(),
+        run_dir / "splits.parquet",
+    )
+    loader_args = dict(bucket=config.data.bucket_by_length, num_workers=config.data.num_workers)
+    train_loader = make_loader(dataset.subset(splits["train"]), config.data.batch_size, True, seed=config.seed,
+                               **loader_args)
+    valid_loader = make_loader(dataset.subset(splits["valid"]), config.data.batch_size, False, **loader_args)
+
+    module = SupervisedModule(schema, config.model, head, config.optimizer)
+    monitor, mode = MONITOR[head.task]
+    trainer = build_trainer(config.trainer, run_dir, monitor, mode)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt_path = str(last) if config.resume and last.exists() else None
+    trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:
+        module.load_state_dict(load_checkpoint_state(best)["state_dict"])
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+    if len(splits["test"]):
+        test_loader = make_loader(dataset.subset(splits["test"]), config.data.batch_size, False, **loader_args)
+        tested = trainer.test(module, test_loader, verbose=False)
+        metrics.update({k: float(v) for k, v in tested[0].items()})
+    metrics["epochs"] = int(trainer.current_epoch)
+    model_dir = save_model(module, run_dir / "model", extra={"metrics": metrics, "train_config": asdict(config)})
+    write_json(run_dir / "metrics.json", metrics)
+    _write_config(config, run_dir / "config.yaml")
+    from eventseq.plots import plot_training_curves
+
+    plot_training_curves(run_dir / "logs" / "csv" / "metrics.csv", run_dir / "curves.png")
+    return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
+
+
+def _write_config(config: Any, path: Path) -> None:
+    import yaml
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(asdict(config), sort_keys=False))
