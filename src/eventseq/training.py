@@ -126,15 +126,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class _KillAfterEpoch(Callback):
-    """Test hook: simulates `kill -9` right after the checkpoint of a given epoch is written."""
+    """Test hook: `kill -9` at the start of the epoch after `epoch`, whose checkpoints are written."""
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        # ModelCheckpoint saves in on_validation_end / on_train_epoch_end before this hook
-        # when it is earlier in the callback list; kill at the start of the next epoch instead.
-        pass
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch + 1:
@@ -169,7 +164,12 @@ def _loggers(run_dir: Path) -> list[Any]:
 def build_trainer(config: TrainerSection, run_dir: Path, monitor: str, mode: str) -> L.Trainer:
     """A Trainer with early stopping, best + last checkpoints, CSV/TensorBoard logs and a progress bar."""
     callbacks: list[Callback] = [
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True),
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
+                        enable_version_counter=False),
+        # Lightning's save_last only refreshes when the best improves; a separate every-epoch
+        # checkpoint guarantees a killed run loses at most one epoch.
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                        every_n_epochs=1, enable_version_counter=False),
         EarlyStopping(monitor=monitor, mode=mode, patience=config.patience),
     ]
     if config.progress_bar:

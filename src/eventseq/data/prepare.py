@@ -8,6 +8,7 @@ expressions; there are no per-row Python loops.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -172,7 +173,7 @@ def read_events(events: EventsLike) -> pl.LazyFrame:
     if isinstance(events, pl.DataFrame):
         return events.lazy()
     if isinstance(events, pd.DataFrame):
-        return pl.from_pandas(events).lazy()
+        return _from_pandas(events).lazy()
     if isinstance(events, (str, os.PathLike)):
         path = Path(events)
         if not path.exists():
@@ -188,6 +189,22 @@ def read_events(events: EventsLike) -> pl.LazyFrame:
         f"events must be a pandas/Polars DataFrame, a Polars LazyFrame or a Parquet path, "
         f"got {type(events).__name__}"
     )
+
+
+def _from_pandas(frame: pd.DataFrame) -> pl.DataFrame:
+    """Convert pandas to Polars; a column Arrow cannot convert (mixed types) is named in the error."""
+    try:
+        return pl.from_pandas(frame)
+    except (TypeError, ValueError, pl.exceptions.PolarsError) as error:  # ArrowInvalid is a ValueError
+        for column in frame.columns:  # only on failure: find the culprit column by column
+            try:
+                pl.from_pandas(frame[[column]])
+            except (TypeError, ValueError, pl.exceptions.PolarsError) as column_error:
+                raise ColumnError(
+                    f"column '{column}' (pandas dtype {frame[column].dtype}) cannot be converted: it holds "
+                    f"values of mixed types ({column_error}); clean or cast it first"
+                ) from None
+        raise DataError(f"cannot convert the pandas DataFrame: {error}") from None
 
 
 def _collect(frame: pl.LazyFrame, what: str) -> pl.DataFrame:
@@ -444,13 +461,13 @@ def _encode_frame(
             .alias(feature.name)
         )
     frame = frame.with_columns(encoded)
-    for feature in schema.categorical:
-        unknown = frame.select((pl.col(feature.name) == UNKNOWN_ID).sum()).item()
-        report.unknown_values[feature.name] = int(unknown)
 
     frame = _handle_invalid_numerics(frame, schema, config, report)
     if frame.height == 0:
         raise DataError("no events left after dropping invalid rows: " + report.summary().replace("\n", "; "))
+    for feature in schema.categorical:  # counted on the events kept, after invalid rows are dropped
+        unknown = frame.select((pl.col(feature.name) == UNKNOWN_ID).sum()).item()
+        report.unknown_values[feature.name] = int(unknown)
 
     feature_names = schema.feature_names
     targets_in_events = [t for t in targets if t in frame.columns]
@@ -562,7 +579,8 @@ def prepare(
     Raises:
         ColumnError, DataError, ConfigError, FileFormatError: bad input, with the column/row/file named.
     """
-    config = config or PrepareConfig()
+    # a copy, so that keyword overrides never change the caller's config object
+    config = dataclasses.replace(config) if config is not None else PrepareConfig()
     for key, value in overrides.items():
         if not hasattr(config, key):
             raise ConfigError(f"unknown prepare option '{key}'{did_you_mean(key, asdict(config))}")

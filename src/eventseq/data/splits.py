@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 import polars as pl
@@ -39,14 +40,19 @@ def split_by_entity(
         stratify = None  # multilabel / multi-target: fall back to a random split
     if stratify is not None and np.unique(stratify).size * 2 > count:
         stratify = None  # regression-like targets cannot be stratified
-    held_out = valid_fraction + test_fraction
+    # Whole counts, rounded before the ceiling so that float noise (0.2 + 0.1 = 0.30000000000000004)
+    # cannot move an entity: 100 entities at 0.2 / 0.1 give exactly 20 valid and 10 test.
+    valid_count = math.ceil(round(valid_fraction * count, 9))
+    test_count = math.ceil(round(test_fraction * count, 9))
     try:
-        train, rest = train_test_split(positions, test_size=held_out, stratify=stratify, random_state=seed)
+        train, rest = train_test_split(
+            positions, test_size=valid_count + test_count, stratify=stratify, random_state=seed
+        )
         parts = {"train": train}
         if test_fraction > 0:
             valid, test = train_test_split(
                 rest,
-                test_size=test_fraction / held_out,
+                test_size=test_count,
                 stratify=None if stratify is None else stratify[rest],
                 random_state=seed,
             )

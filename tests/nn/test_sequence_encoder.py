@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eventseq.errors import ConfigError
+from eventseq.nn import Encoder, EncoderConfig, SequenceEncoderConfig, build_sequence_encoder, pool
+
+TYPES = ["gru", "lstm", "cnn", "transformer"]
+
+
+def _config(kind: str, **extra) -> SequenceEncoderConfig:
+    return SequenceEncoderConfig(type=kind, hidden_size=8, num_heads=2, num_layers=2, **extra)
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_output_shape_and_padding_invariance(kind):
+    torch.manual_seed(0)
+    encoder = build_sequence_encoder(4, _config(kind)).eval()
+    x = torch.randn(3, 5, 4)
+    lengths = torch.tensor([5, 3, 1])
+    x = x * (torch.arange(5)[None, :] < lengths[:, None]).unsqueeze(-1)
+    hidden = encoder(x, lengths)
+    assert hidden.shape == (3, 5, 8)
+    # appending more padding must not change the hidden states of real events
+    padded = torch.cat([x, torch.zeros(3, 4, 4)], dim=1)
+    longer = encoder(padded, lengths)
+    for row, length in enumerate(lengths.tolist()):
+        torch.testing.assert_close(longer[row, :length], hidden[row, :length], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["transformer", "cnn"])
+def test_causal_encoders_do_not_see_the_future(kind):
+    torch.manual_seed(0)
+    encoder = build_sequence_encoder(4, _config(kind, causal=True)).eval()
+    x = torch.randn(1, 6, 4)
+    lengths = torch.tensor([6])
+    changed = x.clone()
+    changed[0, 4:] = torch.randn(2, 4)
+    torch.testing.assert_close(encoder(x, lengths)[0, :4], encoder(changed, lengths)[0, :4])
+
+
+def test_bidirectional_transformer_sees_the_future():
+    torch.manual_seed(0)
+    encoder = build_sequence_encoder(4, _config("transformer")).eval()
+    x = torch.randn(1, 6, 4)
+    changed = x.clone()
+    changed[0, 5] += 1.0
+    assert not torch.allclose(encoder(x, torch.tensor([6]))[0, 0], encoder(changed, torch.tensor([6]))[0, 0])
+
+
+def test_pooling_on_a_hand_made_case():
+    hidden = torch.tensor([[[1.0], [2.0], [9.0]], [[4.0], [0.0], [0.0]]])  # [2, 3, 1]
+    lengths = torch.tensor([2, 1])
+    assert pool(hidden, lengths, "last").flatten().tolist() == [2.0, 4.0]
+    assert pool(hidden, lengths, "mean").flatten().tolist() == [1.5, 4.0]
+    assert pool(hidden, lengths, "max").flatten().tolist() == [2.0, 4.0]  # 9.0 is padding
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "cls"])
+def test_encoder_embeds_batches(small_prepared, small_batch, pooling):
+    kind = "transformer" if pooling == "cls" else "gru"
+    encoder = Encoder(small_prepared.schema, EncoderConfig(sequence_encoder=_config(kind, pooling=pooling))).eval()
+    assert encoder(small_batch).shape == (12, 12, 8)
+    embeddings = encoder.embed(small_batch)
+    assert embeddings.shape == (12, 8) and torch.isfinite(embeddings).all()
+
+
+def test_rnn_last_pooling_equals_final_state(small_prepared, small_batch):
+    torch.manual_seed(0)
+    encoder = Encoder(small_prepared.schema, EncoderConfig(sequence_encoder=_config("gru"))).eval()
+    events = encoder.event_encoder(small_batch)
+    rnn = encoder.sequence_encoder.rnn
+    _, final = rnn(torch.nn.utils.rnn.pack_padded_sequence(events, small_batch.lengths, batch_first=True,
+                                                            enforce_sorted=False))
+    torch.testing.assert_close(encoder.embed(small_batch), final[-1], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(type="rnn"), dict(pooling="cls"), dict(type="transformer", hidden_size=10, num_heads=3),
+     dict(pooling="median"), dict(type="transformer", positional="rotary")],
+)
+def test_bad_configs_are_rejected(bad):
+    with pytest.raises(ConfigError):
+        build_sequence_encoder(4, SequenceEncoderConfig(**bad))
+
+
+def test_learned_positions_limit():
+    encoder = build_sequence_encoder(4, _config("transformer", positional="learned", max_positions=4))
+    with pytest.raises(ConfigError, match="max_positions"):
+        encoder(torch.randn(1, 6, 4), torch.tensor([6]))
+    assert np.isfinite(encoder(torch.randn(1, 4, 4), torch.tensor([4])).detach().numpy()).all()

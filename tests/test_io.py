@@ -1,0 +1,167 @@
+"""Tests for eventseq._io: atomic writes and guarded Parquet/JSON reads."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from eventseq._io import (
+    atomic_directory,
+    atomic_path,
+    open_parquet,
+    read_json,
+    read_parquet,
+    write_json,
+    write_parquet,
+)
+from eventseq.errors import FileFormatError
+
+
+@pytest.fixture
+def small_table() -> pa.Table:
+    return pa.table({"id": [1, 2, 3], "value": [0.5, 1.5, 2.5]})
+
+
+@pytest.fixture
+def parquet_file(tmp_path, small_table):
+    path = tmp_path / "small.parquet"
+    pq.write_table(small_table, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def test_atomic_path_writes_final_file_and_leaves_no_temp(tmp_path):
+    final = tmp_path / "out.txt"
+
+    with atomic_path(final) as tmp:
+        assert tmp != final
+        assert tmp.parent == final.parent
+        tmp.write_text("new")
+        assert not final.exists()  # nothing under the final name until the block succeeds
+
+    assert final.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_path_on_exception_keeps_final_untouched_and_no_temp(tmp_path):
+    final = tmp_path / "out.txt"
+    final.write_text("old")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_path(final) as tmp:
+            tmp.write_text("half-writ")
+            raise RuntimeError("boom")
+
+    assert final.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_path_on_exception_creates_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "never.txt") as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("boom")
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_creates_parent_directories(tmp_path):
+    final = tmp_path / "a" / "b" / "out.txt"
+
+    with atomic_path(final) as tmp:
+        tmp.write_text("x")
+
+    assert final.read_text() == "x"
+
+
+def test_atomic_directory_replaces_old_directory(tmp_path):
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "stale.txt").write_text("stale")
+
+    with atomic_directory(final) as tmp:
+        (tmp / "weights.bin").write_bytes(b"\x00\x01")
+
+    assert [p.name for p in final.iterdir()] == ["weights.bin"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_atomic_directory_on_exception_keeps_old_directory(tmp_path):
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+
+    with pytest.raises(RuntimeError):
+        with atomic_directory(final) as tmp:
+            (tmp / "partial.bin").write_bytes(b"\x00")
+            raise RuntimeError("boom")
+
+    assert [p.name for p in final.iterdir()] == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def test_json_round_trip(tmp_path):
+    write_json(tmp_path / "x.json", {"a": [1, 2], "b": None})
+
+    assert read_json(tmp_path / "x.json") == {"a": [1, 2], "b": None}
+
+
+def test_read_json_missing_names_path(tmp_path):
+    with pytest.raises(FileFormatError, match="schema not found: .*missing.json"):
+        read_json(tmp_path / "missing.json", "schema")
+
+
+def test_read_json_invalid_names_path(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{oops")
+
+    with pytest.raises(FileFormatError, match="broken.json is not valid JSON"):
+        read_json(path)
+
+
+# ----------------------------------------------------------------------------- Parquet
+
+
+def test_parquet_round_trip(tmp_path, small_table):
+    write_parquet(small_table, tmp_path / "t.parquet")
+
+    assert read_parquet(tmp_path / "t.parquet").equals(small_table)
+    assert read_parquet(tmp_path / "t.parquet", columns=["value"]).column_names == ["value"]
+    assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
+
+
+def test_read_parquet_missing_names_path(tmp_path):
+    with pytest.raises(FileFormatError, match="Parquet file not found: .*absent.parquet"):
+        read_parquet(tmp_path / "absent.parquet")
+
+
+def test_read_parquet_corrupt_names_path(tmp_path):
+    path = tmp_path / "corrupt.parquet"
+    path.write_bytes(bytes(range(256)) * 8)
+
+    with pytest.raises(FileFormatError, match="cannot read .*corrupt.parquet: the file is corrupt"):
+        read_parquet(path)
+
+
+def test_read_parquet_truncated_names_path(tmp_path, parquet_file):
+    data = parquet_file.read_bytes()
+    truncated = tmp_path / "cut.parquet"
+    truncated.write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(FileFormatError, match="cut.parquet"):
+        read_parquet(truncated)
+
+
+def test_open_parquet(tmp_path, parquet_file):
+    assert open_parquet(parquet_file).metadata.num_rows == 3
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 but not really")
+    with pytest.raises(FileFormatError, match="bad.parquet"):
+        open_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(FileFormatError, match="none.parquet"):
+        open_parquet(tmp_path / "none.parquet")

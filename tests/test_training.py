@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+from _pipeline import prepared_dir, synthetic, tiny_train_config, trained  # noqa: F401
+
+from eventseq.errors import ConfigError
+from eventseq.saved import load_checkpoint_state
+from eventseq.training import CRASH_ENV, train
+
+
+def test_run_directory_holds_everything(trained):
+    run = trained.run_dir
+    for name in ["model/config.json", "model/model.safetensors", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
+                 "logs/csv/metrics.csv", "metrics.json", "config.yaml", "splits.parquet", "curves.png"]:
+        assert (run / name).exists(), name
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    log = pl.read_csv(run / "logs" / "csv" / "metrics.csv")
+    assert {"train_loss", "val_loss", "val_auroc", "val_accuracy", "val_f1"} <= set(log.columns)
+    assert {"test_auroc", "test_accuracy"} <= set(trained.metrics)
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_splits_are_disjoint_and_stratified(trained):
+    splits = pl.read_parquet(trained.run_dir / "splits.parquet")
+    assert splits["entity_id"].n_unique() == splits.height == 240
+    assert set(splits["part"].unique()) == {"train", "valid", "test"}
+
+
+def test_same_seed_same_result(prepared_dir, tmp_path):
+    first = train(tiny_train_config(prepared_dir, tmp_path / "a"))
+    second = train(tiny_train_config(prepared_dir, tmp_path / "b"))
+    assert first.metrics == pytest.approx(second.metrics, abs=1e-6)
+
+
+def test_missing_data_path_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="data.path"):
+        train(tiny_train_config("", tmp_path))
+
+
+def test_kill_9_then_resume_loses_at_most_one_epoch(prepared_dir, tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "eventseq.cli", "train", f"data.path={prepared_dir}", f"output={run}",
+               "trainer.max_epochs=3", "trainer.patience=10", "trainer.progress_bar=false",
+               "model.sequence_encoder.hidden_size=8", "data.batch_size=32"]
+    killed = subprocess.run(command, env={**os.environ, CRASH_ENV: "0"}, capture_output=True, timeout=300)
+    assert killed.returncode == -9  # SIGKILL after epoch 0's checkpoint
+    state = load_checkpoint_state(run / "checkpoints" / "last.ckpt")
+    steps_per_epoch = state["global_step"]
+    assert state["epoch"] == 0 and steps_per_epoch > 0
+    assert not (run / "model").exists()
+
+    resumed = subprocess.run(command + ["resume=true"], capture_output=True, timeout=300, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    final = load_checkpoint_state(run / "checkpoints" / "last.ckpt")
+    # 3 epochs of steps in total: epoch 0 was not trained again
+    assert (final["epoch"], final["global_step"]) == (2, 3 * steps_per_epoch), resumed.stdout
+    assert (run / "model" / "model.safetensors").exists()
