@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import polars as pl
 import pytest
 
+import torch
+
 from eventseq.data.prepare import PrepareConfig, PreparedData, prepare
+from eventseq.datasets.synthetic import SYNTHETIC_COLUMNS, make_transactions
+from eventseq.training import TrainConfig
+
+
+def pytest_configure(config):
+    # Tiny models gain nothing from threads, and OpenMP spin-waits slow them badly on a busy CPU.
+    torch.set_num_threads(1)
 
 # Input order matters: rows 1/4 (client 1, ts 20) and rows 0/3 (client 2, ts 30) are time ties,
 # which prepare must keep in input order. Category frequencies: food 3, travel 2, cash 1, rare 1,
@@ -55,3 +66,51 @@ def tiny_prepared(tiny_events: pd.DataFrame, tiny_labels: pd.DataFrame, tiny_con
     """`tiny_events` prepared with the binary `churned` target attached."""
     tiny_config.targets = {"churned": "binary"}
     return prepare(tiny_events, tiny_config, labels=tiny_labels)
+
+
+# ----------------------------------------------------------------- end-to-end fixtures (session-wide)
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    return make_transactions(240, min_length=5, max_length=30, seed=3)
+
+
+@pytest.fixture(scope="session")
+def raw_dir(synthetic, tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("raw")
+    synthetic.events.write_parquet(directory / "events.parquet")
+    synthetic.labels.write_parquet(directory / "labels.parquet")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def prepared_dir(synthetic, tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("prepared")
+    prepare(synthetic.events, PrepareConfig(**SYNTHETIC_COLUMNS), labels=synthetic.labels, output=directory)
+    return directory
+
+
+def tiny_train_config(prepared_dir: Path, output: Path, **changes) -> TrainConfig:
+    config = TrainConfig(output=str(output))
+    config.data.path = str(prepared_dir)
+    config.data.batch_size = 32
+    config.model.sequence_encoder.hidden_size = 8
+    config.trainer.max_epochs = 2
+    config.trainer.progress_bar = False
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+@pytest.fixture(scope="session")
+def make_train_config():
+    """`make_train_config(prepared_dir, output, **changes)` → a tiny, fast TrainConfig."""
+    return tiny_train_config
+
+
+@pytest.fixture(scope="session")
+def trained(prepared_dir, tmp_path_factory):
+    from eventseq.training import train
+
+    return train(tiny_train_config(prepared_dir, tmp_path_factory.mktemp("run")))

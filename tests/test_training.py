@@ -6,7 +6,6 @@ import sys
 
 import polars as pl
 import pytest
-from _pipeline import prepared_dir, synthetic, tiny_train_config, trained  # noqa: F401
 
 from eventseq.errors import ConfigError
 from eventseq.saved import load_checkpoint_state
@@ -31,15 +30,15 @@ def test_splits_are_disjoint_and_stratified(trained):
     assert set(splits["part"].unique()) == {"train", "valid", "test"}
 
 
-def test_same_seed_same_result(prepared_dir, tmp_path):
-    first = train(tiny_train_config(prepared_dir, tmp_path / "a"))
-    second = train(tiny_train_config(prepared_dir, tmp_path / "b"))
+def test_same_seed_same_result(prepared_dir, tmp_path, make_train_config):
+    first = train(make_train_config(prepared_dir, tmp_path / "a"))
+    second = train(make_train_config(prepared_dir, tmp_path / "b"))
     assert first.metrics == pytest.approx(second.metrics, abs=1e-6)
 
 
-def test_missing_data_path_is_a_config_error(tmp_path):
+def test_missing_data_path_is_a_config_error(tmp_path, make_train_config):
     with pytest.raises(ConfigError, match="data.path"):
-        train(tiny_train_config("", tmp_path))
+        train(make_train_config("", tmp_path))
 
 
 def test_kill_9_then_resume_loses_at_most_one_epoch(prepared_dir, tmp_path):

@@ -32,13 +32,20 @@ def _all_keys(schema: type, prefix: str = "") -> list[str]:
     return keys
 
 
-def _key_error(error: OmegaConfBaseException, schema: type, source: str) -> ConfigError:
-    key = getattr(error, "full_key", None) or ""
+def _key_error(error: OmegaConfBaseException, schema: type, source: str, fallback_key: str = "") -> ConfigError:
+    key = getattr(error, "full_key", None) or fallback_key
     message = str(error).splitlines()[0]
     if isinstance(error, ConfigKeyError) or "not in" in message:
         hint = did_you_mean(key, _all_keys(schema)) if key else ""
         return ConfigError(f"unknown config key '{key}' in {source}{hint}; see --help for the options")
     return ConfigError(f"bad value for config key '{key}' in {source}: {message}")
+
+
+def _shell_mapping(value: str) -> str:
+    """`{a:b,c:d}` as typed in a shell means {a: b, c: d}; YAML reads `a:b` as one key without the space."""
+    if not (value.startswith("{") and value.endswith("}")):
+        return value
+    return re.sub(r"(?<=[{,])(\s*[\w.-]+):(?=\S)", r"\1: ", value)
 
 
 def load_config(schema: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> T:
@@ -67,9 +74,9 @@ def load_config(schema: type[T], path: str | os.PathLike | None = None, override
         if key not in _all_keys(schema) and not any(key.startswith(k + ".") for k in _all_keys(schema)):
             raise ConfigError(f"unknown config key '{key}'{did_you_mean(key, _all_keys(schema))}; see --help")
         try:
-            config = OmegaConf.merge(config, OmegaConf.from_dotlist([override]))
+            config = OmegaConf.merge(config, OmegaConf.from_dotlist([f"{key}={_shell_mapping(value)}"]))
         except OmegaConfBaseException as error:
-            raise _key_error(error, schema, f"override {override!r}") from None
+            raise _key_error(error, schema, f"override {override!r}", key) from None
     try:
         return OmegaConf.to_object(config)  # type: ignore[return-value]
     except OmegaConfBaseException as error:

@@ -73,7 +73,7 @@ def run_demo(job: DemoJob) -> dict[str, float]:
     start = time.perf_counter()
     result = train(config)
     timings["train"] = time.perf_counter() - start
-    print(f"[3/5] trained a GRU for {int(result.metrics['epochs']) + 1} epochs → {result.model_dir}")
+    print(f"[3/5] trained a GRU for {int(result.metrics['epochs'])} epochs → {result.model_dir}")
 
     start = time.perf_counter()
     model = load_model(result.model_dir)

@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 import safetensors.torch
 import torch
+from omegaconf.errors import OmegaConfBaseException
 
 from eventseq import __version__
 from eventseq._io import atomic_directory, read_json
@@ -60,12 +61,23 @@ def load_model(directory: str | os.PathLike) -> L.LightningModule:
     directory = Path(directory)
     if not directory.is_dir():
         raise FileFormatError(f"model directory not found: {directory}")
-    payload = read_json(directory / CONFIG_FILE, "model config")
+    config_path = directory / CONFIG_FILE
+    try:
+        payload = read_json(config_path, "model config")
+    except UnicodeDecodeError as error:
+        raise FileFormatError(f"model config {config_path} is not valid JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise FileFormatError(f"model config {config_path} is not a JSON object")
     kind = payload.get("kind")
     if kind not in MODEL_KINDS:
-        raise FileFormatError(f"{directory / CONFIG_FILE}: unknown model kind {kind!r} (known: {list(MODEL_KINDS)})")
-    schema = Schema.from_dict(payload["schema"])
-    module = MODEL_KINDS[kind].from_config(schema, payload["model"])
+        raise FileFormatError(f"{config_path}: unknown model kind {kind!r} (known: {list(MODEL_KINDS)})")
+    try:
+        schema = Schema.from_dict(payload["schema"])
+        module = MODEL_KINDS[kind].from_config(schema, payload["model"])
+    except (KeyError, TypeError, AttributeError, ValueError, OmegaConfBaseException) as error:
+        # a hand-edited or foreign config.json: missing sections, wrong types, invalid options
+        detail = f"missing {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
+        raise FileFormatError(f"{config_path} does not describe a valid {kind} model: {detail}") from None
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise FileFormatError(f"model weights not found: {weights}")

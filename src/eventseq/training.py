@@ -246,7 +246,9 @@ def train(config: TrainConfig) -> TrainResult:
         tested = trainer.test(module, test_loader, verbose=False)
         metrics.update({k: float(v) for k, v in tested[0].items()})
     metrics["epochs"] = int(trainer.current_epoch)
-    model_dir = save_model(module, run_dir / "model", extra={"metrics": metrics, "train_config": asdict(config)})
+    info = {"metrics": metrics, "train_config": asdict(config)}
+    model_dir = save_model(module, run_dir / "model", extra=info)
+    module.saved_info = info  # as load_model sets it: inference reads the training max_len from here
     write_json(run_dir / "metrics.json", metrics)
     _write_config(config, run_dir / "config.yaml")
     from eventseq.plots import plot_training_curves

@@ -275,6 +275,9 @@ def _load_inputs(
     event_columns = [config.id_column, config.time_column, *config.categorical, *config.numeric]
     event_schema = lazy.collect_schema()
     _check_columns(event_schema, event_columns, "the event table")
+    def describe(source: EventsLike, what: str) -> str:
+        return f"{what} {source}" if isinstance(source, (str, os.PathLike)) else what
+
     label_frame = None
     targets_in_events = [t for t in config.targets if t in event_schema.names()]
     if label_lazy is not None:
@@ -282,10 +285,10 @@ def _load_inputs(
         _check_columns(label_schema, [config.id_column], "the labels table")
         missing = [t for t in config.targets if t not in targets_in_events]
         _check_columns(label_schema, missing, "the labels table")
-        label_frame = _collect(label_lazy.select(config.id_column, *missing), "labels")
+        label_frame = _collect(label_lazy.select(config.id_column, *missing), describe(labels, "labels"))
     else:
         _check_columns(event_schema, list(config.targets), "the event table (no labels table given)")
-    frame = _collect(lazy.select(*event_columns, *targets_in_events), "events")
+    frame = _collect(lazy.select(*event_columns, *targets_in_events), describe(events, "events"))
     return frame, label_frame
 
 

@@ -98,10 +98,19 @@ def make_transactions(
         amount_shift: class shift of mean log-amount, scaled by class index (value signal).
         amount_sigma: std of log-amount.
         seed: random seed; the same seed gives the same data.
+
+    Raises:
+        ConfigError: a count, length, order_strength or amount_sigma out of range.
     """
     if n_entities < 1 or n_classes < 2 or n_categories < 2 or not 1 <= min_length <= max_length:
         raise ConfigError(
             "make_transactions needs n_entities >= 1, n_classes >= 2, n_categories >= 2, 1 <= min_length <= max_length"
+        )
+    # outside these ranges the transition rows are not distributions / the likelihood divides by zero
+    if not 0.0 <= order_strength <= 1.0 or not amount_sigma > 0.0:
+        raise ConfigError(
+            f"make_transactions needs 0 <= order_strength <= 1 and amount_sigma > 0 "
+            f"(got order_strength={order_strength}, amount_sigma={amount_sigma})"
         )
     rng = np.random.default_rng(seed)
     shared = rng.dirichlet(np.full(n_categories, 0.7), size=n_categories)  # [K, K]
