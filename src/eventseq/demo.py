@@ -31,8 +31,8 @@ class DemoJob:
     """
 
     output: str = "demo_output"
-    n_entities: int = 5000
-    max_epochs: int = 25
+    n_entities: int = 10_000
+    max_epochs: int = 20
     hidden_size: int = 64
     seed: int = 0
     progress: bool = True
@@ -68,7 +68,8 @@ def run_demo(job: DemoJob) -> dict[str, float]:
     config.model.sequence_encoder.hidden_size = job.hidden_size
     config.model.event_encoder.embedding_dims = {"mcc": 16}
     config.trainer.max_epochs = job.max_epochs
-    config.trainer.patience = 5
+    config.data.batch_size = 128
+    config.trainer.patience = 4
     config.trainer.progress_bar = job.progress
     start = time.perf_counter()
     result = train(config)

@@ -79,10 +79,10 @@ class SyntheticTransactions:
 def make_transactions(
     n_entities: int = 5000,
     n_classes: int = 2,
-    n_categories: int = 24,
+    n_categories: int = 8,
     min_length: int = 20,
-    max_length: int = 150,
-    order_strength: float = 0.035,
+    max_length: int = 60,
+    order_strength: float = 0.09,
     amount_shift: float = 0.1,
     amount_sigma: float = 1.0,
     seed: int = 0,
