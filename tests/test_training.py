@@ -59,3 +59,6 @@ def test_kill_9_then_resume_loses_at_most_one_epoch(prepared_dir, tmp_path):
     # 3 epochs of steps in total: epoch 0 was not trained again
     assert (final["epoch"], final["global_step"]) == (2, 3 * steps_per_epoch), resumed.stdout
     assert (run / "model" / "model.safetensors").exists()
+    # the curves keep the epoch trained before the kill and the epochs after it
+    logged = pl.concat([pl.read_csv(p) for p in sorted((run / "logs").glob("csv*/metrics.csv"))], how="diagonal_relaxed")
+    assert sorted(logged.drop_nulls("val_loss")["epoch"].unique().to_list()) == [0, 1, 2]

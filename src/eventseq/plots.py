@@ -10,22 +10,28 @@ import polars as pl
 from eventseq._io import atomic_path
 
 
-def plot_training_curves(metrics_csv: str | os.PathLike, output: str | os.PathLike) -> Path | None:
-    """Plot per-epoch losses and validation metrics from a Lightning CSV log into a PNG.
+def plot_training_curves(
+    metrics_csv: str | os.PathLike | list[str | os.PathLike], output: str | os.PathLike
+) -> Path | None:
+    """Plot per-epoch losses and validation metrics from Lightning CSV logs into a PNG.
 
-    Returns the PNG path, or None if the log has no epoch metrics yet.
+    Args:
+        metrics_csv: one metrics.csv, or several in order (a run and its resumed parts).
+        output: PNG path (written atomically).
+
+    Returns the PNG path, or None if the logs have no epoch metrics yet.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(metrics_csv)
-    if not path.exists():
+    paths = [Path(p) for p in (metrics_csv if isinstance(metrics_csv, list) else [metrics_csv])]
+    parts = [pl.read_csv(p, infer_schema_length=None) for p in paths if p.exists()]
+    parts = [part for part in parts if "epoch" in part.columns]
+    if not parts:
         return None
-    log = pl.read_csv(path, infer_schema_length=None)
-    if "epoch" not in log.columns:
-        return None
+    log = pl.concat(parts, how="diagonal_relaxed")
     per_epoch = log.group_by("epoch").agg(pl.all().drop_nulls().last()).sort("epoch")
     losses = [c for c in per_epoch.columns if c.endswith("_loss") and not c.startswith("test")]
     scores = [c for c in per_epoch.columns if c.startswith("val_") and not c.endswith("_loss")]

@@ -149,8 +149,13 @@ def make_loader(
     )
 
 
-def _loggers(run_dir: Path) -> list[Any]:
-    loggers: list[Any] = [CSVLogger(run_dir, name="logs", version="csv")]
+def _loggers(run_dir: Path, resuming: bool) -> list[Any]:
+    # Lightning's CSV logger empties an existing log directory; a resumed run logs next to the
+    # earlier part (logs/csv_resume_N) so that the curves keep every epoch.
+    version = "csv"
+    if resuming:
+        version = f"csv_resume_{len(list((run_dir / 'logs').glob('csv_resume_*'))) + 1}"
+    loggers: list[Any] = [CSVLogger(run_dir, name="logs", version=version)]
     try:
         import tensorboard  # noqa: F401
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -161,7 +166,9 @@ def _loggers(run_dir: Path) -> list[Any]:
     return loggers
 
 
-def build_trainer(config: TrainerSection, run_dir: Path, monitor: str, mode: str) -> L.Trainer:
+def build_trainer(
+    config: TrainerSection, run_dir: Path, monitor: str, mode: str, resuming: bool = False
+) -> L.Trainer:
     """A Trainer with early stopping, best + last checkpoints, CSV/TensorBoard logs and a progress bar."""
     callbacks: list[Callback] = [
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
@@ -183,7 +190,7 @@ def build_trainer(config: TrainerSection, run_dir: Path, monitor: str, mode: str
         precision=config.precision,
         gradient_clip_val=config.gradient_clip_val or None,
         callbacks=callbacks,
-        logger=_loggers(run_dir),
+        logger=_loggers(run_dir, resuming),
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=config.progress_bar,
         enable_model_summary=False,
@@ -232,9 +239,9 @@ def train(config: TrainConfig) -> TrainResult:
 
     module = SupervisedModule(schema, config.model, head, config.optimizer)
     monitor, mode = MONITOR[head.task]
-    trainer = build_trainer(config.trainer, run_dir, monitor, mode)
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(last) if config.resume and last.exists() else None
+    trainer = build_trainer(config.trainer, run_dir, monitor, mode, resuming=ckpt_path is not None)
     trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -253,7 +260,7 @@ def train(config: TrainConfig) -> TrainResult:
     _write_config(config, run_dir / "config.yaml")
     from eventseq.plots import plot_training_curves
 
-    plot_training_curves(run_dir / "logs" / "csv" / "metrics.csv", run_dir / "curves.png")
+    plot_training_curves(sorted((run_dir / "logs").glob("csv*/metrics.csv")), run_dir / "curves.png")
     return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
 
 
