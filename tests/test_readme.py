@@ -1,0 +1,27 @@
+"""The README's Python example must run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import polars as pl
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _python_block(heading: str) -> str:
+    text = README.read_text()
+    section = text.split(heading, 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_python_api_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = _python_block("## Python API in ten lines")
+    code = code.replace("config.data.path", "config.trainer.progress_bar = False\nconfig.data.path")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert 0.0 <= namespace["result"].metrics["test_auroc"] <= 1.0
+    assert namespace["scores"].height == 1000
+    assert pl.read_parquet(tmp_path / "embeddings.parquet").height == 1000
