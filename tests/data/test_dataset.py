@@ -201,3 +201,14 @@ def test_dataloader_with_sampler_visits_every_entity(table, schema):
     seen = torch.cat([batch.index for batch in loader])
 
     assert sorted(seen.tolist()) == [0, 1, 2]
+
+
+def test_flat_arrays_are_arrow_buffers_without_copy(tiny_prepared):
+    """Numeric, time and categorical columns are views of the Arrow buffers (zero-copy)."""
+    arrow = tiny_prepared.table.to_arrow()
+    dataset = SequenceDataset.from_table(arrow, tiny_prepared.schema)
+    for name in ["event_time", "mcc", "amount"]:
+        assert arrow[name].num_chunks == 1
+        buffer = arrow[name].chunk(0).flatten().to_numpy(zero_copy_only=True)
+        assert np.shares_memory(dataset.columns[name], buffer), name
+    assert dataset.collate([0]).features["mcc"].dtype == torch.int64

@@ -20,7 +20,8 @@ from eventseq.errors import ColumnError, DataError, did_you_mean
 
 def _flat_and_offsets(column: pa.ChunkedArray | pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
+        # one chunk (the usual case) is used as is: combine_chunks would copy it
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
         raise ColumnError(f"column '{name}' is {column.type}: expected a list column (one list per entity)")
     if column.null_count:
@@ -94,8 +95,11 @@ class SequenceDataset(torch.utils.data.Dataset):
                 raise DataError(
                     f"list column '{feature.name}' has a different length than '{TIME_COLUMN}' at row {row}"
                 )
-            dtype = np.int64 if feature.kind == "categorical" else np.float32
-            columns[feature.name] = values.astype(dtype, copy=False)
+            # keep Arrow's buffers (int32 ids, float32 values from prepare) without a copy;
+            # ids are widened to int64 per batch in collate
+            if feature.kind == "categorical" and not np.issubdtype(values.dtype, np.integer):
+                raise ColumnError(f"categorical column '{feature.name}' holds {values.dtype}: expected integer ids")
+            columns[feature.name] = values if feature.kind == "categorical" else values.astype(np.float32, copy=False)
         if np.any(np.diff(offsets) == 0):
             row = int(np.nonzero(np.diff(offsets) == 0)[0][0])
             raise DataError(f"entity at row {row} has no events; every entity needs at least one")
@@ -163,6 +167,8 @@ class SequenceDataset(torch.utils.data.Dataset):
         features = {}
         for feature in self.schema.features:
             values = self.columns[feature.name][gather]
+            if feature.kind == "categorical":
+                values = values.astype(np.int64, copy=False)
             values[~valid] = 0
             features[feature.name] = torch.from_numpy(values)
         event_time = self.columns[TIME_COLUMN][gather]
