@@ -7,6 +7,7 @@ model/ (the best model, safetensors), metrics.json, splits.parquet, config.yaml 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,7 @@ from eventseq.nn.encoder import EncoderConfig
 from eventseq.objectives.supervised import MONITOR, HeadConfig, OptimizerConfig, SupervisedModule, resolve_head
 from eventseq.saved import load_checkpoint_state, save_model
 
+logger = logging.getLogger(__name__)
 CRASH_ENV = "EVENTSEQ_TEST_KILL_AFTER_EPOCH"  # tests: SIGKILL the run after this epoch's checkpoint
 
 
@@ -241,23 +243,31 @@ def train(config: TrainConfig) -> TrainResult:
     monitor, mode = MONITOR[head.task]
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(last) if config.resume and last.exists() else None
+    if config.resume and ckpt_path is None:
+        logger.warning("resume=true but %s does not exist: training from scratch", last)
+    _write_config(config, run_dir / "config.yaml")  # before training, so a crashed run documents itself
     trainer = build_trainer(config.trainer, run_dir, monitor, mode, resuming=ckpt_path is not None)
     trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if best:
         module.load_state_dict(load_checkpoint_state(best)["state_dict"])
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+    # Metrics of the best model (callback_metrics would hold the last epoch's), from a Trainer
+    # without loggers so that the training log keeps only training epochs.
+    evaluator = L.Trainer(accelerator=config.trainer.accelerator, devices=1, precision=config.trainer.precision,
+                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                          enable_model_summary=False)
+    validated = evaluator.validate(module, valid_loader, verbose=False)
+    metrics = {k: float(v) for k, v in validated[0].items()}
     if len(splits["test"]):
         test_loader = make_loader(dataset.subset(splits["test"]), config.data.batch_size, False, **loader_args)
-        tested = trainer.test(module, test_loader, verbose=False)
+        tested = evaluator.test(module, test_loader, verbose=False)
         metrics.update({k: float(v) for k, v in tested[0].items()})
     metrics["epochs"] = int(trainer.current_epoch)
     info = {"metrics": metrics, "train_config": asdict(config)}
     model_dir = save_model(module, run_dir / "model", extra=info)
     module.saved_info = info  # as load_model sets it: inference reads the training max_len from here
     write_json(run_dir / "metrics.json", metrics)
-    _write_config(config, run_dir / "config.yaml")
     from eventseq.plots import plot_training_curves
 
     plot_training_curves(sorted((run_dir / "logs").glob("csv*/metrics.csv")), run_dir / "curves.png")
