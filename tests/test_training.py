@@ -6,6 +6,7 @@ import sys
 
 import polars as pl
 import pytest
+import torch
 
 from eventseq.errors import ConfigError
 from eventseq.saved import load_checkpoint_state
@@ -62,3 +63,54 @@ def test_kill_9_then_resume_loses_at_most_one_epoch(prepared_dir, tmp_path):
     # the curves keep the epoch trained before the kill and the epochs after it
     logged = pl.concat([pl.read_csv(p) for p in sorted((run / "logs").glob("csv*/metrics.csv"))], how="diagonal_relaxed")
     assert sorted(logged.drop_nulls("val_loss")["epoch"].unique().to_list()) == [0, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def pretrained(prepared_dir, tmp_path_factory):
+    from eventseq.training import PretrainConfig, pretrain
+
+    config = PretrainConfig(output=str(tmp_path_factory.mktemp("coles")))
+    config.data.path = str(prepared_dir)
+    config.data.batch_size = 32
+    config.model.sequence_encoder.hidden_size = 8
+    config.coles.views.min_len, config.coles.views.max_len, config.coles.views.split_count = 3, 10, 3
+    config.trainer.max_epochs = 2
+    config.trainer.progress_bar = False
+    return pretrain(config)
+
+
+def test_pretrain_saves_a_coles_model_that_embeds(pretrained, prepared_dir):
+    from eventseq.inference import embed
+    from eventseq.saved import load_model
+
+    assert "val_recall_at_2" in pretrained.metrics
+    assert (pretrained.run_dir / "curves.png").exists()
+    loaded = load_model(pretrained.model_dir)
+    assert loaded.kind == "coles"
+    vectors = embed(loaded, prepared_dir, progress=False)
+    assert vectors.height == 240 and len([c for c in vectors.columns if c.startswith("emb_")]) == 8
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_fine_tuning_starts_from_the_pretrained_encoder(pretrained, prepared_dir, tmp_path, make_train_config, freeze):
+    config = make_train_config(prepared_dir, tmp_path / "tuned", init_from=str(pretrained.model_dir))
+    config.model.sequence_encoder.hidden_size = 32  # ignored: the architecture comes with the weights
+    config.optimizer.freeze_encoder = freeze
+    tuned = train(config)
+    before = pretrained.module.encoder.state_dict()
+    after = tuned.module.encoder.state_dict()
+    assert tuned.module.encoder.output_dim == 8
+    same = all(torch.equal(before[name], after[name]) for name in before)
+    assert same == freeze  # frozen: untouched (batch-norm statistics included); else trained
+
+
+def test_fine_tuning_rejects_a_model_from_other_data(pretrained, tmp_path, make_train_config, synthetic):
+    from eventseq.data import PrepareConfig, prepare
+    from eventseq.datasets.synthetic import SYNTHETIC_COLUMNS
+
+    other = prepare(synthetic.events.head(500), PrepareConfig(**{**SYNTHETIC_COLUMNS, "min_frequency": 50}),
+                    labels=synthetic.labels, output=tmp_path / "other", entities_without_events="drop")
+    config = make_train_config(tmp_path / "other", tmp_path / "run", init_from=str(pretrained.model_dir))
+    with pytest.raises(ConfigError, match="different schema"):
+        train(config)
+    assert other.table.height > 0

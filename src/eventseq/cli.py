@@ -15,7 +15,7 @@ from typing import Any
 
 from eventseq.config import describe, load_config
 from eventseq.data.prepare import PrepareConfig
-from eventseq.errors import ConfigError, EventseqError
+from eventseq.errors import ColumnError, ConfigError, EventseqError, FileFormatError
 from eventseq.training import TrainConfig
 
 
@@ -87,6 +87,47 @@ class GenerateJob:
     seed: int = 0
 
 
+@dataclass
+class EvaluateJob:
+    """Cross-validate classical models on embeddings, aggregate features, and both.
+
+    Attributes:
+        embeddings: Parquet written by `eventseq embed` (id + emb_* columns); optional.
+        data: a prepare directory: its sequence table gives the aggregate features, and the target
+            when `labels` is not given; optional (but embeddings or data is needed).
+        labels: Parquet/CSV with the id column and the target (default: the target column of
+            the prepared `data` table).
+        target: target column (default: the only target in the schema of `data`).
+        id_column: entity id column (default: the schema's id column, else the first column of
+            the embeddings file).
+        task: auto (2 values: binary; few integer values: multiclass; else regression), binary,
+            multiclass or regression.
+        models: any of logreg, lightgbm, catboost (a missing package is skipped with a note).
+        model_params: per-model keyword overrides, e.g. model_params.lightgbm.n_estimators=500.
+        folds: cross-validation folds (stratified for classification); the same for every model
+            and feature set.
+        seed: seed of the folds and the models.
+        aggregates: evaluate aggregate features of `data` (null = yes when data is given).
+        max_categories: per categorical feature, count/fraction columns for this many most
+            frequent values.
+        output: report file: .csv for the table, anything else for Markdown; empty = only print.
+    """
+
+    embeddings: str | None = None
+    data: str | None = None
+    labels: str | None = None
+    target: str | None = None
+    id_column: str | None = None
+    task: str = "auto"
+    models: list[str] = field(default_factory=lambda: ["logreg", "lightgbm", "catboost"])
+    model_params: dict[str, Any] = field(default_factory=dict)
+    folds: int = 5
+    seed: int = 0
+    aggregates: bool | None = None
+    max_categories: int = 50
+    output: str | None = "evaluation.md"
+
+
 def _require(value: str, key: str) -> None:
     if not value:
         raise ConfigError(f"'{key}' is required (pass {key}=...)")
@@ -133,6 +174,92 @@ def run_generate(job: GenerateJob) -> None:
     print(f"written: {job.output}/events.parquet ({data.events.height:,} events), {job.output}/labels.parquet")
 
 
+def _read_labels(path: Any) -> Any:
+    """A labels table from Parquet or CSV, with file problems as FileFormatError naming the file."""
+    import polars as pl
+
+    from eventseq._io import read_parquet
+
+    if not path.is_file():
+        raise FileFormatError(f"labels file not found: {path}")
+    if path.suffix.lower() != ".csv":
+        return pl.from_arrow(read_parquet(path))
+    try:
+        return pl.read_csv(path)
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise FileFormatError(f"cannot read labels {path}: {error}") from None
+
+
+def run_evaluate(job: EvaluateJob) -> None:
+    from pathlib import Path
+
+    import polars as pl
+
+    from eventseq import downstream
+    from eventseq._io import atomic_path, read_parquet
+    from eventseq.data.prepare import load_prepared
+
+    if not job.embeddings and not job.data:
+        raise ConfigError(
+            "evaluate needs embeddings=... (Parquet from `eventseq embed`), data=... (a prepare "
+            "directory, for aggregate features), or both"
+        )
+    prepared = load_prepared(job.data) if job.data else None
+    use_aggregates = job.aggregates if job.aggregates is not None else prepared is not None
+    if use_aggregates and prepared is None:
+        raise ConfigError("aggregates=true needs data=... (a prepare directory)")
+    embeddings = pl.from_arrow(read_parquet(job.embeddings)) if job.embeddings else None
+    if not use_aggregates and embeddings is None:
+        raise ConfigError("nothing to evaluate: aggregates=false and no embeddings=... given")
+    id_column = job.id_column or (prepared.schema.id_column if prepared else embeddings.columns[0])
+
+    target = job.target
+    if not target:
+        if job.labels or prepared is None or len(prepared.schema.targets) != 1:
+            known = [t.name for t in prepared.schema.targets] if prepared else []
+            raise ConfigError(f"'target' is required (pass target=...){f'; targets in data: {known}' if known else ''}")
+        target = prepared.schema.targets[0].name
+    if job.labels:
+        labels = _read_labels(Path(job.labels))
+    elif prepared is not None:
+        if target not in prepared.table.columns:
+            known = [t.name for t in prepared.schema.targets]
+            raise ColumnError(f"target '{target}' is not in the prepared data (targets: {known}); pass labels=...")
+        labels = prepared.table.select(prepared.schema.id_column, target)
+    else:
+        raise ConfigError("labels=... is required when no data=... is given")
+    task = job.task
+    if task == "auto" and prepared is not None and not job.labels:
+        task = {"multilabel": "binary"}.get(prepared.schema.target(target).task, prepared.schema.target(target).task)
+
+    sets = {}
+    if use_aggregates:
+        sets["aggregates"] = downstream.aggregate_features(prepared.table, prepared.schema, job.max_categories)
+    if embeddings is not None:
+        sets["embeddings"] = embeddings
+    if use_aggregates and embeddings is not None:
+        sets["embeddings + aggregates"] = downstream.concat_features(embeddings, sets["aggregates"], id_column)
+    table = downstream.compare_feature_sets(
+        sets, labels, id_column, target, job.models, job.folds, job.seed, task, job.model_params, verbose=True
+    )
+    print()
+    print(downstream.format_table(table))
+    if job.output:
+        output = Path(job.output)
+        with atomic_path(output) as tmp:
+            if output.suffix.lower() == ".csv":
+                table.write_csv(tmp)
+            else:
+                sources = ", ".join(f"{k}: `{v}`" for k, v in (("embeddings", job.embeddings), ("data", job.data),
+                                                                ("labels", job.labels)) if v)
+                tmp.write_text(
+                    f"# Downstream evaluation\n\n- target: `{target}`; {sources}\n"
+                    f"- {job.folds}-fold cross-validation, seed {job.seed}, the same folds for every row\n\n"
+                    f"{downstream.format_table(table, markdown=True)}\n"
+                )
+        print(f"written: {output}")
+
+
 def _format_metrics(metrics: dict[str, float]) -> str:
     return "\n".join(f"  {name:<16} {value:.4f}" for name, value in sorted(metrics.items()))
 
@@ -151,6 +278,7 @@ def _commands() -> dict[str, tuple[type, Callable[[Any], None], str]]:
         "train": (TrainConfig, run_train, "train a supervised sequence model"),
         "predict": (PredictJob, run_predict, "predictions per entity → Parquet"),
         "embed": (EmbedJob, lambda job: run_predict(job, "embed"), "embeddings per entity → Parquet"),
+        "evaluate": (EvaluateJob, run_evaluate, "cross-validate GBDT/logreg on embeddings and aggregates"),
         "generate": (GenerateJob, run_generate, "write the synthetic data set"),
         "demo": (DemoJob, _demo, "the whole pipeline on built-in data"),
     }

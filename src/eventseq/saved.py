@@ -18,6 +18,7 @@ from eventseq import __version__
 from eventseq._io import atomic_directory, read_json
 from eventseq.data.schema import Schema
 from eventseq.errors import FileFormatError
+from eventseq.objectives.coles import ColesModule
 from eventseq.objectives.supervised import SupervisedModule
 
 CONFIG_FILE = "config.json"
@@ -26,6 +27,7 @@ WEIGHTS_FILE = "model.safetensors"
 # kind (stored in config.json) -> class; explicit so that it can be grepped
 MODEL_KINDS: dict[str, type[L.LightningModule]] = {
     SupervisedModule.kind: SupervisedModule,
+    ColesModule.kind: ColesModule,
 }
 
 

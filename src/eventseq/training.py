@@ -29,6 +29,8 @@ from eventseq.data.sampler import LengthBucketSampler
 from eventseq.data.splits import split_by_entity
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import EncoderConfig
+from eventseq.data.augment import ViewCollate
+from eventseq.objectives.coles import ColesConfig, ColesModule
 from eventseq.objectives.supervised import MONITOR, HeadConfig, OptimizerConfig, SupervisedModule, resolve_head
 from eventseq.saved import load_checkpoint_state, save_model
 
@@ -92,6 +94,8 @@ class TrainConfig:
         output: run directory (checkpoints, logs, model, metrics, curves).
         seed: global seed; the same seed and data give the same result.
         resume: continue from output/checkpoints/last.ckpt if it exists.
+        init_from: a saved model (e.g. a CoLES run's model/) whose encoder initialises this one
+            (fine-tuning); combine with optimizer.freeze_encoder or optimizer.encoder_lr.
     """
 
     data: DataSection = field(default_factory=DataSection)
@@ -102,13 +106,36 @@ class TrainConfig:
     output: str = "runs/train"
     seed: int = 0
     resume: bool = False
+    init_from: str | None = None
+
+
+@dataclass
+class PretrainConfig:
+    """A self-supervised pretraining run (entity embeddings without labels).
+
+    Attributes:
+        method: the objective; coles today.
+        output: run directory (checkpoints, logs, model, curves).
+        seed: global seed.
+        resume: continue from output/checkpoints/last.ckpt if it exists.
+    """
+
+    data: DataSection = field(default_factory=lambda: DataSection(test_fraction=0.0, valid_fraction=0.1))
+    model: EncoderConfig = field(default_factory=EncoderConfig)
+    coles: ColesConfig = field(default_factory=ColesConfig)
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3))
+    trainer: TrainerSection = field(default_factory=TrainerSection)
+    method: str = "coles"
+    output: str = "runs/pretrain"
+    seed: int = 0
+    resume: bool = False
 
 
 @dataclass
 class TrainResult:
     """What a run produced."""
 
-    module: SupervisedModule
+    module: L.LightningModule
     metrics: dict[str, float]
     run_dir: Path
     model_dir: Path
@@ -202,6 +229,67 @@ def build_trainer(
     )
 
 
+def _load_dataset(data: DataSection, seed: int, target: list[str] | None = None):
+    if not data.path:
+        raise ConfigError("data.path is required: the directory written by `eventseq prepare`")
+    L.seed_everything(seed, workers=True, verbose=False)
+    prepared = load_prepared(data.path)
+    dataset = SequenceDataset.from_table(prepared.table, prepared.schema, target=target, max_len=data.max_len)
+    return prepared.schema, dataset
+
+
+def _write_splits(dataset: SequenceDataset, splits: dict[str, np.ndarray], run_dir: Path) -> None:
+    write_parquet(
+        pl.DataFrame(
+            {
+                dataset.schema.id_column: np.concatenate([dataset.entity_ids(splits[p]) for p in splits]),
+                "part": np.concatenate([np.full(len(splits[p]), p) for p in splits]),
+            }
+        ).to_arrow(),
+        run_dir / "splits.parquet",
+    )
+
+
+def _fit(
+    module: L.LightningModule,
+    train_loader: torch.utils.data.DataLoader,
+    valid_loader: torch.utils.data.DataLoader,
+    config: TrainConfig | PretrainConfig,
+    run_dir: Path,
+    monitor: str,
+    mode: str,
+) -> L.Trainer:
+    """Fit with the shared Trainer set-up (resume, checkpoints, logs); load the best weights."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt_path = str(last) if config.resume and last.exists() else None
+    if config.resume and ckpt_path is None:
+        logger.warning("resume=true but %s does not exist: training from scratch", last)
+    _write_config(config, run_dir / "config.yaml")  # before training, so a crashed run documents itself
+    trainer = build_trainer(config.trainer, run_dir, monitor, mode, resuming=ckpt_path is not None)
+    trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:
+        module.load_state_dict(load_checkpoint_state(best)["state_dict"])
+    return trainer
+
+
+def _evaluator(config: TrainerSection) -> L.Trainer:
+    """A Trainer without loggers, so that evaluating the best model leaves the training log alone."""
+    return L.Trainer(accelerator=config.accelerator, devices=1, precision=config.precision, logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+
+
+def _finish(module: L.LightningModule, run_dir: Path, metrics: dict[str, float], config: Any) -> Path:
+    from eventseq.plots import plot_training_curves
+
+    info = {"metrics": metrics, "train_config": asdict(config)}
+    model_dir = save_model(module, run_dir / "model", extra=info)
+    module.saved_info = info  # as load_model sets it: inference reads the training max_len from here
+    write_json(run_dir / "metrics.json", metrics)
+    plot_training_curves(sorted((run_dir / "logs").glob("csv*/metrics.csv")), run_dir / "curves.png")
+    return model_dir
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Train a supervised model as configured; save the best one under `output/model`.
 
@@ -211,66 +299,86 @@ def train(config: TrainConfig) -> TrainResult:
     Raises:
         ConfigError, DataError, FileFormatError: bad config or data, with the key/column/file named.
     """
+    run_dir = Path(config.output)
     if not config.data.path:
         raise ConfigError("data.path is required: the directory written by `eventseq prepare`")
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    run_dir = Path(config.output)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    prepared = load_prepared(config.data.path)
-    schema = prepared.schema
+    schema = load_prepared(config.data.path).schema
     head = resolve_head(schema, config.head)
-    dataset = SequenceDataset.from_table(prepared.table, schema, target=head.targets, max_len=config.data.max_len)
+    schema, dataset = _load_dataset(config.data, config.seed, head.targets)
+    run_dir.mkdir(parents=True, exist_ok=True)
     labels = dataset.target_values()
     stratify = labels if head.task in ("binary", "multiclass") else None
     splits = split_by_entity(
         len(dataset), config.data.valid_fraction, config.data.test_fraction, stratify, config.data.split_seed
     )
-    write_parquet(
-        pl.DataFrame(
-            {
-                schema.id_column: np.concatenate([dataset.entity_ids(splits[p]) for p in splits]),
-                "part": np.concatenate([np.full(len(splits[p]), p) for p in splits]),
-            }
-        ).to_arrow(),
-        run_dir / "splits.parquet",
-    )
+    _write_splits(dataset, splits, run_dir)
     loader_args = dict(bucket=config.data.bucket_by_length, num_workers=config.data.num_workers)
     train_loader = make_loader(dataset.subset(splits["train"]), config.data.batch_size, True, seed=config.seed,
                                **loader_args)
     valid_loader = make_loader(dataset.subset(splits["valid"]), config.data.batch_size, False, **loader_args)
 
-    module = SupervisedModule(schema, config.model, head, config.optimizer)
-    monitor, mode = MONITOR[head.task]
-    last = run_dir / "checkpoints" / "last.ckpt"
-    ckpt_path = str(last) if config.resume and last.exists() else None
-    if config.resume and ckpt_path is None:
-        logger.warning("resume=true but %s does not exist: training from scratch", last)
-    _write_config(config, run_dir / "config.yaml")  # before training, so a crashed run documents itself
-    trainer = build_trainer(config.trainer, run_dir, monitor, mode, resuming=ckpt_path is not None)
-    trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
+    encoder_config = config.model
+    pretrained = None
+    if config.init_from:
+        from eventseq.saved import load_model
 
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if best:
-        module.load_state_dict(load_checkpoint_state(best)["state_dict"])
-    # Metrics of the best model (callback_metrics would hold the last epoch's), from a Trainer
-    # without loggers so that the training log keeps only training epochs.
-    evaluator = L.Trainer(accelerator=config.trainer.accelerator, devices=1, precision=config.trainer.precision,
-                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                          enable_model_summary=False)
-    validated = evaluator.validate(module, valid_loader, verbose=False)
-    metrics = {k: float(v) for k, v in validated[0].items()}
+        pretrained = load_model(config.init_from)
+        if pretrained.schema.fingerprint() != schema.fingerprint():
+            raise ConfigError(
+                f"init_from={config.init_from} was trained on data prepared with a different schema "
+                f"(vocabularies/transforms): prepare the data with that model's schema"
+            )
+        encoder_config = pretrained.encoder_config  # the architecture comes with the weights
+    module = SupervisedModule(schema, encoder_config, head, config.optimizer)
+    if pretrained is not None:
+        module.encoder.load_state_dict(pretrained.encoder.state_dict())
+    monitor, mode = MONITOR[head.task]
+    trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+
+    evaluator = _evaluator(config.trainer)
+    metrics = {k: float(v) for k, v in evaluator.validate(module, valid_loader, verbose=False)[0].items()}
     if len(splits["test"]):
         test_loader = make_loader(dataset.subset(splits["test"]), config.data.batch_size, False, **loader_args)
-        tested = evaluator.test(module, test_loader, verbose=False)
-        metrics.update({k: float(v) for k, v in tested[0].items()})
+        metrics.update({k: float(v) for k, v in evaluator.test(module, test_loader, verbose=False)[0].items()})
     metrics["epochs"] = int(trainer.current_epoch)
-    info = {"metrics": metrics, "train_config": asdict(config)}
-    model_dir = save_model(module, run_dir / "model", extra=info)
-    module.saved_info = info  # as load_model sets it: inference reads the training max_len from here
-    write_json(run_dir / "metrics.json", metrics)
-    from eventseq.plots import plot_training_curves
+    model_dir = _finish(module, run_dir, metrics, config)
+    return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
 
-    plot_training_curves(sorted((run_dir / "logs").glob("csv*/metrics.csv")), run_dir / "curves.png")
+
+def pretrain(config: PretrainConfig) -> TrainResult:
+    """Self-supervised pretraining (CoLES); saves the encoder model under `output/model`.
+
+    The model embeds entities with `eventseq embed`; its encoder initialises supervised models
+    through `TrainConfig.init_from`.
+    """
+    if config.method != "coles":
+        raise ConfigError(f"method={config.method!r}: available methods: coles")
+    run_dir = Path(config.output)
+    schema, dataset = _load_dataset(config.data, config.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    splits = split_by_entity(len(dataset), config.data.valid_fraction, 0.0, None, config.data.split_seed)
+    _write_splits(dataset, splits, run_dir)
+    module = ColesModule(schema, config.model, config.coles, config.optimizer)
+    train_set, valid_set = dataset.subset(splits["train"]), dataset.subset(splits["valid"])
+    views = config.coles.views
+    train_loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_sampler=LengthBucketSampler(train_set.lengths, config.data.batch_size, shuffle=True, seed=config.seed,
+                                          drop_last=len(train_set) > config.data.batch_size),
+        collate_fn=ViewCollate(train_set, views),
+        num_workers=config.data.num_workers,
+    )
+    valid_loader = torch.utils.data.DataLoader(
+        valid_set,
+        batch_sampler=LengthBucketSampler(valid_set.lengths, config.data.batch_size, shuffle=False),
+        collate_fn=ViewCollate(valid_set, views, fixed_seed=config.seed),
+        num_workers=config.data.num_workers,
+    )
+    monitor, mode = module.monitor
+    trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    metrics = {k: float(v) for k, v in _evaluator(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
+    metrics["epochs"] = int(trainer.current_epoch)
+    model_dir = _finish(module, run_dir, metrics, config)
     return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
 
 

@@ -151,6 +151,11 @@ class SequenceDataset(torch.utils.data.Dataset):
         return None if self.targets is None else self.targets[self.rows]
 
     # -------------------------------------------------------------- batching
+    def entity_lengths(self, positions: np.ndarray) -> np.ndarray:
+        """Full (untruncated) event counts of the entities at `positions`."""
+        rows = self.rows[positions]
+        return self.offsets[rows + 1] - self.offsets[rows]
+
     def collate(self, positions: Sequence[int] | np.ndarray) -> Batch:
         """Gather entities into a padded Batch (left-aligned, most recent `max_len` events)."""
         positions = np.asarray(positions, dtype=np.int64)
@@ -160,10 +165,45 @@ class SequenceDataset(torch.utils.data.Dataset):
         if self.max_len is not None:
             lengths = np.minimum(lengths, self.max_len)
             starts = ends - lengths  # keep the most recent events
+        return self._gather(positions, starts, lengths)
+
+    def collate_views(
+        self,
+        positions: np.ndarray,
+        view_starts: np.ndarray,
+        view_lengths: np.ndarray,
+        keep: np.ndarray | None = None,
+    ) -> Batch:
+        """Gather sub-sequences ("views") of entities into one Batch.
+
+        Args:
+            positions: entity position of each view, [V] (repeat a position for several views).
+            view_starts: first event of each view, relative to its entity's first event, [V].
+            view_lengths: events in each view, [V].
+            keep: optional [V, max(view_lengths)] bool mask of events to keep (event dropout);
+                kept events are compacted to the left; a view keeps at least its first event.
+
+        Returns:
+            Batch whose `index` holds the entity position of each view.
+        """
+        positions = np.asarray(positions, dtype=np.int64)
+        starts = self.offsets[self.rows[positions]] + np.asarray(view_starts, dtype=np.int64)
+        return self._gather(positions, starts, np.asarray(view_lengths, dtype=np.int64), keep)
+
+    def _gather(
+        self, positions: np.ndarray, starts: np.ndarray, lengths: np.ndarray, keep: np.ndarray | None = None
+    ) -> Batch:
         width = max(int(lengths.max()), 1)
         steps = np.arange(width)
         valid = steps[None, :] < lengths[:, None]  # [B, T]
-        gather = np.where(valid, starts[:, None] + steps[None, :], 0)  # [B, T]
+        gather = np.where(valid, starts[:, None] + steps[None, :], 0)  # [B, T] flat event index
+        if keep is not None:
+            keep = keep[:, :width] & valid
+            keep[~keep.any(axis=1), 0] = True  # never an empty view
+            order = np.argsort(~keep, axis=1, kind="stable")  # kept events first, in time order
+            gather = np.take_along_axis(gather, order, axis=1)
+            lengths = keep.sum(axis=1)
+            valid = steps[None, :] < lengths[:, None]
         features = {}
         for feature in self.schema.features:
             values = self.columns[feature.name][gather]
@@ -175,7 +215,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         event_time[~valid] = 0
         target = None
         if self.targets is not None:
-            target = torch.from_numpy(np.ascontiguousarray(self.targets[rows]))
+            target = torch.from_numpy(np.ascontiguousarray(self.targets[self.rows[positions]]))
         return Batch(
             features=features,
             event_time=torch.from_numpy(event_time),

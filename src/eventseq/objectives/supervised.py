@@ -57,11 +57,13 @@ class OptimizerConfig:
         lr: learning rate of the head (and of the encoder unless encoder_lr is set).
         encoder_lr: a separate learning rate for the encoder (None = lr).
         weight_decay: AdamW weight decay.
+        freeze_encoder: train only the head; the encoder (e.g. pretrained) stays fixed.
     """
 
     lr: float = 3e-3
     encoder_lr: float | None = None
     weight_decay: float = 0.0
+    freeze_encoder: bool = False
 
 
 def resolve_head(schema: Schema, head: HeadConfig) -> HeadConfig:
@@ -148,6 +150,8 @@ class SupervisedModule(L.LightningModule):
             if len(weights) != expected:
                 raise ConfigError(f"class_weights has {len(weights)} values, the {task} task needs {expected}")
         self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32) if weights else None)
+        if self.optimizer_config.freeze_encoder:
+            self.encoder.requires_grad_(False)
         self.val_metrics = _metrics(task, outputs).clone(prefix="val_")
         self.test_metrics = _metrics(task, outputs).clone(prefix="test_")
 
@@ -185,6 +189,10 @@ class SupervisedModule(L.LightningModule):
         return F.mse_loss(output, target.float().view_as(output))
 
     # ------------------------------------------------------------------ steps
+    def on_train_epoch_start(self) -> None:
+        if self.optimizer_config.freeze_encoder:
+            self.encoder.eval()  # a frozen encoder also keeps its batch-norm statistics and no dropout
+
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         loss = self.loss(self(batch), batch.target)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.batch_size)

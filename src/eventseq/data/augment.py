@@ -1,0 +1,112 @@
+"""Views of event sequences for self-supervised objectives (CoLES, VICReg, Barlow Twins...).
+
+A view is a sub-sequence of one entity: a random slice (absolute length bounds, as in CoLES),
+a random crop (length as a share of the sequence), optionally with event dropout. All sampling
+is vectorized over the views with NumPy; the result is an ordinary Batch whose `index` names the
+entity each view came from, so "same index" means "positive pair".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from eventseq.data.batch import Batch
+from eventseq.data.dataset import SequenceDataset
+from eventseq.errors import ConfigError
+
+
+@dataclass
+class ViewConfig:
+    """How views are sampled.
+
+    Attributes:
+        split_count: views per entity in a batch.
+        mode: slices (lengths in [min_len, max_len] events) or crops (a share of the sequence
+            in [crop_min, crop_max]).
+        min_len: shortest slice (shorter sequences give their whole length).
+        max_len: longest slice.
+        crop_min: smallest crop share.
+        crop_max: largest crop share.
+        event_dropout: probability of dropping each event of a view (0 = off).
+    """
+
+    split_count: int = 5
+    mode: str = "slices"
+    min_len: int = 15
+    max_len: int = 150
+    crop_min: float = 0.5
+    crop_max: float = 1.0
+    event_dropout: float = 0.0
+
+    def validate(self) -> None:
+        if self.split_count < 2:
+            raise ConfigError(f"views.split_count={self.split_count}: need at least 2 views per entity")
+        if self.mode not in ("slices", "crops"):
+            raise ConfigError(f"views.mode={self.mode!r}: expected slices or crops")
+        if not 1 <= self.min_len <= self.max_len:
+            raise ConfigError(f"views.min_len={self.min_len}, max_len={self.max_len}: need 1 <= min_len <= max_len")
+        if not 0 < self.crop_min <= self.crop_max <= 1:
+            raise ConfigError(f"views.crop_min={self.crop_min}, crop_max={self.crop_max}: need 0 < min <= max <= 1")
+        if not 0 <= self.event_dropout < 1:
+            raise ConfigError(f"views.event_dropout={self.event_dropout}: must be in [0, 1)")
+
+
+def sample_views(
+    lengths: np.ndarray, config: ViewConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw `split_count` views per entity.
+
+    Args:
+        lengths: events per entity, [N].
+
+    Returns:
+        (owner [N*k] index into `lengths`, start [N*k] relative to the entity, view length [N*k]).
+    """
+    owner = np.repeat(np.arange(len(lengths)), config.split_count)
+    total = np.asarray(lengths, dtype=np.int64)[owner]
+    if config.mode == "slices":
+        low = np.minimum(config.min_len, total)
+        high = np.minimum(config.max_len, total)
+    else:
+        low = np.maximum(1, np.ceil(total * config.crop_min)).astype(np.int64)
+        high = np.maximum(low, np.floor(total * config.crop_max).astype(np.int64))
+    view_length = rng.integers(low, high + 1)
+    start = rng.integers(0, total - view_length + 1)
+    return owner, start, view_length
+
+
+class ViewCollate:
+    """collate_fn: entity positions → a Batch of `split_count` views per entity.
+
+    Randomness is drawn from a NumPy generator seeded lazily from torch's seed of the current
+    process, so `seed_everything(seed, workers=True)` makes the views reproducible, and each
+    DataLoader worker draws different views. `fixed_seed` gives the same views on every pass
+    (validation).
+    """
+
+    def __init__(self, dataset: SequenceDataset, config: ViewConfig, fixed_seed: int | None = None) -> None:
+        config.validate()
+        self.dataset = dataset
+        self.config = config
+        self.fixed_seed = fixed_seed
+        self._rng: np.random.Generator | None = None
+
+    def _generator(self, positions: np.ndarray) -> np.random.Generator:
+        if self.fixed_seed is not None:  # same views for the same entities on every pass
+            return np.random.default_rng([self.fixed_seed, int(positions.sum()), len(positions)])
+        if self._rng is None:
+            self._rng = np.random.default_rng(torch.initial_seed() % 2**63)
+        return self._rng
+
+    def __call__(self, positions: Sequence[int]) -> Batch:
+        positions = np.asarray(positions, dtype=np.int64)
+        rng = self._generator(positions)
+        owner, start, length = sample_views(self.dataset.entity_lengths(positions), self.config, rng)
+        keep = None
+        if self.config.event_dropout > 0:
+            keep = rng.random((len(owner), int(length.max()))) >= self.config.event_dropout
+        return self.dataset.collate_views(positions[owner], start, length, keep)
