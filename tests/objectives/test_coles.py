@@ -37,7 +37,7 @@ def test_coles_loss_decreases_and_recall_rises(prepared_dir, loss):
         loss_value.backward()
         optimizer.step()
     assert loss_value.item() < 0.7 * first
-    assert recall_at_k(module.embed(batch), batch.index, 2).item() > recall_before + 0.2
+    assert recall_at_k(module.embed(batch), batch.index, 2).item() > 1.5 * recall_before
 
 
 def test_bad_loss_name(prepared_dir):
