@@ -53,3 +53,70 @@ def plot_training_curves(
         figure.savefig(tmp, format="png", dpi=100)
     plt.close(figure)
     return Path(output)
+
+
+def plot_embedding_map(
+    embeddings: pl.DataFrame,
+    labels: pl.DataFrame | None,
+    id_column: str,
+    output: str | os.PathLike,
+    target: str | None = None,
+    method: str = "pca",
+    max_points: int = 5000,
+    seed: int = 0,
+) -> Path:
+    """2-D map of entity embeddings (emb_* columns), coloured by a label, saved as PNG.
+
+    Args:
+        embeddings: id column + emb_* columns (as written by `eventseq embed`).
+        labels: optional table with the id column and `target`.
+        method: pca (default), tsne (scikit-learn), or umap (if umap-learn is installed).
+        max_points: a random sample of at most this many entities is drawn.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from eventseq.errors import ConfigError
+
+    frame = embeddings
+    if labels is not None and target is not None:
+        frame = frame.join(labels.select(id_column, target), on=id_column, how="inner")
+    if frame.height > max_points:
+        frame = frame.sample(max_points, seed=seed)
+    values = frame.select(pl.col("^emb_.*$")).to_numpy()
+    if values.shape[1] == 0:
+        raise ConfigError("no emb_* columns to plot")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        points = PCA(n_components=2, random_state=seed).fit_transform(values)
+    elif method == "tsne":
+        from sklearn.manifold import TSNE
+
+        points = TSNE(n_components=2, random_state=seed, init="pca").fit_transform(values)
+    elif method == "umap":
+        try:
+            import umap
+        except ImportError:
+            raise ConfigError("method=umap needs the umap-learn package (pip install umap-learn)") from None
+        points = umap.UMAP(n_components=2, random_state=seed).fit_transform(values)
+    else:
+        raise ConfigError(f"method={method!r}: expected pca, tsne or umap")
+    figure, axis = plt.subplots(figsize=(6, 5))
+    if target is not None and target in frame.columns:
+        colours = frame[target].to_numpy()
+        for value in np.unique(colours):
+            chosen = colours == value
+            axis.scatter(points[chosen, 0], points[chosen, 1], s=6, alpha=0.6, label=f"{target}={value}")
+        axis.legend(markerscale=3)
+    else:
+        axis.scatter(points[:, 0], points[:, 1], s=6, alpha=0.6)
+    axis.set(title=f"entity embeddings ({method.upper()}, {frame.height:,} entities)")
+    figure.tight_layout()
+    with atomic_path(output) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+    return Path(output)
