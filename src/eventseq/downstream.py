@@ -151,6 +151,7 @@ class AggregateFeatures:
         return table.select(columns)
 
     def fit_transform(self, table: pl.DataFrame) -> pl.DataFrame:
+        """`fit(table)`, then `transform(table)`."""
         return self.fit(table).transform(table)
 
     def _check_table(self, table: pl.DataFrame) -> None:
@@ -318,6 +319,9 @@ def compare_feature_sets(
                 f"no '{id_column}' is in the labels and in every feature set (none left after "
                 f"feature set '{name}'): check that they describe the same entities"
             )
+    if verbose:
+        print(f"{common.height:,} entities (in the labels and every feature set), {folds}-fold cross-validation, "
+              f"seed {seed}")
     results = []
     for name, frame in frames.items():
         frame_ids, ids = _matching_ids(frame, common, id_column)
