@@ -14,7 +14,7 @@ from eventseq.config import _all_keys, load_config
 from eventseq.errors import ConfigError
 from eventseq.training import TrainConfig
 
-COMMANDS = ["prepare", "train", "predict", "embed", "generate", "demo"]
+COMMANDS = ["prepare", "train", "pretrain", "predict", "embed", "evaluate", "generate", "demo"]
 
 
 
@@ -137,14 +137,40 @@ def test_generate_prepare_train_predict_embed(tmp_path, capsys):
 def test_demo_writes_results_and_curves(tmp_path, capsys):
     output = tmp_path / "demo"
     assert main(["demo", f"output={output}", "n_entities=200", "max_epochs=1", "hidden_size=8",
-                 "progress=false"]) == 0
+                 "progress=false", "coles_epochs=1"]) == 0
     results = json.loads((output / "results.json").read_text())
     metrics = results["metrics"]
     assert 0.5 < metrics["Bayes-optimal accuracy (same entities)"] <= 1
     assert metrics["test accuracy (reloaded model, raw events)"] == pytest.approx(metrics["test accuracy (GRU)"])
     assert (output / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert (output / "predictions.parquet").exists()
-    assert "trained a GRU for 1 epochs" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "trained a GRU for 1 epochs" in printed
+    # the pretrained-use comparison: every method scored on the same held-out entities
+    for method in ["aggregates + LightGBM", "CoLES embeddings + LightGBM", "CoLES + aggregates + LightGBM",
+                   "supervised GRU", "CoLES → fine-tuned GRU"]:
+        assert method in printed
+        assert 0 <= metrics[f"{method} AUROC"] <= 1
+    assert (output / "embedding_map.png").read_bytes()[:4] == b"\x89PNG"
+    assert (output / "finetuned" / "model" / "model.safetensors").exists()
+
+
+def test_pretrain_and_embed_with_a_map(prepared_dir, synthetic, tmp_path):
+    run = tmp_path / "coles"
+    assert main(["pretrain", f"data.path={prepared_dir}", f"output={run}", "trainer.max_epochs=1",
+                 "trainer.progress_bar=false", "model.sequence_encoder.hidden_size=8", "coles.views.min_len=3",
+                 "coles.views.max_len=10", "coles.loss=infonce"]) == 0
+    labels = tmp_path / "labels.parquet"
+    synthetic.labels.write_parquet(labels)
+    assert main(["embed", f"model={run / 'model'}", f"data={prepared_dir}", f"output={tmp_path / 'e.parquet'}",
+                 "progress=false", f"plot={tmp_path / 'map.png'}", f"labels={labels}", "target=label"]) == 0
+    assert (tmp_path / "map.png").read_bytes()[:4] == b"\x89PNG"
+    assert pl.read_parquet(tmp_path / "e.parquet").height == 240
+
+
+def test_pretrain_unknown_method(prepared_dir, tmp_path, capsys):
+    assert main(["pretrain", f"data.path={prepared_dir}", f"output={tmp_path}", "method=simclr"]) == 2
+    assert "available methods: coles" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ load_config

@@ -16,7 +16,7 @@ from typing import Any
 from eventseq.config import describe, load_config
 from eventseq.data.prepare import PrepareConfig
 from eventseq.errors import ColumnError, ConfigError, EventseqError, FileFormatError
-from eventseq.training import TrainConfig
+from eventseq.training import PretrainConfig, TrainConfig
 
 
 @dataclass
@@ -65,9 +65,17 @@ class EmbedJob(PredictJob):
 
     Attributes:
         output: Parquet file to write (id + emb_* columns).
+        plot: also save a 2-D map of the embeddings to this PNG (None = no plot).
+        plot_method: pca, tsne or umap (umap needs umap-learn).
+        labels: labels table (Parquet/CSV) to colour the map by.
+        target: label column in `labels`.
     """
 
     output: str = "embeddings.parquet"
+    plot: str | None = None
+    plot_method: str = "pca"
+    labels: str | None = None
+    target: str | None = None
 
 
 @dataclass
@@ -151,6 +159,14 @@ def run_train(config: TrainConfig) -> None:
     print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
 
 
+def run_pretrain(config: PretrainConfig) -> None:
+    from eventseq.training import pretrain
+
+    result = pretrain(config)
+    print(_format_metrics(result.metrics))
+    print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
+
+
 def run_predict(job: PredictJob, mode: str = "predict") -> None:
     from eventseq import inference
 
@@ -160,6 +176,22 @@ def run_predict(job: PredictJob, mode: str = "predict") -> None:
     path = function(job.model, job.data, job.output, job.batch_size, job.chunk_rows, job.progress, job.max_len,
                     job.device)
     print(f"written: {path}")
+    if mode == "embed" and getattr(job, "plot", None):
+        _plot_embeddings(job)
+
+
+def _plot_embeddings(job: EmbedJob) -> None:
+    import polars as pl
+
+    from eventseq.data.prepare import read_events
+    from eventseq.plots import plot_embedding_map
+    from eventseq.saved import load_model
+
+    embeddings = pl.read_parquet(job.output)
+    id_column = load_model(job.model).schema.id_column
+    labels = read_events(job.labels).collect() if job.labels else None
+    path = plot_embedding_map(embeddings, labels, id_column, job.plot, target=job.target, method=job.plot_method)
+    print(f"embedding map: {path}")
 
 
 def run_generate(job: GenerateJob) -> None:
@@ -276,6 +308,7 @@ def _commands() -> dict[str, tuple[type, Callable[[Any], None], str]]:
     return {
         "prepare": (PrepareJob, run_prepare, "raw event log → sequence table + schema"),
         "train": (TrainConfig, run_train, "train a supervised sequence model"),
+        "pretrain": (PretrainConfig, run_pretrain, "self-supervised pretraining (CoLES) of an encoder"),
         "predict": (PredictJob, run_predict, "predictions per entity → Parquet"),
         "embed": (EmbedJob, lambda job: run_predict(job, "embed"), "embeddings per entity → Parquet"),
         "evaluate": (EvaluateJob, run_evaluate, "cross-validate GBDT/logreg on embeddings and aggregates"),
@@ -304,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    # Lightning's start-up notices (devices, tips) drown the command's own output
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
