@@ -259,6 +259,19 @@ def test_cli_evaluate_embeddings_and_aggregates(trained, prepared_dir, tmp_path,
     assert "embeddings + aggregates" in capsys.readouterr().out
 
 
+def test_cli_evaluate_from_a_model_equals_from_its_embeddings(trained, prepared_dir, tmp_path, capsys):
+    from eventseq.inference import embed
+
+    embeddings = embed(trained.module, prepared_dir, output=tmp_path / "embeddings.parquet", progress=False)
+    arguments = [f"data={prepared_dir}", "folds=2", "aggregates=false", "models=[logreg]", "output="]
+    assert main(["evaluate", f"embeddings={embeddings}", *arguments]) == 0
+    from_file = capsys.readouterr().out
+    assert main(["evaluate", f"model={trained.model_dir}", *arguments]) == 0
+    from_model = capsys.readouterr().out
+    assert re.findall(r"\d\.\d{4} ± \d\.\d{4}", from_file) == re.findall(r"\d\.\d{4} ± \d\.\d{4}", from_model)
+    assert main(["evaluate", f"model={trained.model_dir}", f"embeddings={embeddings}", *arguments]) == 2
+
+
 def test_cli_evaluate_with_a_labels_csv_writes_csv(prepared_dir, synthetic, tmp_path):
     labels = tmp_path / "labels.csv"
     synthetic.labels.write_csv(labels)

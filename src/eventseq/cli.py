@@ -101,6 +101,8 @@ class EvaluateJob:
 
     Attributes:
         embeddings: Parquet written by `eventseq embed` (id + emb_* columns); optional.
+        model: a saved model (e.g. a CoLES run's model/): embeddings are computed from it and
+            `data` instead of read from `embeddings`.
         data: a prepare directory: its sequence table gives the aggregate features, and the target
             when `labels` is not given; optional (but embeddings or data is needed).
         labels: Parquet/CSV with the id column and the target (default: the target column of
@@ -122,6 +124,7 @@ class EvaluateJob:
     """
 
     embeddings: str | None = None
+    model: str | None = None
     data: str | None = None
     labels: str | None = None
     target: str | None = None
@@ -231,7 +234,7 @@ def run_evaluate(job: EvaluateJob) -> None:
     from eventseq._io import atomic_path, read_parquet
     from eventseq.data.prepare import load_prepared
 
-    if not job.embeddings and not job.data:
+    if not job.embeddings and not job.data and not job.model:
         raise ConfigError(
             "evaluate needs embeddings=... (Parquet from `eventseq embed`), data=... (a prepare "
             "directory, for aggregate features), or both"
@@ -240,7 +243,16 @@ def run_evaluate(job: EvaluateJob) -> None:
     use_aggregates = job.aggregates if job.aggregates is not None else prepared is not None
     if use_aggregates and prepared is None:
         raise ConfigError("aggregates=true needs data=... (a prepare directory)")
-    embeddings = pl.from_arrow(read_parquet(job.embeddings)) if job.embeddings else None
+    if job.model and job.embeddings:
+        raise ConfigError("give either model=... (embeddings computed from data) or embeddings=..., not both")
+    if job.model:
+        if prepared is None:
+            raise ConfigError("model=... needs data=... (a prepare directory) to embed")
+        from eventseq.inference import embed
+
+        embeddings = embed(job.model, job.data, progress=False)
+    else:
+        embeddings = pl.from_arrow(read_parquet(job.embeddings)) if job.embeddings else None
     if not use_aggregates and embeddings is None:
         raise ConfigError("nothing to evaluate: aggregates=false and no embeddings=... given")
     id_column = job.id_column or (prepared.schema.id_column if prepared else embeddings.columns[0])
