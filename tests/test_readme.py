@@ -25,3 +25,10 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     assert 0.0 <= namespace["result"].metrics["test_auroc"] <= 1.0
     assert namespace["scores"].height == 1000
     assert pl.read_parquet(tmp_path / "embeddings.parquet").height == 1000
+
+    # the CoLES example continues from the files the first one wrote
+    coles_code = _python_block("## Self-supervised pretraining: CoLES")
+    coles_code = coles_code.replace("config.data.path", "config.trainer.progress_bar = False\nconfig.data.path")
+    exec(compile(coles_code, "README.md", "exec"), namespace)
+    assert (tmp_path / "runs" / "coles" / "model" / "model.safetensors").exists()
+    assert 0.0 <= namespace["coles"].metrics["val_recall_at_4"] <= 1.0
