@@ -24,7 +24,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from eventseq._io import atomic_path, write_json, write_parquet
 from eventseq.data.dataset import SequenceDataset
-from eventseq.data.prepare import load_prepared
+from eventseq.data.prepare import PreparedData, load_prepared
 from eventseq.data.sampler import LengthBucketSampler
 from eventseq.data.splits import split_by_entity
 from eventseq.errors import ConfigError
@@ -229,13 +229,11 @@ def build_trainer(
     )
 
 
-def _load_dataset(data: DataSection, seed: int, target: list[str] | None = None):
+def _load_prepared(data: DataSection, seed: int) -> PreparedData:
     if not data.path:
         raise ConfigError("data.path is required: the directory written by `eventseq prepare`")
     L.seed_everything(seed, workers=True, verbose=False)
-    prepared = load_prepared(data.path)
-    dataset = SequenceDataset.from_table(prepared.table, prepared.schema, target=target, max_len=data.max_len)
-    return prepared.schema, dataset
+    return load_prepared(data.path)
 
 
 def _write_splits(dataset: SequenceDataset, splits: dict[str, np.ndarray], run_dir: Path) -> None:
@@ -300,11 +298,10 @@ def train(config: TrainConfig) -> TrainResult:
         ConfigError, DataError, FileFormatError: bad config or data, with the key/column/file named.
     """
     run_dir = Path(config.output)
-    if not config.data.path:
-        raise ConfigError("data.path is required: the directory written by `eventseq prepare`")
-    schema = load_prepared(config.data.path).schema
+    prepared = _load_prepared(config.data, config.seed)
+    schema = prepared.schema
     head = resolve_head(schema, config.head)
-    schema, dataset = _load_dataset(config.data, config.seed, head.targets)
+    dataset = SequenceDataset.from_table(prepared.table, schema, target=head.targets, max_len=config.data.max_len)
     run_dir.mkdir(parents=True, exist_ok=True)
     labels = dataset.target_values()
     stratify = labels if head.task in ("binary", "multiclass") else None
@@ -354,7 +351,9 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     if config.method != "coles":
         raise ConfigError(f"method={config.method!r}: available methods: coles")
     run_dir = Path(config.output)
-    schema, dataset = _load_dataset(config.data, config.seed)
+    prepared = _load_prepared(config.data, config.seed)
+    schema = prepared.schema
+    dataset = SequenceDataset.from_table(prepared.table, schema, max_len=config.data.max_len)
     run_dir.mkdir(parents=True, exist_ok=True)
     splits = split_by_entity(len(dataset), config.data.valid_fraction, 0.0, None, config.data.split_seed)
     _write_splits(dataset, splits, run_dir)
