@@ -24,12 +24,15 @@ class PrepareJob(PrepareConfig):
     """Prepare a raw event log.
 
     Attributes:
-        input: raw events: a Parquet file/directory or CSV.
+        input: raw events: a Parquet file/directory or CSV (or ptls-format Parquet, see input_format).
+        input_format: events (one row per event) or ptls (one row per entity with list columns,
+            as pytorch-lifestream keeps prepared data; targets are its scalar columns).
         labels: optional per-entity labels (Parquet/CSV) with the id column and the target columns.
         output: directory to write data.parquet, schema.json and report.json into.
     """
 
     input: str = ""
+    input_format: str = "events"
     labels: str | None = None
     output: str = "prepared"
 
@@ -149,7 +152,16 @@ def run_prepare(job: PrepareJob) -> None:
 
     _require(job.input, "input")
     config = PrepareConfig(**{k: getattr(job, k) for k in PrepareConfig.__dataclass_fields__})
-    prepared = prepare(job.input, config, labels=job.labels, output=job.output)
+    if job.input_format == "ptls":
+        from eventseq.data.ptls_format import read_ptls_parquet
+
+        if job.labels:
+            raise ConfigError("input_format=ptls takes its targets from the ptls file's scalar columns, not labels=")
+        prepared = read_ptls_parquet(job.input, config, output=job.output)
+    elif job.input_format == "events":
+        prepared = prepare(job.input, config, labels=job.labels, output=job.output)
+    else:
+        raise ConfigError(f"input_format={job.input_format!r}: expected events or ptls")
     print(prepared.report.summary())
     print(f"written: {job.output}/")
 

@@ -52,3 +52,15 @@ def test_missing_or_scalar_columns_are_named(ptls_file):
     with pytest.raises(ColumnError, match="expected a list column"):
         read_ptls_parquet(ptls_file, PrepareConfig(id_column="client_id", time_column="event_time",
                                                    categorical=["target"]))
+
+
+def test_cli_prepares_a_ptls_file(ptls_file, tmp_path):
+    from eventseq.cli import main
+    from eventseq.data.prepare import load_prepared
+
+    code = main(["prepare", f"input={ptls_file}", "input_format=ptls", f"output={tmp_path / 'prepared'}",
+                 "id_column=client_id", "time_column=event_time", "categorical=[mcc_code]", "numeric=[amount]",
+                 "targets={target: binary}"])
+    assert code == 0
+    assert load_prepared(tmp_path / "prepared").table.height == 2
+    assert main(["prepare", f"input={ptls_file}", "input_format=xml", "id_column=client_id"]) == 2
