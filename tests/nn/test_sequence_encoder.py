@@ -80,7 +80,7 @@ def test_rnn_last_pooling_equals_final_state(small_prepared, small_batch):
 @pytest.mark.parametrize(
     "bad",
     [dict(type="rnn"), dict(pooling="cls"), dict(type="transformer", hidden_size=10, num_heads=3),
-     dict(pooling="median"), dict(type="transformer", positional="rotary")],
+     dict(pooling="median"), dict(type="transformer", positional="rotary"), dict(rnn_packing="sometimes")],
 )
 def test_bad_configs_are_rejected(bad):
     with pytest.raises(ConfigError):
@@ -92,3 +92,15 @@ def test_learned_positions_limit():
     with pytest.raises(ConfigError, match="max_positions"):
         encoder(torch.randn(1, 6, 4), torch.tensor([6]))
     assert np.isfinite(encoder(torch.randn(1, 4, 4), torch.tensor([4])).detach().numpy()).all()
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_padded_and_packed_rnns_agree(kind):
+    torch.manual_seed(0)
+    packed = build_sequence_encoder(4, _config(kind, rnn_packing="packed")).eval()
+    padded = build_sequence_encoder(4, _config(kind, rnn_packing="padded")).eval()
+    padded.load_state_dict(packed.state_dict())
+    x = torch.randn(3, 6, 4)
+    lengths = torch.tensor([6, 2, 4])
+    torch.testing.assert_close(padded(x, lengths), packed(x, lengths), atol=1e-5, rtol=1e-4)
+    assert torch.all(padded(x, lengths)[1, 2:] == 0)

@@ -36,6 +36,8 @@ class SequenceEncoderConfig:
         positional: transformer positions: sinusoidal, learned or none.
         max_positions: longest sequence for learned positions.
         pooling: last, mean, max or cls (transformer only, not causal).
+        rnn_packing: gru/lstm input: packed (padding skipped), padded, or auto = packed on GPU
+            and padded on CPU, where a packed GRU measured 3x slower than running over the padding.
     """
 
     type: str = "gru"
@@ -48,6 +50,7 @@ class SequenceEncoderConfig:
     positional: str = "sinusoidal"
     max_positions: int = 2048
     pooling: str = "last"
+    rnn_packing: str = "auto"
 
     def validate(self) -> None:
         if self.type not in SEQUENCE_ENCODERS:
@@ -62,12 +65,18 @@ class SequenceEncoderConfig:
             )
         if self.positional not in ("sinusoidal", "learned", "none"):
             raise ConfigError(f"positional={self.positional!r}: expected sinusoidal, learned or none")
+        if self.rnn_packing not in ("auto", "packed", "padded"):
+            raise ConfigError(f"rnn_packing={self.rnn_packing!r}: expected auto, packed or padded")
         if self.hidden_size < 1 or self.num_layers < 1:
             raise ConfigError("hidden_size and num_layers must be >= 1")
 
 
 class RnnEncoder(nn.Module):
-    """GRU or LSTM over packed sequences."""
+    """GRU or LSTM. Events are left-aligned, so an RNN's state at a real event never depends on
+    the padding after it: running over the padded batch gives the same hidden states at real events
+    as a packed sequence. Packing skips the padding's compute but, on CPU, its per-step batch
+    bookkeeping cost more than it saved (3x slower, GRU 256, 320 views of 15–60 events), hence
+    `rnn_packing=auto`: packed on GPU, padded on CPU."""
 
     def __init__(self, input_dim: int, config: SequenceEncoderConfig) -> None:
         super().__init__()
@@ -76,14 +85,19 @@ class RnnEncoder(nn.Module):
             input_dim, config.hidden_size, num_layers=config.num_layers, batch_first=True,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
+        self.packing = config.rnn_packing
         self.output_dim = config.hidden_size
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         width = x.shape[1]
-        packed = pack_padded_sequence(x, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
-        output, _ = self.rnn(packed)
-        hidden, _ = pad_packed_sequence(output, batch_first=True, total_length=width)
-        return hidden  # [B, T, H]
+        if self.packing == "packed" or (self.packing == "auto" and x.is_cuda):
+            packed = pack_padded_sequence(x, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
+            output, _ = self.rnn(packed)
+            hidden, _ = pad_packed_sequence(output, batch_first=True, total_length=width)
+            return hidden  # [B, T, H], zero at padding
+        hidden, _ = self.rnn(x)  # [B, T, H]
+        steps = torch.arange(width, device=x.device)
+        return hidden * (steps[None, :] < lengths[:, None]).unsqueeze(-1)  # zero at padding, as packed
 
 
 class CnnEncoder(nn.Module):
