@@ -130,6 +130,8 @@ class RunStats:
     inference_seconds: float = 0.0
     inference_entities: int = 0
     embeddings: pl.DataFrame = field(default_factory=pl.DataFrame)
+    int8_inference_seconds: float = 0.0  # eventseq only: embed(quantize=True), same batch size
+    int8_embeddings: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 class _TrainLoopTimer:
@@ -274,6 +276,11 @@ def run_eventseq(data: BenchData, args: argparse.Namespace, run_dir: Path, train
     stats.inference_seconds = time.perf_counter() - start
     stats.inference_entities = embeddings.height
     stats.embeddings = embeddings
+
+    start = time.perf_counter()
+    stats.int8_embeddings = embed(result.module, data.prepared_dir, batch_size=args.batch_size, progress=False,
+                                  max_len=args.max_len, quantize=True)
+    stats.int8_inference_seconds = time.perf_counter() - start
     return stats
 
 
@@ -371,8 +378,10 @@ def compare(data: BenchData, args: argparse.Namespace, workdir: Path) -> tuple[l
 
     id_column = schema.id_column
     labels = data.prepared.table.select(id_column, data.target)
+    feature_sets = {name: stats.embeddings for name, stats in runs.items()}
+    feature_sets["eventseq int8"] = runs["eventseq"].int8_embeddings
     scores = compare_feature_sets(
-        {name: stats.embeddings for name, stats in runs.items()}, labels, id_column=id_column, target=data.target,
+        feature_sets, labels, id_column=id_column, target=data.target,
         models=("lightgbm",), folds=args.folds, seed=SEED,
     )
     metric = {row["features"]: row for row in scores.iter_rows(named=True)}
@@ -390,13 +399,19 @@ def compare(data: BenchData, args: argparse.Namespace, workdir: Path) -> tuple[l
         ("training loop seconds", mine.train_seconds, theirs.train_seconds, "{:.1f}"),
         ("inference entities/s", rate(mine.inference_entities, mine.inference_seconds),
          rate(theirs.inference_entities, theirs.inference_seconds), "{:,.0f}"),
+        ("inference entities/s, eventseq `quantize=true` (int8)",
+         rate(mine.inference_entities, mine.int8_inference_seconds),
+         rate(theirs.inference_entities, theirs.inference_seconds), "{:,.0f}"),
         (f"LightGBM {metric['eventseq']['metric'].upper()} ({args.folds}-fold, same folds)",
          metric["eventseq"]["mean"], metric["ptls"]["mean"], "{:.4f}"),
+        (f"LightGBM {metric['eventseq']['metric'].upper()}, eventseq int8 embeddings",
+         metric["eventseq int8"]["mean"], metric["ptls"]["mean"], "{:.4f}"),
     ]
     rows = []
     for index, (what, ours, other, number) in enumerate(measures):
         if what.startswith("LightGBM"):
-            ours_text = f"{ours:.4f} ± {metric['eventseq']['std']:.4f}"
+            ours_name = "eventseq int8" if "int8" in what else "eventseq"
+            ours_text = f"{ours:.4f} ± {metric[ours_name]['std']:.4f}"
             other_text = f"{other:.4f} ± {metric['ptls']['std']:.4f}"
         else:
             ours_text, other_text = number.format(ours), number.format(other)

@@ -179,3 +179,23 @@ def test_multiclass_probabilities_sum_to_one(tmp_path):
     proba = result.select(proba_columns).to_numpy()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
     assert result["label_pred"].to_list() == [f"k{i}" for i in proba.argmax(axis=1)]
+
+
+@pytest.mark.parametrize("mode", ["predict", "embed"])
+def test_quantized_inference_stays_close_to_float(trained, prepared_dir, mode):
+    exact = RUN[mode](trained.module, prepared_dir, progress=False)
+    quantized = RUN[mode](trained.module, prepared_dir, progress=False, quantize=True)
+    assert quantized.columns == exact.columns
+    assert quantized["entity_id"].to_list() == exact["entity_id"].to_list()
+    left = exact.select(pl.col(pl.Float32, pl.Float64)).to_numpy()
+    right = quantized.select(pl.col(pl.Float32, pl.Float64)).to_numpy()
+    assert not np.array_equal(left, right)  # int8 really ran
+    np.testing.assert_allclose(right, left, atol=0.05)
+    # the caller's module is untouched: still float layers
+    assert isinstance(trained.module.encoder.sequence_encoder.rnn, torch.nn.GRU)
+    assert trained.module.encoder.sequence_encoder.rnn.weight_hh_l0.dtype == torch.float32
+
+
+def test_quantize_on_a_gpu_device_is_a_config_error(trained, prepared_dir):
+    with pytest.raises(EventseqError, match="quantize=true runs on the CPU only"):
+        embed(trained.module, prepared_dir, progress=False, quantize=True, device="cuda")
