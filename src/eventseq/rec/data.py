@@ -1,0 +1,363 @@
+"""Recommender data: an interaction log → user histories of positives + request groups, split by time.
+
+Input: one row per interaction with a user, an item, an action (view, click, cart, purchase — names
+configurable), a context (`source_type`, nullable), a timestamp and a request id (nullable).
+
+- **History**: a user's positive interactions (click, cart, purchase; views are ignored), time-ordered.
+  It is an ordinary eventseq sequence table (one row per user; item, source and action list columns)
+  encoded with a fitted Schema, so the library's dataset, batches and EventEncoder read it as is.
+  All positives are kept; models read windows of the last `max_len` events before a point in time.
+- **Request groups** (the ranking targets): per request, the items that were viewed or carted,
+  label 1 = carted, 0 = viewed only; the request time is its first event. Groups with fewer than
+  `min_group_size` items, or without both a 1 and a 0, or from an excluded context, are dropped
+  (counted in the report).
+- **Time split** reproducing a production test: validation = the last `valid_days`, a `gap_days`
+  gap before it, training groups before the gap. Vocabularies are fitted on events before the gap,
+  so an item first seen in validation is "unknown" (counted), as it would be in production.
+
+Everything is Polars expressions over whole columns: no per-user Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from eventseq._io import read_json, read_parquet, write_json, write_parquet
+from eventseq.data.prepare import (
+    EventsLike,
+    PreparedData,
+    _check_columns,
+    _collect,
+    _time_kind,
+    encode_events,
+    load_prepared,
+    read_events,
+)
+from eventseq.data.schema import FIRST_VALUE_ID, UNKNOWN_ID, CategoricalFeature, Schema
+from eventseq.errors import ConfigError, DataError, did_you_mean
+
+DAY = 86_400
+HISTORY_DIR = "history"
+GROUPS_FILE = "groups.parquet"
+INFO_FILE = "rec.json"
+
+
+@dataclass
+class RecPrepareConfig:
+    """Columns of the interaction log and the rules that make histories, groups and the split.
+
+    Attributes:
+        user_column, item_column, action_column, source_column, time_column, request_column:
+            names of the log's columns (time: integer seconds or datetimes).
+        view_action: the action of an impression (not a positive; label 0 in a group).
+        positive_actions: actions that enter the history, in feedback-class order.
+        label_action: the action that makes a shown item a 1 in its request group.
+        exclude_sources: contexts whose requests are not used as groups (e.g. a catalog page).
+        min_group_size: fewest items in a kept group.
+        valid_days: length of the validation window at the end of the log.
+        gap_days: gap between the training period and the validation window.
+    """
+
+    user_column: str = "user_id"
+    item_column: str = "item_id"
+    action_column: str = "action_type"
+    source_column: str = "source_type"
+    time_column: str = "timestamp"
+    request_column: str = "request_id"
+    view_action: str = "view"
+    positive_actions: list[str] = field(default_factory=lambda: ["click", "cart", "purchase"])
+    label_action: str = "cart"
+    exclude_sources: list[str] = field(default_factory=list)
+    min_group_size: int = 10
+    valid_days: float = 30.0
+    gap_days: float = 2.0
+
+    def validate(self) -> None:
+        if not self.positive_actions:
+            raise ConfigError("positive_actions is empty: name the actions that enter the history")
+        if self.view_action in self.positive_actions:
+            raise ConfigError(f"view_action={self.view_action!r} is also in positive_actions")
+        if self.label_action == self.view_action:
+            raise ConfigError(f"label_action={self.label_action!r} equals view_action")
+        if self.min_group_size < 2:
+            raise ConfigError(f"min_group_size={self.min_group_size}: must be >= 2 (a pair needs two items)")
+        if self.valid_days <= 0 or self.gap_days < 0:
+            raise ConfigError(f"valid_days={self.valid_days} must be > 0 and gap_days={self.gap_days} >= 0")
+
+    @property
+    def known_actions(self) -> list[str]:
+        return list(dict.fromkeys([self.view_action, *self.positive_actions, self.label_action]))
+
+
+@dataclass
+class RecSplit:
+    """The time split, in integer seconds: train < train_end <= gap < valid_start <= valid <= end."""
+
+    train_end: int
+    valid_start: int
+    end: int
+
+    def describe(self) -> str:
+        def day(seconds: int) -> str:
+            return str(pl.Series([seconds * 1_000_000]).cast(pl.Datetime("us"))[0])
+
+        return (f"training before {day(self.train_end)}, gap until {day(self.valid_start)}, "
+                f"validation until {day(self.end)}")
+
+
+@dataclass
+class RecData:
+    """Prepared recommender data.
+
+    Attributes:
+        history: sequence table of positives per user (PreparedData; schema with the item, source
+            and action vocabularies).
+        groups: one row per kept request group: request_id, user_id, user_row (history row, -1 =
+            no positives), request_time (int seconds), source (encoded context id), items (encoded
+            item ids), labels (0/1), part (train or valid).
+        split: the time split.
+        report: counts of rows, groups and drops with their reasons.
+        config: the preparation config.
+    """
+
+    history: PreparedData
+    groups: pl.DataFrame
+    split: RecSplit
+    report: dict[str, Any]
+    config: RecPrepareConfig
+
+    @property
+    def schema(self) -> Schema:
+        return self.history.schema
+
+    def part(self, name: str) -> pl.DataFrame:
+        return self.groups.filter(pl.col("part") == name)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write history/ (sequence table + schema), groups.parquet and rec.json (split, report, config)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.history.save(directory / HISTORY_DIR)
+        write_parquet(self.groups.to_arrow(), directory / GROUPS_FILE)
+        write_json(directory / INFO_FILE,
+                   {"split": asdict(self.split), "report": self.report, "config": asdict(self.config)})
+        return directory
+
+
+def load_rec_data(directory: str | os.PathLike) -> RecData:
+    """Load a directory written by `prepare_rec` / `eventseq rec prepare`."""
+    directory = Path(directory)
+    info = read_json(directory / INFO_FILE, "recommender data description")
+    groups = pl.from_arrow(read_parquet(directory / GROUPS_FILE))
+    assert isinstance(groups, pl.DataFrame)
+    return RecData(
+        history=load_prepared(directory / HISTORY_DIR),
+        groups=groups,
+        split=RecSplit(**info["split"]),
+        report=info["report"],
+        config=RecPrepareConfig(**info["config"]),
+    )
+
+
+# ----------------------------------------------------------------------------- preparation
+
+
+def _read_log(log: EventsLike, config: RecPrepareConfig) -> tuple[pl.DataFrame, str]:
+    """The log with checked columns and an int64 seconds column `_time`; sorted by time (stable)."""
+    frame = _collect(read_events(log), "the interaction log")
+    columns = [config.user_column, config.item_column, config.action_column, config.source_column,
+               config.time_column, config.request_column]
+    _check_columns(frame.schema, columns, "the interaction log")
+    if frame.height == 0:
+        raise DataError("the interaction log is empty")
+    for column in (config.user_column, config.item_column, config.action_column, config.time_column):
+        nulls = frame.get_column(column).null_count()
+        if nulls:
+            raise DataError(f"column '{column}' has {nulls:,} null values; every interaction needs one")
+    time_kind = _time_kind(frame.schema[config.time_column], config.time_column)
+    time = pl.col(config.time_column)
+    if time_kind == "datetime":
+        time = time.cast(pl.Datetime("us")).dt.epoch("s")
+    frame = frame.with_columns(
+        time.cast(pl.Int64).alias("_time"),
+        pl.col(config.action_column).cast(pl.String),
+        pl.col(config.source_column).cast(pl.String),
+    )
+    actions = frame.get_column(config.action_column).unique().to_list()
+    unknown = sorted(set(actions) - set(config.known_actions))
+    if unknown:
+        raise DataError(
+            f"column '{config.action_column}' has unknown actions {unknown[:10]}"
+            f"{did_you_mean(unknown[0], config.known_actions)}; known actions: {config.known_actions} "
+            f"(set view_action / positive_actions / label_action)"
+        )
+    return frame, time_kind
+
+
+def _fit_schema(frame: pl.DataFrame, config: RecPrepareConfig, time_kind: str, train_end: int) -> Schema:
+    """Item and source vocabularies from events before the gap (most frequent first)."""
+    before = frame.filter(pl.col("_time") < train_end)
+    if before.height == 0:
+        raise DataError(
+            f"no interactions before the training cut-off ({RecSplit(train_end, train_end, train_end).describe()}): "
+            f"the log is shorter than valid_days + gap_days = {config.valid_days + config.gap_days} days"
+        )
+
+    def vocabulary(column: str) -> list[str]:
+        counts = (before.select(pl.col(column).cast(pl.String)).drop_nulls()
+                  .group_by(column).len().sort(["len", column], descending=[True, False]))
+        return counts.get_column(column).to_list()
+
+    return Schema(
+        id_column=config.user_column,
+        time_column=config.time_column,
+        time_kind=time_kind,
+        features=[
+            CategoricalFeature(config.item_column, vocabulary(config.item_column)),
+            CategoricalFeature(config.source_column, vocabulary(config.source_column)),
+            CategoricalFeature(config.action_column, list(config.positive_actions)),
+        ],
+    )
+
+
+def _encode(values: pl.Expr, feature: CategoricalFeature) -> pl.Expr:
+    ids = list(range(FIRST_VALUE_ID, FIRST_VALUE_ID + len(feature.vocabulary)))
+    return (values.cast(pl.String)
+            .replace_strict(feature.vocabulary, ids, default=UNKNOWN_ID, return_dtype=pl.Int32)
+            .fill_null(UNKNOWN_ID))
+
+
+def _build_groups(
+    frame: pl.DataFrame, schema: Schema, config: RecPrepareConfig, split: RecSplit, report: dict[str, Any]
+) -> pl.DataFrame:
+    user, item, request = config.user_column, config.item_column, config.request_column
+    in_requests = frame.filter(pl.col(request).is_not_null())
+    owners = in_requests.group_by(request).agg(pl.col(user).n_unique().alias("users"))
+    shared = owners.filter(pl.col("users") > 1)
+    if shared.height:
+        raise DataError(
+            f"column '{request}': {shared.height:,} requests span several users, e.g. "
+            f"{shared.get_column(request).sort().head(5).to_list()}; a request belongs to one user"
+        )
+    requests = in_requests.group_by(request).agg(
+        pl.col(user).first(),
+        pl.col("_time").min().alias("request_time"),
+        pl.col(config.source_column).drop_nulls().first().alias("source_value"),
+    )
+    shown = (
+        in_requests.filter(pl.col(config.action_column).is_in([config.view_action, config.label_action]))
+        .group_by(request, item)
+        .agg(
+            (pl.col(config.action_column) == config.label_action).any().cast(pl.Int8).alias("label"),
+            pl.col("_time").min().alias("_first_seen"),
+        )
+        .sort([request, "_first_seen", item])
+        .group_by(request, maintain_order=True)
+        .agg(pl.col(item).alias("items_raw"), pl.col("label").alias("labels"))
+    )
+    groups = requests.join(shown, on=request, how="inner")
+    size, positives = pl.col("labels").list.len(), pl.col("labels").list.sum()
+    reasons = {
+        "excluded source": pl.col("source_value").is_in(config.exclude_sources).fill_null(False),
+        f"fewer than {config.min_group_size} items": size < config.min_group_size,
+        "no positive": positives == 0,
+        "no negative": positives == size,
+        "in the gap before validation": (pl.col("request_time") >= split.train_end)
+        & (pl.col("request_time") < split.valid_start),
+    }
+    dropped: dict[str, int] = {}
+    for reason, condition in reasons.items():
+        dropped[reason] = int(groups.select(condition.sum()).item())
+        groups = groups.filter(~condition)
+    report["groups_dropped"] = {k: v for k, v in dropped.items() if v}
+
+    item_feature, source_feature = schema.categorical[0], schema.categorical[1]
+    groups = (
+        groups.with_columns(
+            pl.col("items_raw").list.eval(_encode(pl.element(), item_feature)).alias("items"),
+            _encode(pl.col("source_value"), source_feature).alias("source"),
+            pl.when(pl.col("request_time") < split.train_end).then(pl.lit("train")).otherwise(pl.lit("valid"))
+            .alias("part"),
+        )
+        .sort(["request_time", request])
+    )
+    unknown_items = groups.select(pl.col("items").explode().eq(UNKNOWN_ID).sum()).item()
+    report["candidate_items_unknown"] = int(unknown_items or 0)
+    return groups.select(request, user, "request_time", "source", "items", "labels", "part")
+
+
+def prepare_rec(
+    log: EventsLike,
+    config: RecPrepareConfig | None = None,
+    output: str | os.PathLike | None = None,
+    **overrides: Any,
+) -> RecData:
+    """Turn an interaction log into user histories of positives and request groups, split by time.
+
+    Args:
+        log: pandas/Polars DataFrame, LazyFrame or Parquet/CSV path with the configured columns.
+        config: column names and rules; keyword `overrides` set individual fields.
+        output: if given, a directory to write history/, groups.parquet and rec.json into.
+
+    Returns:
+        RecData.
+
+    Raises:
+        ColumnError: a column is missing (the closest name suggested) or has a wrong type.
+        DataError: unknown action names (listed), requests spanning several users, null keys, an
+            empty log, or an empty training or validation period (its dates named).
+    """
+    config = dataclasses.replace(config) if config is not None else RecPrepareConfig()
+    for key, value in overrides.items():
+        if not hasattr(config, key):
+            raise ConfigError(f"unknown rec prepare option '{key}'{did_you_mean(key, asdict(config))}")
+        setattr(config, key, value)
+    config.validate()
+    frame, time_kind = _read_log(log, config)
+    report: dict[str, Any] = {"rows_in": frame.height}
+    out_of_order = int(frame.select((pl.col("_time").diff() < 0).sum()).item() or 0)
+    report["rows_out_of_time_order"] = out_of_order  # sorted below, not an error
+    frame = frame.sort("_time", maintain_order=True)
+
+    end = int(frame.get_column("_time").max())
+    valid_start = end - int(config.valid_days * DAY)
+    split = RecSplit(train_end=valid_start - int(config.gap_days * DAY), valid_start=valid_start, end=end)
+    schema = _fit_schema(frame, config, time_kind, split.train_end)
+
+    positives = frame.filter(pl.col(config.action_column).is_in(config.positive_actions))
+    if positives.height == 0:
+        raise DataError(f"no positive interactions ({config.positive_actions}) in column '{config.action_column}'")
+    history = encode_events(
+        positives.select(config.user_column, config.time_column, config.item_column, config.source_column,
+                         config.action_column),
+        schema,
+    )
+    report["positives"] = positives.height
+    report["users_with_history"] = history.table.height
+
+    groups = _build_groups(frame, schema, config, split, report)
+    rows = history.table.select(pl.col(config.user_column), pl.int_range(pl.len(), dtype=pl.Int64).alias("user_row"))
+    groups = groups.join(rows, on=config.user_column, how="left").with_columns(pl.col("user_row").fill_null(-1))
+    groups = groups.select(config.request_column, config.user_column, "user_row", "request_time", "source", "items",
+                           "labels", "part").sort(["request_time", config.request_column])
+    counts = dict(groups.group_by("part").len().iter_rows())
+    report["groups"] = {"train": int(counts.get("train", 0)), "valid": int(counts.get("valid", 0))}
+    for part in ("train", "valid"):
+        if not counts.get(part):
+            raise DataError(
+                f"no {part} request groups ({split.describe()}); after filters: {report['groups_dropped']}. "
+                f"Check valid_days / gap_days / min_group_size"
+            )
+    data = RecData(history=history, groups=groups, split=split, report=report, config=config)
+    if output is not None:
+        data.save(output)
+    return data
+
+
+__all__ = ["RecPrepareConfig", "RecSplit", "RecData", "prepare_rec", "load_rec_data"]
