@@ -20,6 +20,8 @@ from eventseq.data.schema import Schema
 from eventseq.errors import FileFormatError
 from eventseq.objectives.coles import ColesModule
 from eventseq.objectives.supervised import SupervisedModule
+from eventseq.rec.finetune import RankerModule
+from eventseq.rec.pretrain import NextPositiveModule
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -28,6 +30,8 @@ WEIGHTS_FILE = "model.safetensors"
 MODEL_KINDS: dict[str, type[L.LightningModule]] = {
     SupervisedModule.kind: SupervisedModule,
     ColesModule.kind: ColesModule,
+    NextPositiveModule.kind: NextPositiveModule,
+    RankerModule.kind: RankerModule,
 }
 
 

@@ -120,7 +120,7 @@ class RecData:
             and action vocabularies).
         groups: one row per kept request group: request_id, user_id, user_row (history row, -1 =
             no positives), request_time (int seconds), source (encoded context id), items (encoded
-            item ids), labels (0/1), part (train or valid).
+            item ids), item_values (the raw item ids), labels (0/1), part (train or valid).
         split: the time split.
         report: counts of rows, groups and drops with their reasons.
         config: the preparation config.
@@ -289,7 +289,8 @@ def _build_groups(
     )
     unknown_items = groups.select(pl.col("items").explode().eq(UNKNOWN_ID).sum()).item()
     report["candidate_items_unknown"] = int(unknown_items or 0)
-    return groups.select(request, user, "request_time", "source", "items", "labels", "part")
+    return groups.rename({"items_raw": "item_values"}).select(
+        request, user, "request_time", "source", "items", "item_values", "labels", "part")
 
 
 def prepare_rec(
@@ -345,7 +346,7 @@ def prepare_rec(
     rows = history.table.select(pl.col(config.user_column), pl.int_range(pl.len(), dtype=pl.Int64).alias("user_row"))
     groups = groups.join(rows, on=config.user_column, how="left").with_columns(pl.col("user_row").fill_null(-1))
     groups = groups.select(config.request_column, config.user_column, "user_row", "request_time", "source", "items",
-                           "labels", "part").sort(["request_time", config.request_column])
+                           "item_values", "labels", "part").sort(["request_time", config.request_column])
     counts = dict(groups.group_by("part").len().iter_rows())
     report["groups"] = {"train": int(counts.get("train", 0)), "valid": int(counts.get("valid", 0))}
     for part in ("train", "valid"):

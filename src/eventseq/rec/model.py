@@ -1,0 +1,125 @@
+"""The recommender's network: the library's EventEncoder and causal Transformer, plus small heads.
+
+Token = item embedding + context embedding + feedback-type embedding (+ a log time-gap, + a learned
+position): exactly the library's EventEncoder with `combine=sum` over the history schema's three
+categoricals, followed by the library's TransformerEncoder with `causal=True`. Hidden state h_t
+summarises the positives up to and including t; `start` is the state before any event.
+
+Heads, shared by pretraining and fine-tuning (so that "full" initialisation can carry them over):
+- fusion:    user ⊕ context → query vector (late fusion of the request context);
+- projector: item embedding → item vector (for the catalog softmax and for candidates);
+- feedback:  user ⊕ context ⊕ item → feedback class (click / cart / purchase), pretraining only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from eventseq.data.batch import Batch
+from eventseq.data.schema import Schema
+from eventseq.errors import ConfigError
+from eventseq.nn.event_encoder import EventEncoder, EventEncoderConfig
+from eventseq.nn.sequence_encoder import SequenceEncoderConfig, TransformerEncoder
+
+
+@dataclass
+class RecModelConfig:
+    """Size of the recommender network.
+
+    Attributes:
+        dim: token, hidden and output size d.
+        num_layers: transformer blocks.
+        num_heads: attention heads.
+        dropout: dropout in the transformer and on tokens.
+        max_len: longest history window (learned positions).
+        time_delta: add log1p(seconds since the previous positive) to each token.
+    """
+
+    dim: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    dropout: float = 0.1
+    max_len: int = 512
+    time_delta: bool = True
+
+    def validate(self) -> None:
+        if self.dim < 1 or self.dim % self.num_heads:
+            raise ConfigError(f"model.dim={self.dim} must be positive and divisible by num_heads={self.num_heads}")
+        if self.max_len < 2:
+            raise ConfigError(f"model.max_len={self.max_len}: must be >= 2")
+
+
+def _mlp(inputs: int, dim: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, dim), nn.GELU(), nn.Linear(dim, outputs))
+
+
+class RecNetwork(nn.Module):
+    """Backbone (event encoder + causal transformer) and heads; see the module docstring."""
+
+    def __init__(self, schema: Schema, config: RecModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        if len(schema.categorical) != 3:
+            raise ConfigError("the recommender needs the history schema of `rec prepare` (item, source, action)")
+        self.config = config
+        self.item_field, self.source_field, self.action_field = (f.name for f in schema.categorical)
+        self.num_items = schema.categorical[0].num_embeddings
+        self.num_feedback = len(schema.categorical[2].vocabulary)
+        dim = config.dim
+        self.event_encoder = EventEncoder(schema, EventEncoderConfig(
+            combine="sum", default_embedding_dim=dim, time_delta=config.time_delta, dropout=config.dropout))
+        self.sequence_encoder = TransformerEncoder(dim, SequenceEncoderConfig(
+            type="transformer", hidden_size=dim, num_layers=config.num_layers, num_heads=config.num_heads,
+            dropout=config.dropout, causal=True, positional="learned", max_positions=config.max_len))
+        self.start = nn.Parameter(torch.zeros(dim))
+        self.fusion = _mlp(2 * dim, dim, dim)
+        self.projector = _mlp(dim, dim, dim)
+        self.feedback = _mlp(3 * dim, dim, self.num_feedback)
+
+    # -------------------------------------------------------------- pieces
+    @property
+    def item_table(self) -> nn.Embedding:
+        return self.event_encoder.embeddings[self.item_field]
+
+    @property
+    def source_table(self) -> nn.Embedding:
+        return self.event_encoder.embeddings[self.source_field]
+
+    def hidden(self, batch: Batch) -> torch.Tensor:
+        """[B, T, d] states; h_t includes event t."""
+        return self.sequence_encoder(self.event_encoder(batch), batch.lengths)
+
+    def previous_states(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[B, T, d]: the state before each event (h_{t-1}; `start` before the first)."""
+        start = self.start.expand(hidden.shape[0], 1, -1)
+        return torch.cat([start, hidden[:, :-1]], dim=1)
+
+    def query(self, states: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+        """L2-normalised user ⊕ context vectors: [..., d]."""
+        return F.normalize(self.fusion(torch.cat([states, self.source_table(sources)], dim=-1)), dim=-1)
+
+    def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        """L2-normalised projected item vectors: [..., d]."""
+        return F.normalize(self.projector(self.item_table(items)), dim=-1)
+
+    def feedback_logits(self, states: torch.Tensor, sources: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        parts = [states, self.source_table(sources), self.item_table(items)]
+        return self.feedback(torch.cat(parts, dim=-1))  # [..., F]
+
+    def states_at(self, hidden: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """hidden[rows, positions] ([N, d]); `start` where rows < 0 (no history)."""
+        picked = hidden[rows.clamp(min=0), positions]
+        return torch.where((rows < 0)[:, None], self.start.expand_as(picked), picked)
+
+    def head_state_dict(self) -> dict[str, torch.Tensor]:
+        """Backbone + fusion + projector weights: what "full" initialisation copies."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("feedback.")}
+
+    def backbone_state_dict(self) -> dict[str, torch.Tensor]:
+        """Event encoder + transformer + start state: what "backbone" initialisation copies."""
+        prefixes = ("event_encoder.", "sequence_encoder.", "start")
+        return {k: v for k, v in self.state_dict().items() if k.startswith(prefixes)}

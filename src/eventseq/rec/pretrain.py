@@ -1,0 +1,203 @@
+"""Recommender pretraining: next-positive prediction + feedback prediction on user histories.
+
+At each position t of a window of positives:
+- NPP: query q_t = fusion(h_{t-1} ‖ context_t), item vectors through the projector, both
+  L2-normalised; logits = cos · clip(exp(τ), 0.01, 100) with a learnable τ; cross-entropy of the
+  true item_t against the whole catalog (`softmax=full`) or against sampled negatives with the
+  logQ correction (`softmax=sampled`: uniform or popularity^α sampling). With uniform sampling and
+  every item sampled, the sampled loss equals the full one (tested).
+- FP: the feedback type of event t (click / cart / purchase) from MLP(h_{t-1} ‖ context_t ‖ item_t).
+loss = NPP + λ·FP. Validation scores positions inside the validation window only, with the full
+history before them as input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from eventseq.data.batch import Batch
+from eventseq.data.schema import FIRST_VALUE_ID, Schema
+from eventseq.errors import ConfigError
+from eventseq.objectives.supervised import OptimizerConfig
+from eventseq.rec.model import RecModelConfig, RecNetwork
+
+
+@dataclass
+class NextPositiveConfig:
+    """The pretraining objective.
+
+    Attributes:
+        softmax: full (every catalog item) or sampled (negatives with logQ correction).
+        num_negatives: negatives per batch for the sampled softmax (shared by all positions).
+        sampler: uniform or popularity (item frequency ** popularity_power).
+        popularity_power: exponent of the popularity sampler.
+        feedback_weight: λ of the feedback-prediction loss.
+        initial_temperature: exp(τ) at the start.
+    """
+
+    softmax: str = "full"
+    num_negatives: int = 1024
+    sampler: str = "uniform"
+    popularity_power: float = 0.75
+    feedback_weight: float = 10.0
+    initial_temperature: float = 10.0
+
+    def validate(self) -> None:
+        if self.softmax not in ("full", "sampled"):
+            raise ConfigError(f"objective.softmax={self.softmax!r}: expected full or sampled")
+        if self.sampler not in ("uniform", "popularity"):
+            raise ConfigError(f"objective.sampler={self.sampler!r}: expected uniform or popularity")
+        if self.num_negatives < 1:
+            raise ConfigError(f"objective.num_negatives={self.num_negatives}: must be >= 1")
+
+
+def sampled_softmax_loss(
+    query: torch.Tensor, target_vectors: torch.Tensor, negative_vectors: torch.Tensor, temperature: torch.Tensor,
+    target_log_q: torch.Tensor, negative_log_q: torch.Tensor, accidental: torch.Tensor,
+) -> torch.Tensor:
+    """Cross-entropy of each target against shared negatives, logits corrected by −log Q.
+
+    Args:
+        query: [N, d]; target_vectors: [N, d]; negative_vectors: [S, d] (all L2-normalised).
+        temperature: scalar multiplier of the cosine.
+        target_log_q: [N] and negative_log_q: [S] log sampling probabilities (scaled by S).
+        accidental: [N, S] True where a negative is the row's own target (masked out).
+    """
+    positive = temperature * (query * target_vectors).sum(-1) - target_log_q  # [N]
+    negative = temperature * query @ negative_vectors.T - negative_log_q  # [N, S]
+    negative = negative.masked_fill(accidental, float("-inf"))
+    logits = torch.cat([positive[:, None], negative], dim=1)  # [N, 1 + S]
+    return F.cross_entropy(logits, torch.zeros(len(query), dtype=torch.long, device=query.device))
+
+
+class NextPositiveModule(L.LightningModule):
+    """Pretrains a RecNetwork on windows of users' positives."""
+
+    kind = "rec_pretrain"
+
+    def __init__(
+        self,
+        schema: Schema,
+        model_config: RecModelConfig | None = None,
+        objective: NextPositiveConfig | None = None,
+        optimizer_config: OptimizerConfig | None = None,
+        valid_start: int = 0,
+        item_counts: list[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.schema = schema
+        self.model_config = model_config or RecModelConfig()
+        self.objective = objective or NextPositiveConfig()
+        self.objective.validate()
+        self.optimizer_config = optimizer_config or OptimizerConfig(lr=1e-3)
+        self.valid_start = valid_start  # validation scores events at or after this time
+        self.network = RecNetwork(schema, self.model_config)
+        self.log_temperature = torch.nn.Parameter(torch.tensor(math.log(self.objective.initial_temperature)))
+        counts = torch.as_tensor(item_counts if item_counts is not None else [1.0] * self.network.num_items,
+                                 dtype=torch.float32)
+        if len(counts) != self.network.num_items:
+            raise ConfigError(f"item_counts has {len(counts)} entries for {self.network.num_items} item ids")
+        counts[:FIRST_VALUE_ID] = 0.0  # padding and unknown are never sampled nor predicted
+        self.register_buffer("item_counts", counts, persistent=False)
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return self.log_temperature.exp().clamp(0.01, 100.0)
+
+    # -------------------------------------------------------------- loss
+    def losses(self, batch: Batch, score_from: int | None = None) -> dict[str, torch.Tensor]:
+        network = self.network
+        hidden = network.hidden(batch)  # [B, T, d]
+        previous = network.previous_states(hidden)  # [B, T, d]
+        items = batch.features[network.item_field]  # [B, T]
+        sources = batch.features[network.source_field]
+        feedback = batch.features[network.action_field] - FIRST_VALUE_ID  # [B, T] class 0..F-1
+        scored = batch.mask & (items >= FIRST_VALUE_ID)  # unknown items cannot be predicted
+        if score_from is not None:
+            scored = scored & (batch.event_time >= score_from)
+        if not bool(scored.any()):
+            zero = hidden.sum() * 0.0
+            return {"loss": zero, "npp": zero, "fp": zero, "hr_at_10": zero, "count": scored.sum()}
+        states, sources, targets = previous[scored], sources[scored], items[scored]  # [N, ...]
+        query = network.query(states, sources)  # [N, d]
+        npp, hits = self._next_positive(query, targets)
+        fp = F.cross_entropy(network.feedback_logits(states, sources, targets), feedback[scored])
+        return {"loss": npp + self.objective.feedback_weight * fp, "npp": npp, "fp": fp, "hr_at_10": hits,
+                "count": scored.sum()}
+
+    def _next_positive(self, query: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        objective = self.objective
+        catalog_size = self.network.num_items
+        if objective.softmax == "full" or not self.training:
+            catalog = self.network.item_vectors(torch.arange(catalog_size, device=query.device))  # [V, d]
+            logits = self.temperature * query @ catalog.T  # [N, V]
+            logits[:, :FIRST_VALUE_ID] = float("-inf")
+            loss = F.cross_entropy(logits, targets)
+            target_logit = logits.gather(1, targets[:, None])
+            hits = ((logits > target_logit).sum(dim=1) < 10).float().mean()
+            return loss, hits
+        negatives, negative_log_q = self.sample_negatives(objective.num_negatives, query.device)
+        target_log_q = self._log_q(targets, len(negatives))
+        loss = sampled_softmax_loss(
+            query, self.network.item_vectors(targets), self.network.item_vectors(negatives), self.temperature,
+            target_log_q, negative_log_q, targets[:, None] == negatives[None, :],
+        )
+        return loss, query.new_zeros(())
+
+    def _probabilities(self) -> torch.Tensor:
+        weights = self.item_counts.clamp(min=0) ** self.objective.popularity_power \
+            if self.objective.sampler == "popularity" else (self.item_counts > 0).float()
+        if self.objective.sampler == "popularity":
+            weights = torch.where(self.item_counts > 0, weights.clamp(min=1e-6), weights)
+        return weights / weights.sum()
+
+    def _log_q(self, items: torch.Tensor, num_samples: int) -> torch.Tensor:
+        return torch.log(self._probabilities()[items] * num_samples)
+
+    def sample_negatives(self, count: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ids to contrast with ([S]) and their log(S · Q); every item once if count ≥ catalog."""
+        probabilities = self._probabilities()
+        real = int((probabilities > 0).sum())
+        if count >= real and self.objective.sampler == "uniform":
+            items = torch.nonzero(probabilities > 0).squeeze(1).to(device)
+        else:
+            items = torch.multinomial(probabilities, count, replacement=True).to(device)
+        return items, self._log_q(items, len(items))
+
+    # -------------------------------------------------------------- Lightning
+    def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
+        losses = self.losses(batch)
+        size = int(losses["count"])
+        self.log("train_loss", losses["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log("temperature", self.temperature, on_step=False, on_epoch=True, batch_size=size)
+        return losses["loss"]
+
+    def validation_step(self, batch: Batch, batch_index: int) -> None:
+        losses = self.losses(batch, score_from=self.valid_start)
+        size = max(int(losses["count"]), 1)
+        for name in ("loss", "npp", "fp", "hr_at_10"):
+            self.log(f"val_{name}", losses[name], on_epoch=True, prog_bar=name in ("loss", "hr_at_10"), batch_size=size)
+
+    monitor = ("val_loss", "min")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        config = self.optimizer_config
+        return torch.optim.AdamW(self.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"network": asdict(self.model_config), "objective": asdict(self.objective),
+                "optimizer": asdict(self.optimizer_config), "valid_start": self.valid_start}
+
+    @classmethod
+    def from_config(cls, schema: Schema, config: dict[str, Any]) -> NextPositiveModule:
+        return cls(schema, RecModelConfig(**config["network"]), NextPositiveConfig(**config["objective"]),
+                   OptimizerConfig(**config.get("optimizer", {})), int(config.get("valid_start", 0)))
+
+
+__all__ = ["NextPositiveConfig", "NextPositiveModule", "sampled_softmax_loss"]
