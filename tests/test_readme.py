@@ -32,3 +32,15 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     exec(compile(coles_code, "README.md", "exec"), namespace)
     assert (tmp_path / "runs" / "coles" / "model" / "model.safetensors").exists()
     assert 0.0 <= namespace["coles"].metrics["val_recall_at_4"] <= 1.0
+
+
+def test_recommender_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = _python_block("## Sequential recommender / ranker")
+    code = code.replace("pretrained = pretrain_rec", "pretrain.trainer.progress_bar = False\npretrained = pretrain_rec")
+    code = code.replace("ranker = finetune_rec", "finetune.trainer.progress_bar = False\nranker = finetune_rec")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    table = namespace["table"]
+    assert table["method"].to_list() == ["random order", "popularity", "full", "oracle"]
+    assert (tmp_path / "runs" / "rec_pretrain" / "model" / "model.safetensors").exists()

@@ -350,7 +350,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deep learning on event sequences. Each command takes --config FILE.yaml and key=value overrides.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (schema, _, summary) in _commands().items():
+    _add_commands(sub, _commands())
+    from eventseq.rec.cli import COMMANDS as REC_COMMANDS
+
+    rec = sub.add_parser("rec", help="the sequential recommender / ranker (eventseq rec COMMAND --help)",
+                         description="The two-stage recommender: pretrain on positives, fine-tune on request groups.")
+    _add_commands(rec.add_subparsers(dest="rec_command", metavar="COMMAND"), REC_COMMANDS)
+    return parser
+
+
+def _add_commands(sub: Any, commands: dict[str, tuple[type, Callable[[Any], Any], str]]) -> None:
+    for name, (schema, _, summary) in commands.items():
         command = sub.add_parser(
             name,
             help=summary,
@@ -360,7 +370,6 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--config", help="YAML file with options (overridden by key=value)")
         command.add_argument("overrides", nargs="*", metavar="key=value", help="option overrides")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -373,12 +382,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 1
-    schema, function, _ = _commands()[args.command]
+    name = args.command
+    if args.command == "rec":
+        from eventseq.rec.cli import COMMANDS as REC_COMMANDS
+
+        if not args.rec_command:
+            parser.parse_args(["rec", "--help"])
+            return 1
+        schema, function, _ = REC_COMMANDS[args.rec_command]
+        name = f"rec {args.rec_command}"
+    else:
+        schema, function, _ = _commands()[args.command]
     try:
         job = load_config(schema, args.config, args.overrides)
         function(job)
     except EventseqError as error:
-        print(f"eventseq {args.command}: error: {error}", file=sys.stderr)
+        print(f"eventseq {name}: error: {error}", file=sys.stderr)
         return 2
     return 0
 

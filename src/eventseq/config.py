@@ -101,16 +101,23 @@ def _attribute_docs(schema: type) -> dict[str, str]:
     return docs
 
 
-def describe(schema: type, prefix: str = "") -> list[str]:
-    """One line per option: `key (default): explanation`, nested sections included."""
+def describe(schema: type, prefix: str = "", instance: Any = None) -> list[str]:
+    """One line per option: `key (default): explanation`, nested sections included.
+
+    `instance` gives the defaults of a nested section built by its parent's default factory
+    (which may differ from the section class's own defaults).
+    """
     lines = []
     docs = _attribute_docs(schema)
     for item in dataclasses.fields(schema):
         name = f"{prefix}{item.name}"
-        default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+        if instance is not None:
+            default = getattr(instance, item.name)
+        else:
+            default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
         if dataclasses.is_dataclass(default):
             lines.append(f"  [{name}] {(type(default).__doc__ or '').strip().splitlines()[0]}")
-            lines.extend(describe(type(default), f"{name}."))
+            lines.extend(describe(type(default), f"{name}.", default))
             continue
         shown = "required" if default in ("", dataclasses.MISSING) else repr(default)
         lines.append(f"  {name} ({shown}): {docs.get(item.name, '')}".rstrip(": "))

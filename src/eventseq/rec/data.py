@@ -53,8 +53,12 @@ class RecPrepareConfig:
     """Columns of the interaction log and the rules that make histories, groups and the split.
 
     Attributes:
-        user_column, item_column, action_column, source_column, time_column, request_column:
-            names of the log's columns (time: integer seconds or datetimes).
+        user_column: user id column.
+        item_column: item id column.
+        action_column: interaction type column (view, click, cart, purchase: names below).
+        source_column: context of the interaction (nullable), e.g. search or catalog.
+        time_column: interaction time, integer seconds or datetimes.
+        request_column: request id (nullable): the impressions and carts of one request share it.
         view_action: the action of an impression (not a positive; label 0 in a group).
         positive_actions: actions that enter the history, in feedback-class order.
         label_action: the action that makes a shown item a 1 in its request group.

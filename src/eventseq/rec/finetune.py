@@ -34,7 +34,8 @@ class RankerConfig:
     """The fine-tuning objective.
 
     Attributes:
-        min_delay_days, max_delay_days: range of the random delay of the user state in training.
+        min_delay_days: shortest random delay of the user state in training.
+        max_delay_days: longest random delay of the user state in training.
         k: cut-off of NDCG@k and HR@k.
         initial_scale: exp(s) at the start (cosine / exp(s)).
     """

@@ -47,9 +47,9 @@ class RecPretrainConfig:
     data: str = ""
     model: RecModelConfig = field(default_factory=RecModelConfig)
     objective: NextPositiveConfig = field(default_factory=NextPositiveConfig)
-    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3))
-    trainer: TrainerSection = field(default_factory=lambda: TrainerSection(max_epochs=10, patience=2))
-    batch_size: int = 64
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-3))
+    trainer: TrainerSection = field(default_factory=lambda: TrainerSection(max_epochs=20, patience=3))
+    batch_size: int = 32
     output: str = "runs/rec_pretrain"
     seed: int = 0
     resume: bool = False

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from eventseq.errors import ConfigError, EventseqError
+from eventseq.rec.batches import GroupCollate, history_windows
+from eventseq.rec.data import prepare_rec
+from eventseq.rec.finetune import RankerModule
+from eventseq.rec.model import RecModelConfig
+from eventseq.rec.pretrain import NextPositiveConfig, NextPositiveModule
+from eventseq.rec.runs import (RecFinetuneConfig, RecPretrainConfig, evaluate_rec, finetune_rec, pretrain_rec,
+                               score_rec)
+from eventseq.rec.synthetic import make_interactions
+from eventseq.data.dataset import SequenceDataset
+from eventseq.saved import load_model
+
+TINY = RecModelConfig(dim=16, num_layers=1, num_heads=2, dropout=0.0, max_len=32)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return make_interactions(n_users=150, n_items=60, n_days=90, requests_per_user=8, positives_per_user=25,
+                             items_per_request=(10, 14), seed=1)
+
+
+@pytest.fixture(scope="module")
+def rec_dir(synthetic, tmp_path_factory):
+    path = tmp_path_factory.mktemp("rec") / "prepared"
+    prepare_rec(synthetic.log, output=path, valid_days=20)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_and_history(rec_dir):
+    from eventseq.rec.data import load_rec_data
+
+    data = load_rec_data(rec_dir)
+    return data, SequenceDataset.from_table(data.history.table, data.schema)
+
+
+def _first_batch(data, history):
+    users, starts, lengths = history_windows(history, np.arange(len(history)), data.split.train_end, 32)
+    return history.collate_views(users[:16], starts[:16], lengths[:16])
+
+
+def test_sampled_softmax_equals_full_softmax_when_every_item_is_sampled(data_and_history):
+    data, history = data_and_history
+    torch.manual_seed(0)
+    full = NextPositiveModule(data.schema, TINY, NextPositiveConfig(softmax="full", feedback_weight=0.0))
+    sampled = NextPositiveModule(data.schema, TINY, NextPositiveConfig(softmax="sampled", num_negatives=10**6,
+                                                                       feedback_weight=0.0))
+    sampled.load_state_dict(full.state_dict())
+    batch = _first_batch(data, history)
+    full.train(), sampled.train()
+    assert sampled.losses(batch)["npp"].item() == pytest.approx(full.losses(batch)["npp"].item(), rel=1e-5)
+    few = NextPositiveModule(data.schema, TINY, NextPositiveConfig(softmax="sampled", num_negatives=8,
+                                                                   sampler="popularity", feedback_weight=0.0),
+                             item_counts=[float(i) for i in range(data.schema.categorical[0].num_embeddings)])
+    items, log_q = few.sample_negatives(8, torch.device("cpu"))
+    assert len(items) == 8 and (items >= 2).all()  # padding and unknown are never sampled
+    assert torch.isfinite(few.train().losses(batch)["loss"])
+
+
+def test_pretraining_loss_decreases(data_and_history):
+    data, history = data_and_history
+    torch.manual_seed(0)
+    module = NextPositiveModule(data.schema, TINY).train()
+    batch = _first_batch(data, history)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-2)
+    first = module.losses(batch)["loss"].item()
+    for _ in range(15):
+        loss = module.losses(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert module.losses(batch)["loss"].item() < 0.8 * first
+
+
+def test_validation_scores_only_events_in_the_validation_window(data_and_history):
+    data, history = data_and_history
+    module = NextPositiveModule(data.schema, TINY).eval()
+    users, starts, lengths = history_windows(history, np.arange(len(history)), None, 32)
+    batch = history.collate_views(users, starts, lengths)
+    with torch.no_grad():
+        counted = module.losses(batch, score_from=data.split.valid_start)["count"].item()
+    in_window = ((batch.event_time >= data.split.valid_start) & batch.mask).sum().item()
+    assert 0 < counted <= in_window < batch.mask.sum().item()
+
+
+def test_initialisation_modes_copy_the_right_weights(data_and_history):
+    data, _ = data_and_history
+    pretrained = NextPositiveModule(data.schema, TINY)
+    for mode, copied, kept in [("backbone", "sequence_encoder", "projector"), ("full", "projector", None)]:
+        torch.manual_seed(5)
+        ranker = RankerModule(data.schema, TINY)
+        ranker.initialise_from(pretrained, mode)
+        theirs, mine = pretrained.network.state_dict(), ranker.network.state_dict()
+        assert all(torch.equal(mine[k], v) for k, v in theirs.items() if k.startswith(copied))
+        if kept:
+            assert not all(torch.equal(mine[k], v) for k, v in theirs.items() if k.startswith(kept))
+    with pytest.raises(ConfigError, match="init='warm'"):
+        RankerModule(data.schema, TINY).initialise_from(pretrained, "warm")
+
+
+def test_end_to_end_runs_save_load_evaluate_and_score(rec_dir, synthetic, tmp_path):
+    pretrain = RecPretrainConfig(data=str(rec_dir), model=TINY, output=str(tmp_path / "pre"), batch_size=32)
+    pretrain.trainer.max_epochs, pretrain.trainer.progress_bar = 2, False
+    pretrained = pretrain_rec(pretrain)
+    assert np.isfinite(pretrained.metrics["val_loss"]) and (pretrained.run_dir / "curves.png").exists()
+    reloaded = load_model(pretrained.model_dir)
+    assert isinstance(reloaded, NextPositiveModule)
+    assert all(torch.equal(reloaded.state_dict()[k], v) for k, v in pretrained.module.state_dict().items())
+
+    finetune = RecFinetuneConfig(data=str(rec_dir), init_from=str(pretrained.model_dir), init="full",
+                                 output=str(tmp_path / "ft"), batch_size=64)
+    finetune.trainer.max_epochs, finetune.trainer.progress_bar = 2, False
+    ranker = finetune_rec(finetune)
+    assert 0.0 < ranker.metrics["val_ndcg_at_10"] <= 1.0
+    model = load_model(ranker.model_dir)
+    table = evaluate_rec(rec_dir, {"full": ranker.model_dir}, oracle=synthetic.oracle)
+    assert table["method"].to_list() == ["random order", "popularity", "full", "oracle"]
+    ndcg = dict(zip(table["method"], table["ndcg@10"]))
+    assert ndcg["full"] == pytest.approx(ranker.metrics["val_ndcg_at_10"], abs=0.02)  # same groups, same metric
+    assert ndcg["oracle"] > ndcg["random order"] + 0.1
+
+    scores = pl.read_parquet(score_rec(model, rec_dir, tmp_path / "scores.parquet", items_output=tmp_path / "items.parquet"))
+    assert scores.columns == ["request_id", "item_id", "score", "rank"]
+    first = scores.filter(pl.col("request_id") == scores["request_id"][0])
+    assert first["rank"].to_list() == list(range(1, first.height + 1))
+    assert first["score"].is_sorted(descending=True)
+    items = pl.read_parquet(tmp_path / "items.parquet")
+    assert items.height == len(model.schema.categorical[0].vocabulary) and items.width == 1 + TINY.dim
+
+
+def test_bad_run_configs_are_clear_errors(rec_dir, tmp_path):
+    with pytest.raises(ConfigError, match="needs init_from"):
+        finetune_rec(RecFinetuneConfig(data=str(rec_dir), init="full", output=str(tmp_path / "x")))
+    with pytest.raises(ConfigError, match="data is required"):
+        pretrain_rec(RecPretrainConfig())
+    with pytest.raises(ConfigError, match="softmax='huge'"):
+        NextPositiveConfig(softmax="huge").validate()
+    with pytest.raises(EventseqError, match="not a rec ranker"):
+        evaluate_rec(rec_dir, {"wrong": NextPositiveModule(load_model_schema(rec_dir), TINY)})
+
+
+def load_model_schema(rec_dir):
+    from eventseq.rec.data import load_rec_data
+
+    return load_rec_data(rec_dir).schema
