@@ -110,9 +110,9 @@ class RecDemoJob:
     output: str = "rec_demo_output"
     n_users: int = 2000
     n_items: int = 500
-    pretrain_epochs: int = 10
-    finetune_epochs: int = 6
-    max_len: int = 128
+    pretrain_epochs: int = 15
+    finetune_epochs: int = 4
+    max_len: int = 64
     seed: int = 0
     progress_bar: bool = True
 
