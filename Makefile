@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo rec-demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/eventseq demo
 
+rec-demo: $(STAMP)
+	$(VENV)/bin/eventseq rec demo
+
 test: $(STAMP)
 	$(PY) -m pytest
 
@@ -27,4 +30,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/prepare_speed.py
 
 clean:
-	rm -rf $(VENV) runs demo_output
+	rm -rf $(VENV) runs demo_output rec_demo_output

@@ -140,8 +140,9 @@ def pretrain_rec(config: RecPretrainConfig) -> RecRunResult:
     trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
     metrics = {k: float(v) for k, v in _evaluator(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
     metrics["epochs"] = int(trainer.current_epoch)
+    metrics["train_seconds"] = time.perf_counter() - started  # shown by `rec evaluate`
     model_dir = _finish(module, run_dir, metrics, config)
-    return RecRunResult(module.eval(), metrics, run_dir, model_dir, time.perf_counter() - started)
+    return RecRunResult(module.eval(), metrics, run_dir, model_dir, metrics["train_seconds"])
 
 
 def _group_loader(history: SequenceDataset, groups: pl.DataFrame, config: RecFinetuneConfig, train: bool,
@@ -180,8 +181,9 @@ def finetune_rec(config: RecFinetuneConfig) -> RecRunResult:
     trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
     metrics = {k: float(v) for k, v in _evaluator(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
     metrics["epochs"] = int(trainer.current_epoch)
+    metrics["train_seconds"] = time.perf_counter() - started  # shown by `rec evaluate`
     model_dir = _finish(module, run_dir, metrics, config)
-    return RecRunResult(module.eval(), metrics, run_dir, model_dir, time.perf_counter() - started)
+    return RecRunResult(module.eval(), metrics, run_dir, model_dir, metrics["train_seconds"])
 
 
 # ----------------------------------------------------------------------------- evaluation and scoring
@@ -234,7 +236,7 @@ def evaluate_rec(
         data: prepared recommender data (or its directory).
         models: name → ranker model (directory or module).
         oracle: optional request_id, item_id, oracle_score table (the synthetic generator's truth).
-        seconds: optional wall-clock time per model name, shown in the table.
+        seconds: optional wall-clock time per model name (default: the training time saved with it).
         k: cut-off.
 
     Returns:
@@ -258,7 +260,9 @@ def evaluate_rec(
         if not isinstance(module, RankerModule):
             raise ConfigError(f"model '{name}' is a {getattr(module, 'kind', type(module).__name__)} model, "
                               f"not a rec ranker (fine-tune it first)")
-        rows.append(_metrics_row(name, group_scores(module, data), labels, mask, k, (seconds or {}).get(name, 0.0)))
+        trained_for = (getattr(module, "saved_info", None) or {}).get("metrics", {}).get("train_seconds", 0.0)
+        rows.append(_metrics_row(name, group_scores(module, data), labels, mask, k,
+                                 (seconds or {}).get(name, trained_for)))
     if oracle is not None:
         request, item = data.config.request_column, data.config.item_column
         flat = groups.select(request, pl.col("item_values").alias(item)).explode(item).with_row_index("_position")
