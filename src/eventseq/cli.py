@@ -356,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("rec", help="the sequential recommender / ranker (eventseq rec COMMAND --help)",
                          description="The two-stage recommender: pretrain on positives, fine-tune on request groups.")
     _add_commands(rec.add_subparsers(dest="rec_command", metavar="COMMAND"), REC_COMMANDS)
+    rec.set_defaults(print_rec_help=rec.print_help)
     return parser
 
 
@@ -387,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         from eventseq.rec.cli import COMMANDS as REC_COMMANDS
 
         if not args.rec_command:
-            parser.parse_args(["rec", "--help"])
+            args.print_rec_help()
             return 1
         schema, function, _ = REC_COMMANDS[args.rec_command]
         name = f"rec {args.rec_command}"

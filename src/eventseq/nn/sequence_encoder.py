@@ -33,6 +33,9 @@ class SequenceEncoderConfig:
         causal: each position sees only the past (cnn, transformer; RNNs always are).
         kernel_size: cnn kernel width (dilations double per layer).
         num_heads: transformer attention heads.
+        attention_dropout: dropout on the transformer's attention weights (`dropout` applies to
+            its residual branches). Off by default: any value > 0 makes PyTorch's CPU attention
+            materialise the [B, heads, T, T] weights (fwd + bwd 4x slower at T=512, d=64).
         positional: transformer positions: sinusoidal, learned or none.
         max_positions: longest sequence for learned positions.
         pooling: last, mean, max or cls (transformer only, not causal).
@@ -47,6 +50,7 @@ class SequenceEncoderConfig:
     causal: bool = False
     kernel_size: int = 3
     num_heads: int = 4
+    attention_dropout: float = 0.0
     positional: str = "sinusoidal"
     max_positions: int = 2048
     pooling: str = "last"
@@ -140,9 +144,10 @@ def sinusoidal_positions(length: int, dim: int, device: torch.device) -> torch.T
 class TransformerBlock(nn.Module):
     """Pre-norm self-attention + MLP block using scaled_dot_product_attention."""
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float) -> None:
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float, attention_dropout: float = 0.0) -> None:
         super().__init__()
         self.num_heads = num_heads
+        self.attention_dropout = attention_dropout
         self.attention_norm = nn.LayerNorm(hidden_size)
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.attention_out = nn.Linear(hidden_size, hidden_size)
@@ -152,13 +157,14 @@ class TransformerBlock(nn.Module):
         )
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None, is_causal: bool = False) -> torch.Tensor:
         batch, width, hidden = x.shape
         q, k, v = self.qkv(self.attention_norm(x)).chunk(3, dim=-1)
         # [B, heads, T, head_dim]
         q, k, v = (t.view(batch, width, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
         attended = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attention_mask, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, attn_mask=attention_mask, dropout_p=self.attention_dropout if self.training else 0.0,
+            is_causal=is_causal,
         )
         x = x + F.dropout(self.attention_out(attended.transpose(1, 2).reshape(batch, width, hidden)),
                           self.dropout, self.training)
@@ -176,7 +182,8 @@ class TransformerEncoder(nn.Module):
             self.positions = nn.Embedding(config.max_positions + 1, config.hidden_size)
         self.cls = nn.Parameter(torch.randn(config.hidden_size) * 0.02) if config.pooling == "cls" else None
         self.blocks = nn.ModuleList(
-            TransformerBlock(config.hidden_size, config.num_heads, config.dropout) for _ in range(config.num_layers)
+            TransformerBlock(config.hidden_size, config.num_heads, config.dropout, config.attention_dropout)
+            for _ in range(config.num_layers)
         )
         self.final_norm = nn.LayerNorm(config.hidden_size)
         self.output_dim = config.hidden_size
@@ -197,11 +204,14 @@ class TransformerEncoder(nn.Module):
             hidden = hidden + self.positions(torch.arange(width, device=hidden.device))
         steps = torch.arange(width, device=hidden.device)
         key_valid = steps[None, :] < lengths[:, None]  # [B, T]
-        attention_mask = key_valid[:, None, None, :]  # [B, 1, 1, T]
         if self.config.causal:
-            attention_mask = attention_mask & (steps[None, :] <= steps[:, None])[None, None]  # [B, 1, T, T]
+            # Events are left-aligned, so every key a real query may see (j <= i) is a real event:
+            # the causal mask alone is exact there and needs no [B, 1, T, T] tensor.
+            attention_mask, is_causal = None, True
+        else:
+            attention_mask, is_causal = key_valid[:, None, None, :], False  # [B, 1, 1, T]
         for block in self.blocks:
-            hidden = block(hidden, attention_mask)
+            hidden = block(hidden, attention_mask, is_causal)
         hidden = self.final_norm(hidden) * key_valid.unsqueeze(-1)
         if self.cls is not None:
             if return_cls:
