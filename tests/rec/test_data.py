@@ -127,3 +127,9 @@ def test_missing_column_suggests_the_close_name():
     log = hand_made_log().rename({"request_id": "requestid"})
     with pytest.raises(ColumnError, match="'request_id' not found.*did you mean 'requestid'"):
         prepare_rec(log, CONFIG)
+
+
+def test_log_shorter_than_the_validation_window_names_the_dates():
+    log = hand_made_log().filter(pl.col("timestamp") >= 69 * DAY)
+    with pytest.raises(DataError, match=r"no interactions before the training cut-off \(training before 1970-03-10"):
+        prepare_rec(log, CONFIG)

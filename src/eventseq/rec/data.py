@@ -204,12 +204,12 @@ def _read_log(log: EventsLike, config: RecPrepareConfig) -> tuple[pl.DataFrame, 
     return frame, time_kind
 
 
-def _fit_schema(frame: pl.DataFrame, config: RecPrepareConfig, time_kind: str, train_end: int) -> Schema:
+def _fit_schema(frame: pl.DataFrame, config: RecPrepareConfig, time_kind: str, split: RecSplit) -> Schema:
     """Item and source vocabularies from events before the gap (most frequent first)."""
-    before = frame.filter(pl.col("_time") < train_end)
+    before = frame.filter(pl.col("_time") < split.train_end)
     if before.height == 0:
         raise DataError(
-            f"no interactions before the training cut-off ({RecSplit(train_end, train_end, train_end).describe()}): "
+            f"no interactions before the training cut-off ({split.describe()}): "
             f"the log is shorter than valid_days + gap_days = {config.valid_days + config.gap_days} days"
         )
 
@@ -333,7 +333,7 @@ def prepare_rec(
     end = int(frame.get_column("_time").max())
     valid_start = end - int(config.valid_days * DAY)
     split = RecSplit(train_end=valid_start - int(config.gap_days * DAY), valid_start=valid_start, end=end)
-    schema = _fit_schema(frame, config, time_kind, split.train_end)
+    schema = _fit_schema(frame, config, time_kind, split)
 
     positives = frame.filter(pl.col(config.action_column).is_in(config.positive_actions))
     if positives.height == 0:

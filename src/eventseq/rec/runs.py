@@ -110,6 +110,21 @@ def _window_loader(history: SequenceDataset, windows: tuple[np.ndarray, np.ndarr
                                        batch_sampler=LengthBucketSampler(lengths, batch_size, shuffle=shuffle, seed=seed))
 
 
+def _train_and_save(module: L.LightningModule, train_loader: torch.utils.data.DataLoader,
+                    valid_loader: torch.utils.data.DataLoader, config: RecPretrainConfig | RecFinetuneConfig,
+                    started: float) -> RecRunResult:
+    """Fit with the shared Trainer set-up, score the best weights on validation, save the model."""
+    run_dir = Path(config.output)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    monitor, mode = module.monitor
+    trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    metrics = {k: float(v) for k, v in _evaluator(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
+    metrics["epochs"] = int(trainer.current_epoch)
+    metrics["train_seconds"] = time.perf_counter() - started  # shown by `rec evaluate`
+    model_dir = _finish(module, run_dir, metrics, config)
+    return RecRunResult(module.eval(), metrics, run_dir, model_dir, metrics["train_seconds"])
+
+
 def item_counts(data: RecData, history: SequenceDataset) -> np.ndarray:
     """Positives per item id before the training cut-off (the popularity baseline and sampler)."""
     item_field = data.schema.categorical[0]
@@ -132,17 +147,9 @@ def pretrain_rec(config: RecPretrainConfig) -> RecRunResult:
         raise ConfigError("no user has two positives before the training cut-off: nothing to pretrain on")
     module = NextPositiveModule(data.schema, config.model, config.objective, config.optimizer,
                                 valid_start=data.split.valid_start, item_counts=item_counts(data, history).tolist())
-    run_dir = Path(config.output)
-    run_dir.mkdir(parents=True, exist_ok=True)
     train_loader = _window_loader(history, train_windows, config.batch_size, True, config.seed)
     valid_loader = _window_loader(history, valid_windows, config.batch_size, False, config.seed)
-    monitor, mode = module.monitor
-    trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
-    metrics = {k: float(v) for k, v in _evaluator(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
-    metrics["epochs"] = int(trainer.current_epoch)
-    metrics["train_seconds"] = time.perf_counter() - started  # shown by `rec evaluate`
-    model_dir = _finish(module, run_dir, metrics, config)
-    return RecRunResult(module.eval(), metrics, run_dir, model_dir, metrics["train_seconds"])
+    return _train_and_save(module, train_loader, valid_loader, config, started)
 
 
 def _group_loader(history: SequenceDataset, groups: pl.DataFrame, config: RecFinetuneConfig, train: bool,
@@ -173,17 +180,9 @@ def finetune_rec(config: RecFinetuneConfig) -> RecRunResult:
     module = RankerModule(data.schema, model_config, config.ranker, config.optimizer)
     if pretrained is not None:
         module.initialise_from(pretrained, config.init)
-    run_dir = Path(config.output)
-    run_dir.mkdir(parents=True, exist_ok=True)
     train_loader = _group_loader(history, data.part("train"), config, True, model_config.max_len)
     valid_loader = _group_loader(history, data.part("valid"), config, False, model_config.max_len)
-    monitor, mode = module.monitor
-    trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
-    metrics = {k: float(v) for k, v in _evaluator(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
-    metrics["epochs"] = int(trainer.current_epoch)
-    metrics["train_seconds"] = time.perf_counter() - started  # shown by `rec evaluate`
-    model_dir = _finish(module, run_dir, metrics, config)
-    return RecRunResult(module.eval(), metrics, run_dir, model_dir, metrics["train_seconds"])
+    return _train_and_save(module, train_loader, valid_loader, config, started)
 
 
 # ----------------------------------------------------------------------------- evaluation and scoring
