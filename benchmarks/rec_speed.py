@@ -22,7 +22,9 @@ measure | eventseq | naive | ratio.
    before the training cut-off, batches of `--batch-size` windows of similar length, gathered with
    NumPy). Naive: the per-user dicts of tensors from (1), cut at the same time, a DataLoader with
    batch_size 8, shuffled, and a collate that pads each field with `pad_sequence` per sample into an
-   `eventseq.data.batch.Batch` for the same module's `losses`. Both loops are written here (no
+   `eventseq.data.batch.Batch` for the same module's `losses`. A second naive row pads every user to
+   max_len, so the per-user tensors concatenate as they are (what a notebook does for
+   `default_collate`); the first is the generous reading. Both loops are written here (no
    Lightning Trainer, so no gradient clipping, logging or checkpoints on either side).
    FLOPs per event: catalog logits 2·N·V·d (N scored positions, V catalog rows), the projector over
    the catalog 2·V·2d² per batch and the transformer 2·12·d²·layers per real token, each x3 for the
@@ -213,9 +215,14 @@ def naive_prepare(log: pd.DataFrame, max_len: int) -> tuple[pd.Series, NaiveVoca
 # ----------------------------------------------------------------------------- 2. pretraining loaders
 
 
-def naive_loader(users: pd.Series, schema: Schema, train_end: int, batch_size: int, seed: int
-                 ) -> torch.utils.data.DataLoader:
-    """Per-user dicts of tensors cut at the training cut-off; pad_sequence per batch in Python."""
+def naive_loader(users: pd.Series, schema: Schema, train_end: int, batch_size: int, seed: int,
+                 pad_to: int | None = None) -> torch.utils.data.DataLoader:
+    """Per-user dicts of tensors cut at the training cut-off, collated in Python.
+
+    pad_to=None: `pad_sequence` per batch (to the batch's longest user, the generous reading).
+    pad_to=max_len: every user padded to max_len so the tensors concatenate as they are (what a
+    notebook does for `default_collate`).
+    """
     samples = []
     for user in users:
         history = user["history"]
@@ -224,15 +231,21 @@ def naive_loader(users: pd.Series, schema: Schema, train_end: int, batch_size: i
             samples.append({name: values[before] for name, values in history.items()})
     item, source, action = (feature.name for feature in schema.categorical)
 
+    def stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+        if pad_to is None:
+            return pad_sequence(tensors, batch_first=True)
+        return torch.cat([torch.nn.functional.pad(t[-pad_to:], (0, pad_to - len(t[-pad_to:])))[None] for t in tensors])
+
     def collate(batch: list[dict[str, torch.Tensor]]) -> Batch:
         return Batch(
             features={
-                item: pad_sequence([sample["item"] for sample in batch], batch_first=True),
-                source: pad_sequence([sample["source"] for sample in batch], batch_first=True),
-                action: pad_sequence([sample["action"] for sample in batch], batch_first=True),
+                item: stack([sample["item"] for sample in batch]),
+                source: stack([sample["source"] for sample in batch]),
+                action: stack([sample["action"] for sample in batch]),
             },
-            event_time=pad_sequence([sample["time"] for sample in batch], batch_first=True),
-            lengths=torch.tensor([len(sample["item"]) for sample in batch], dtype=torch.int64),
+            event_time=stack([sample["time"] for sample in batch]),
+            lengths=torch.tensor([min(len(sample["item"]), pad_to or len(sample["item"])) for sample in batch],
+                                 dtype=torch.int64),
             index=torch.arange(len(batch)),
         )
 
@@ -493,6 +506,13 @@ def main() -> None:
     rows.append(("pretraining, full softmax, events/s", _number(eventseq_full.events_per_second),
                  _number(naive_full.events_per_second),
                  _ratio(eventseq_full.events_per_second, naive_full.events_per_second)))
+    naive_padded = naive_loader(naive_users, naive_schema, naive_train_end, args.naive_batch_size, args.seed,
+                                pad_to=MODEL.max_len)
+    padded_full = time_training(pretraining_module(naive_schema, NextPositiveConfig(softmax="full"), None, args.seed),
+                                naive_padded, args.steps, args.epochs)
+    rows.append((f"pretraining, full softmax, events/s; naive padded to max_len {MODEL.max_len}",
+                 _number(eventseq_full.events_per_second), _number(padded_full.events_per_second),
+                 _ratio(eventseq_full.events_per_second, padded_full.events_per_second)))
     eventseq_events, naive_events = int(windows[2].sum()), sum(len(sample["item"]) for sample in naive.dataset)
     rows.append(("pretraining events per epoch", f"{eventseq_events:,}", f"{naive_events:,}",
                  "same" if eventseq_events == naive_events else "differ"))
@@ -514,6 +534,9 @@ def main() -> None:
     rows.append((f"sampled ({args.negatives} negatives) vs naive full, events/s",
                  _number(eventseq_sampled.events_per_second), _number(naive_full.events_per_second),
                  _ratio(eventseq_sampled.events_per_second, naive_full.events_per_second)))
+    rows.append((f"sampled vs naive full padded to max_len {MODEL.max_len}, events/s",
+                 _number(eventseq_sampled.events_per_second), _number(padded_full.events_per_second),
+                 _ratio(eventseq_sampled.events_per_second, padded_full.events_per_second)))
     negatives = min(args.negatives, catalog - FIRST_VALUE_ID)  # uniform sampling takes every item once if fewer
     sampled_flops = training_flops(eventseq_sampled, negatives,
                                    negatives * eventseq_sampled.steps + eventseq_sampled.scored, dim, layers)
