@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from eventseq.errors import ConfigError, EventseqError
-from eventseq.rec.batches import GroupCollate, history_windows
+from eventseq.rec.batches import history_windows
 from eventseq.rec.data import prepare_rec
 from eventseq.rec.finetune import RankerModule
 from eventseq.rec.model import RecModelConfig

@@ -220,7 +220,7 @@ def run_demo(job: RecDemoJob) -> pl.DataFrame:
         result = finetune_rec(finetune)
         name = f"{init} init" if init != "scratch" else "scratch"
         models[name], seconds[name] = result.module, result.seconds + (pretrained.seconds if init != "scratch" else 0)
-    print(f"[3/4] fine-tuned from scratch, from the pretrained backbone, and fully initialised")
+    print("[3/4] fine-tuned from scratch, from the pretrained backbone, and fully initialised")
 
     table = evaluate_rec(data, models, oracle=synthetic.oracle, seconds=seconds)
     print("[4/4] validation groups (the last 30 days after a 2-day gap); seconds include pretraining\n")
