@@ -72,9 +72,7 @@ def quantized_copy(module: L.LightningModule) -> L.LightningModule:
 
     with warnings.catch_warnings():  # the eager API is deprecated in favour of torchao, still supported
         warnings.simplefilter("ignore")
-        quantized = quantize_dynamic(copy.deepcopy(module).cpu(), {nn.GRU, nn.LSTM, nn.Linear}, dtype=torch.qint8)
-    quantized.schema = module.schema
-    return quantized
+        return quantize_dynamic(copy.deepcopy(module).cpu(), {nn.GRU, nn.LSTM, nn.Linear}, dtype=torch.qint8)
 
 
 @torch.no_grad()

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-import numpy as np
 import pandas as pd
 import polars as pl
 
@@ -407,6 +406,14 @@ def encode_events(
     return _encode_frame(frame, label_frame, schema, targets or [], config)
 
 
+def encode_categorical(values: pl.Expr, feature: CategoricalFeature) -> pl.Expr:
+    """Raw values → int32 ids with the fitted vocabulary; unseen and null values → the unknown id."""
+    ids = list(range(FIRST_VALUE_ID, FIRST_VALUE_ID + len(feature.vocabulary)))
+    return (values.cast(pl.String)
+            .replace_strict(feature.vocabulary, ids, default=UNKNOWN_ID, return_dtype=pl.Int32)
+            .fill_null(UNKNOWN_ID))
+
+
 def _encode_frame(
     frame: pl.DataFrame,
     labels: pl.DataFrame | None,
@@ -447,14 +454,7 @@ def _encode_frame(
 
     encoded: list[pl.Expr] = []
     for feature in schema.categorical:
-        ids = list(range(FIRST_VALUE_ID, FIRST_VALUE_ID + len(feature.vocabulary)))
-        encoded.append(
-            pl.col(feature.name)
-            .cast(pl.String)
-            .replace_strict(feature.vocabulary, ids, default=UNKNOWN_ID, return_dtype=pl.Int32)
-            .fill_null(UNKNOWN_ID)
-            .alias(feature.name)
-        )
+        encoded.append(encode_categorical(pl.col(feature.name), feature).alias(feature.name))
     for feature in schema.numeric:
         dtype = frame.schema[feature.name]
         if not dtype.is_numeric():

@@ -142,16 +142,15 @@ def _describe(report: dict[str, Any]) -> str:
     return "\n".join(f"  {key}: {value}" for key, value in report.items())
 
 
-def run_pretrain(config: RecPretrainConfig) -> None:
-    result = pretrain_rec(config)
-    print("\n".join(f"  {k:<14} {v:.4f}" for k, v in sorted(result.metrics.items())))
-    print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
+def _training_command(run: Callable[[Any], Any]) -> Callable[[Any], None]:
+    """A command that runs `run(config)` and prints its metrics and where the model went."""
 
+    def command(config: Any) -> None:
+        result = run(config)
+        print("\n".join(f"  {k:<14} {v:.4f}" for k, v in sorted(result.metrics.items())))
+        print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
 
-def run_finetune(config: RecFinetuneConfig) -> None:
-    result = finetune_rec(config)
-    print("\n".join(f"  {k:<14} {v:.4f}" for k, v in sorted(result.metrics.items())))
-    print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
+    return command
 
 
 def _write_report(table: pl.DataFrame, output: str | None) -> None:
@@ -235,8 +234,8 @@ def run_demo(job: RecDemoJob) -> pl.DataFrame:
 COMMANDS: dict[str, tuple[type, Callable[[Any], Any], str]] = {
     "generate": (RecGenerateJob, run_generate, "write the synthetic interaction log + oracle scores"),
     "prepare": (RecPrepareJob, run_prepare, "interaction log → histories + request groups, time split"),
-    "pretrain": (RecPretrainConfig, run_pretrain, "next-positive + feedback pretraining"),
-    "finetune": (RecFinetuneConfig, run_finetune, "fine-tune a ranker on request groups"),
+    "pretrain": (RecPretrainConfig, _training_command(pretrain_rec), "next-positive + feedback pretraining"),
+    "finetune": (RecFinetuneConfig, _training_command(finetune_rec), "fine-tune a ranker on request groups"),
     "evaluate": (RecEvaluateJob, run_evaluate, "NDCG@10 / HR@10 / MRR table with baselines"),
     "score": (RecScoreJob, run_score, "rank candidates with a saved model → Parquet"),
     "demo": (RecDemoJob, run_demo, "the recommender end to end on synthetic data"),

@@ -35,11 +35,12 @@ from eventseq.data.prepare import (
     _check_columns,
     _collect,
     _time_kind,
+    encode_categorical,
     encode_events,
     load_prepared,
     read_events,
 )
-from eventseq.data.schema import FIRST_VALUE_ID, UNKNOWN_ID, CategoricalFeature, Schema
+from eventseq.data.schema import UNKNOWN_ID, CategoricalFeature, Schema
 from eventseq.errors import ConfigError, DataError, did_you_mean
 
 DAY = 86_400
@@ -230,13 +231,6 @@ def _fit_schema(frame: pl.DataFrame, config: RecPrepareConfig, time_kind: str, s
     )
 
 
-def _encode(values: pl.Expr, feature: CategoricalFeature) -> pl.Expr:
-    ids = list(range(FIRST_VALUE_ID, FIRST_VALUE_ID + len(feature.vocabulary)))
-    return (values.cast(pl.String)
-            .replace_strict(feature.vocabulary, ids, default=UNKNOWN_ID, return_dtype=pl.Int32)
-            .fill_null(UNKNOWN_ID))
-
-
 def _build_groups(
     frame: pl.DataFrame, schema: Schema, config: RecPrepareConfig, split: RecSplit, report: dict[str, Any]
 ) -> pl.DataFrame:
@@ -284,8 +278,8 @@ def _build_groups(
     item_feature, source_feature = schema.categorical[0], schema.categorical[1]
     groups = (
         groups.with_columns(
-            pl.col("items_raw").list.eval(_encode(pl.element(), item_feature)).alias("items"),
-            _encode(pl.col("source_value"), source_feature).alias("source"),
+            pl.col("items_raw").list.eval(encode_categorical(pl.element(), item_feature)).alias("items"),
+            encode_categorical(pl.col("source_value"), source_feature).alias("source"),
             pl.when(pl.col("request_time") < split.train_end).then(pl.lit("train")).otherwise(pl.lit("valid"))
             .alias("part"),
         )

@@ -153,10 +153,12 @@ class NextPositiveModule(L.LightningModule):
         return loss, query.new_zeros(())
 
     def _probabilities(self) -> torch.Tensor:
-        weights = self.item_counts.clamp(min=0) ** self.objective.popularity_power \
-            if self.objective.sampler == "popularity" else (self.item_counts > 0).float()
+        """Sampling distribution Q over item ids (0 for padding and unknown)."""
+        seen = self.item_counts > 0
         if self.objective.sampler == "popularity":
-            weights = torch.where(self.item_counts > 0, weights.clamp(min=1e-6), weights)
+            weights = torch.where(seen, (self.item_counts ** self.objective.popularity_power).clamp(min=1e-6), 0.0)
+        else:
+            weights = seen.float()
         return weights / weights.sum()
 
     def _log_q(self, items: torch.Tensor, num_samples: int) -> torch.Tensor:

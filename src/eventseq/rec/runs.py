@@ -189,9 +189,10 @@ def finetune_rec(config: RecFinetuneConfig) -> RecRunResult:
 
 
 @torch.no_grad()
-def group_scores(module: RankerModule, data: RecData, part: str = "valid", batch_size: int = 256) -> list[np.ndarray]:
+def group_scores(module: RankerModule, data: RecData, part: str = "valid", batch_size: int = 256,
+                 history: SequenceDataset | None = None) -> list[np.ndarray]:
     """The model's score of every candidate of every group of `part`, as one array per group."""
-    history = SequenceDataset.from_table(data.history.table, data.schema)
+    history = history or SequenceDataset.from_table(data.history.table, data.schema)
     groups = data.part(part)
     collate = GroupCollate(history, groups, module.model_config.max_len, delay=False)
     module = module.eval()
@@ -260,7 +261,7 @@ def evaluate_rec(
             raise ConfigError(f"model '{name}' is a {getattr(module, 'kind', type(module).__name__)} model, "
                               f"not a rec ranker (fine-tune it first)")
         trained_for = (getattr(module, "saved_info", None) or {}).get("metrics", {}).get("train_seconds", 0.0)
-        rows.append(_metrics_row(name, group_scores(module, data), labels, mask, k,
+        rows.append(_metrics_row(name, group_scores(module, data, history=history), labels, mask, k,
                                  (seconds or {}).get(name, trained_for)))
     if oracle is not None:
         request, item = data.config.request_column, data.config.item_column
