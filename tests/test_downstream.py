@@ -269,7 +269,31 @@ def test_cli_evaluate_from_a_model_equals_from_its_embeddings(trained, prepared_
     assert main(["evaluate", f"model={trained.model_dir}", *arguments]) == 0
     from_model = capsys.readouterr().out
     assert re.findall(r"\d\.\d{4} ± \d\.\d{4}", from_file) == re.findall(r"\d\.\d{4} ± \d\.\d{4}", from_model)
-    assert main(["evaluate", f"model={trained.model_dir}", f"embeddings={embeddings}", *arguments]) == 2
+    # both: the file is used once it has the model's width
+    assert main(["evaluate", f"model={trained.model_dir}", f"embeddings={embeddings}", *arguments]) == 0
+    assert re.findall(r"\d\.\d{4} ± \d\.\d{4}", capsys.readouterr().out) == re.findall(r"\d\.\d{4} ± \d\.\d{4}", from_file)
+
+
+def test_cli_evaluate_rejects_embeddings_of_another_width(trained, prepared_dir, tmp_path, capsys):
+    from eventseq.inference import embed
+
+    embeddings = embed(trained.module, prepared_dir, progress=False).drop("emb_7")
+    path = tmp_path / "narrow.parquet"
+    embeddings.write_parquet(path)
+    code = main(["evaluate", f"model={trained.model_dir}", f"embeddings={path}", f"data={prepared_dir}",
+                 "aggregates=false", "models=[logreg]", "output="])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "has 7 emb_* columns but model" in error and "embeds into 8 dimensions" in error
+
+
+def test_entities_without_a_label_are_reported_not_silently_dropped(capsys):
+    features, labels = clear_signal()
+    partial = labels.with_columns(pl.when(pl.col("id").is_in(["e0001", "e0002"])).then(None).otherwise(pl.col("y"))
+                                  .alias("y"))
+    evaluate(features, partial, "id", "y", models=["logreg"], folds=2)
+    note = capsys.readouterr().err
+    assert "2 of" in note and "have no 'y' label and are left out" in note and "e0001" in note
 
 
 def test_cli_evaluate_with_a_labels_csv_writes_csv(prepared_dir, synthetic, tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 
 from eventseq.config import describe, load_config
 from eventseq.data.prepare import PrepareConfig
-from eventseq.errors import ColumnError, ConfigError, EventseqError, FileFormatError
+from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError, FileFormatError
 from eventseq.training import PretrainConfig, TrainConfig
 
 
@@ -108,7 +108,7 @@ class EvaluateJob:
     Attributes:
         embeddings: Parquet written by `eventseq embed` (id + emb_* columns); optional.
         model: a saved model (e.g. a CoLES run's model/): embeddings are computed from it and
-            `data` instead of read from `embeddings`.
+            `data`; given with `embeddings`, the file is used and checked against the model's width.
         data: a prepare directory: its sequence table gives the aggregate features, and the target
             when `labels` is not given; optional (but embeddings or data is needed).
         labels: Parquet/CSV with the id column and the target (default: the target column of
@@ -259,15 +259,27 @@ def run_evaluate(job: EvaluateJob) -> None:
     if use_aggregates and prepared is None:
         raise ConfigError("aggregates=true needs data=... (a prepare directory)")
     if job.model and job.embeddings:
-        raise ConfigError("give either model=... (embeddings computed from data) or embeddings=..., not both")
-    if job.model:
+        # the file stands for the model's embeddings: it must at least have the model's width
+        from eventseq.saved import load_model
+
+        width = load_model(job.model).encoder.output_dim
+        embeddings = pl.from_arrow(read_parquet(job.embeddings))
+        found = sum(column.startswith("emb_") for column in embeddings.columns)
+        if found != width:
+            raise DataError(
+                f"{job.embeddings} has {found} emb_* columns but model {job.model} embeds into {width} "
+                f"dimensions: it was written by another model (re-run `eventseq embed` or drop embeddings=)"
+            )
+    elif job.model:
         if prepared is None:
             raise ConfigError("model=... needs data=... (a prepare directory) to embed")
         from eventseq.inference import embed
 
         embeddings = embed(job.model, job.data, progress=False)
+    elif job.embeddings:
+        embeddings = pl.from_arrow(read_parquet(job.embeddings))
     else:
-        embeddings = pl.from_arrow(read_parquet(job.embeddings)) if job.embeddings else None
+        embeddings = None
     if not use_aggregates and embeddings is None:
         raise ConfigError("nothing to evaluate: aggregates=false and no embeddings=... given")
     id_column = job.id_column or (prepared.schema.id_column if prepared else embeddings.columns[0])

@@ -453,6 +453,12 @@ def _design(
         print(f"note: skipping {len(skipped)} non-numeric feature columns: {skipped[:10]}", file=sys.stderr)
     features, labels = _matching_ids(features.select(id_column, *numeric), labels, id_column)
     joined = features.join(labels, on=id_column, how="inner").sort(id_column)
+    unlabelled = features.height - joined.height
+    if unlabelled and joined.height:
+        # reported, never silently dropped: these entities have features but no (non-null) label
+        example = features.join(labels, on=id_column, how="anti")[id_column].head(3).to_list()
+        print(f"note: {unlabelled:,} of {features.height:,} entities have no '{target}' label and are left out "
+              f"(e.g. {example})", file=sys.stderr)
     if joined.height == 0:
         raise DataError(
             f"no '{id_column}' value is in both the features and the labels "
