@@ -98,8 +98,7 @@ class ColesModule(L.LightningModule):
         return f"val_recall_at_{self.coles_config.views.split_count - 1}", "max"
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        config = self.optimizer_config
-        return torch.optim.AdamW(self.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return self.optimizer_config.build(self.parameters())
 
     def to_config(self) -> dict[str, Any]:
         return {

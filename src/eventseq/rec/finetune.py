@@ -121,8 +121,7 @@ class RankerModule(L.LightningModule):
         return f"val_ndcg_at_{self.ranker.k}", "max"
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        config = self.optimizer_config
-        return torch.optim.AdamW(self.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return self.optimizer_config.build(self.parameters())
 
     def to_config(self) -> dict[str, Any]:
         return {"network": asdict(self.model_config), "ranker": asdict(self.ranker),
