@@ -18,7 +18,7 @@ from eventseq import __version__
 from eventseq._io import atomic_directory, read_json
 from eventseq.data.schema import Schema
 from eventseq.errors import FileFormatError
-from eventseq.objectives.coles import ColesModule
+from eventseq.objectives.selfsupervised import METHODS, SelfSupervisedModule
 from eventseq.objectives.supervised import SupervisedModule
 from eventseq.rec.finetune import RankerModule
 from eventseq.rec.pretrain import NextPositiveModule
@@ -26,10 +26,11 @@ from eventseq.rec.pretrain import NextPositiveModule
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
-# kind (stored in config.json) -> class; explicit so that it can be grepped
+# kind (stored in config.json) -> class; explicit so that it can be grepped. Self-supervised
+# models are tagged with their method (coles, vicreg, ...), all rebuilt by SelfSupervisedModule.
 MODEL_KINDS: dict[str, type[L.LightningModule]] = {
     SupervisedModule.kind: SupervisedModule,
-    ColesModule.kind: ColesModule,
+    **{method: SelfSupervisedModule for method in METHODS},
     NextPositiveModule.kind: NextPositiveModule,
     RankerModule.kind: RankerModule,
 }

@@ -29,8 +29,17 @@ from eventseq.data.sampler import LengthBucketSampler
 from eventseq.data.splits import split_by_entity
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import EncoderConfig
-from eventseq.data.augment import ViewCollate
-from eventseq.objectives.coles import ColesConfig, ColesModule
+from eventseq.objectives.barlow_twins import BarlowTwinsConfig
+from eventseq.objectives.coles import ColesConfig
+from eventseq.objectives.cpc import CpcConfig
+from eventseq.objectives.gpt import GptConfig
+from eventseq.objectives.mlm import MlmConfig
+from eventseq.objectives.nsp_sop import PairTaskConfig
+from eventseq.objectives.rtd import RtdConfig
+from eventseq.objectives.selfsupervised import SelfSupervisedModule, method_spec
+from eventseq.objectives.tabformer import TabFormerConfig
+from eventseq.objectives.vicreg import VicregConfig
+from eventseq.objectives.word2vec import Word2VecConfig
 from eventseq.objectives.supervised import MONITOR, HeadConfig, OptimizerConfig, SupervisedModule, resolve_head
 from eventseq.saved import load_checkpoint_state, save_model
 
@@ -114,7 +123,8 @@ class PretrainConfig:
     """A self-supervised pretraining run (entity embeddings without labels).
 
     Attributes:
-        method: the objective; coles today.
+        method: the objective: coles, vicreg, barlow_twins, cpc, mlm, rtd, gpt, nsp, sop,
+            tabformer or word2vec; its settings are the section of the same name.
         output: run directory (checkpoints, logs, model, curves).
         seed: global seed.
         resume: continue from output/checkpoints/last.ckpt if it exists.
@@ -123,6 +133,16 @@ class PretrainConfig:
     data: DataSection = field(default_factory=lambda: DataSection(test_fraction=0.0, valid_fraction=0.1))
     model: EncoderConfig = field(default_factory=EncoderConfig)
     coles: ColesConfig = field(default_factory=ColesConfig)
+    vicreg: VicregConfig = field(default_factory=VicregConfig)
+    barlow_twins: BarlowTwinsConfig = field(default_factory=BarlowTwinsConfig)
+    cpc: CpcConfig = field(default_factory=CpcConfig)
+    mlm: MlmConfig = field(default_factory=MlmConfig)
+    rtd: RtdConfig = field(default_factory=RtdConfig)
+    gpt: GptConfig = field(default_factory=GptConfig)
+    nsp: PairTaskConfig = field(default_factory=PairTaskConfig)
+    sop: PairTaskConfig = field(default_factory=PairTaskConfig)
+    tabformer: TabFormerConfig = field(default_factory=TabFormerConfig)
+    word2vec: Word2VecConfig = field(default_factory=Word2VecConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3))
     trainer: TrainerSection = field(default_factory=TrainerSection)
     method: str = "coles"
@@ -343,13 +363,12 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def pretrain(config: PretrainConfig) -> TrainResult:
-    """Self-supervised pretraining (CoLES); saves the encoder model under `output/model`.
+    """Self-supervised pretraining with `config.method`; saves the model under `output/model`.
 
     The model embeds entities with `eventseq embed`; its encoder initialises supervised models
     through `TrainConfig.init_from`.
     """
-    if config.method != "coles":
-        raise ConfigError(f"method={config.method!r}: available methods: coles")
+    method_spec(config.method)  # an unknown method fails before the data is read
     run_dir = Path(config.output)
     prepared = _load_prepared(config.data, config.seed)
     schema = prepared.schema
@@ -357,20 +376,20 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     splits = split_by_entity(len(dataset), config.data.valid_fraction, 0.0, None, config.data.split_seed)
     _write_splits(dataset, splits, run_dir)
-    module = ColesModule(schema, config.model, config.coles, config.optimizer)
+    module = SelfSupervisedModule(schema, config.method, config.model, getattr(config, config.method), config.optimizer)
     train_set, valid_set = dataset.subset(splits["train"]), dataset.subset(splits["valid"])
-    views = config.coles.views
     train_loader = torch.utils.data.DataLoader(
         train_set,
+        # whole batches only: batch statistics (VICReg, Barlow Twins, batch norm) need several entities
         batch_sampler=LengthBucketSampler(train_set.lengths, config.data.batch_size, shuffle=True, seed=config.seed,
                                           drop_last=len(train_set) > config.data.batch_size),
-        collate_fn=ViewCollate(train_set, views),
+        collate_fn=module.collate(train_set, train=True, seed=config.seed),
         num_workers=config.data.num_workers,
     )
     valid_loader = torch.utils.data.DataLoader(
         valid_set,
         batch_sampler=LengthBucketSampler(valid_set.lengths, config.data.batch_size, shuffle=False),
-        collate_fn=ViewCollate(valid_set, views, fixed_seed=config.seed),
+        collate_fn=module.collate(valid_set, train=False, seed=config.seed),
         num_workers=config.data.num_workers,
     )
     monitor, mode = module.monitor

@@ -8,7 +8,8 @@ from eventseq.data import SequenceDataset, load_prepared
 from eventseq.data.augment import ViewCollate, ViewConfig
 from eventseq.errors import ConfigError
 from eventseq.nn import EncoderConfig, SequenceEncoderConfig
-from eventseq.objectives.coles import ColesConfig, ColesModule
+from eventseq.objectives.coles import ColesConfig
+from eventseq.objectives.selfsupervised import SelfSupervisedModule
 from eventseq.objectives.supervised import OptimizerConfig
 
 
@@ -18,8 +19,9 @@ def test_coles_loss_decreases_and_recall_rises(prepared_dir, loss):
     prepared = load_prepared(prepared_dir)
     dataset = SequenceDataset.from_table(prepared.table, prepared.schema)
     views = ViewConfig(split_count=3, min_len=3, max_len=10)
-    module = ColesModule(
+    module = SelfSupervisedModule(
         prepared.schema,
+        "coles",
         EncoderConfig(sequence_encoder=SequenceEncoderConfig(hidden_size=16)),
         ColesConfig(loss=loss, views=views),
         OptimizerConfig(lr=1e-2),
@@ -29,11 +31,11 @@ def test_coles_loss_decreases_and_recall_rises(prepared_dir, loss):
     from eventseq.objectives.losses import recall_at_k
 
     optimizer = module.configure_optimizers()
-    first = module.loss(module.embed(batch), batch.index).item()
+    first = module.objective.losses(module.encoder, batch)["loss"].item()
     recall_before = recall_at_k(module.embed(batch), batch.index, 2).item()
     for _ in range(40):
         optimizer.zero_grad()
-        loss_value = module.loss(module.projection(module.embed(batch)), batch.index)
+        loss_value = module.objective.losses(module.encoder, batch)["loss"]
         loss_value.backward()
         optimizer.step()
     assert loss_value.item() < 0.7 * first
@@ -42,4 +44,4 @@ def test_coles_loss_decreases_and_recall_rises(prepared_dir, loss):
 
 def test_bad_loss_name(prepared_dir):
     with pytest.raises(ConfigError, match="coles.loss"):
-        ColesModule(load_prepared(prepared_dir).schema, coles_config=ColesConfig(loss="triplet"))
+        SelfSupervisedModule(load_prepared(prepared_dir).schema, "coles", objective_config=ColesConfig(loss="triplet"))

@@ -1,4 +1,4 @@
-"""Views of event sequences for self-supervised objectives (CoLES, VICReg, Barlow Twins...).
+"""Views of event sequences for self-supervised objectives (CoLES, VICReg, Barlow Twins, NSP/SOP).
 
 A view is a sub-sequence of one entity: a random slice (absolute length bounds, as in CoLES),
 a random crop (length as a share of the sequence), optionally with event dropout. All sampling
@@ -110,3 +110,57 @@ class ViewCollate:
         if self.config.event_dropout > 0:
             keep = rng.random((len(owner), int(length.max()))) >= self.config.event_dropout
         return self.dataset.collate_views(positions[owner], start, length, keep)
+
+
+class PairCollate:
+    """collate_fn for sequence-pair tasks: each entity's sequence is cut at a random point into a
+    first part [0, cut) and a second part [cut, length) (its most recent `max_len` events).
+
+    - task="sop" (sequence order): label 1 keeps the order (first, second), label 0 swaps the parts.
+    - task="nsp" (next sequence): label 1 keeps the entity's own second part, label 0 takes the second
+      part of the next entity in the batch.
+    Each label is drawn with probability 1/2. The Batch holds 2N views: rows 0..N-1 the left members
+    of the pairs, rows N..2N-1 the right members; `extra["pair_label"]` ([N] float) the labels and
+    `extra["pair_valid"]` ([N] bool) False for entities with one event (no cut possible) and for
+    NSP negatives when the batch has a single entity.
+    """
+
+    def __init__(self, dataset: SequenceDataset, task: str, fixed_seed: int | None = None) -> None:
+        if task not in ("nsp", "sop"):
+            raise ConfigError(f"pair task {task!r}: expected nsp or sop")
+        self.dataset = dataset
+        self.task = task
+        self.views = ViewCollate(dataset, ViewConfig(), fixed_seed)  # only for its seeded generator
+
+    def __call__(self, positions: Sequence[int]) -> Batch:
+        positions = np.asarray(positions, dtype=np.int64)
+        rng = self.views._generator(positions)
+        total = self.dataset.entity_lengths(positions)
+        usable = total if self.dataset.max_len is None else np.minimum(total, self.dataset.max_len)
+        offset = total - usable  # the most recent events, as `collate` keeps them
+        valid = usable >= 2
+        cut = np.where(valid, rng.integers(1, np.maximum(usable, 2)), usable)  # [N]
+        first_start, first_length = offset, cut
+        second_start, second_length = np.where(valid, offset + cut, offset), np.where(valid, usable - cut, usable)
+        label = rng.random(len(positions)) < 0.5  # True = positive (in order / own continuation)
+        left_positions, right_positions = positions.copy(), positions.copy()
+        if self.task == "sop":
+            left_start = np.where(label, first_start, second_start)
+            left_length = np.where(label, first_length, second_length)
+            right_start = np.where(label, second_start, first_start)
+            right_length = np.where(label, second_length, first_length)
+        else:
+            donor = np.roll(np.arange(len(positions)), -1)  # the next entity of the batch
+            left_start, left_length = first_start, first_length
+            right_positions = np.where(label, positions, positions[donor])
+            right_start = np.where(label, second_start, second_start[donor])
+            right_length = np.where(label, second_length, second_length[donor])
+            valid = valid & valid[donor] if len(positions) > 1 else valid & label
+        batch = self.dataset.collate_views(
+            np.concatenate([left_positions, right_positions]),
+            np.concatenate([left_start, right_start]),
+            np.concatenate([left_length, right_length]),
+        )
+        batch.extra["pair_label"] = torch.from_numpy(label.astype(np.float32))
+        batch.extra["pair_valid"] = torch.from_numpy(valid)
+        return batch

@@ -4,6 +4,12 @@ What ptls calls a TrxEncoder. Categoricals go through embeddings (padding id 0 �
 numerics (plus an optional log time-delta) through a batch norm that only sees real events,
 then everything is concatenated (or summed) and optionally projected. Padding positions are
 zero on output.
+
+`combine=field_transformer` (TabFormer, Padhi et al., 2021) instead makes one token per field
+(each categorical embedding, each numeric scalar through its own linear map, plus a learned field
+position), runs a small transformer across the fields of each event, and flattens the result;
+`forward(batch, field_mask)` then replaces chosen field tokens by a learned [MASK] token, which is
+what TabFormer's masked-field pretraining needs.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ class EventEncoderConfig:
         default_embedding_dim: size for fields not in embedding_dims; None = min(32, 1.6·n^0.56).
         numeric_dim: project the numeric block to this size; None = numerics enter as scalars.
         time_delta: add log1p(seconds since the previous event) as a numeric input.
-        combine: concat (sizes may differ) or sum (all parts get default_embedding_dim).
+        combine: concat (sizes may differ), sum (all parts get default_embedding_dim) or
+            field_transformer (a token of default_embedding_dim per field, a transformer across
+            the fields of each event, flattened; output_dim then defaults to default_embedding_dim).
+        field_heads: attention heads of the field transformer.
         output_dim: final linear projection size; None = no projection.
         dropout: dropout on the event vectors.
     """
@@ -37,6 +46,7 @@ class EventEncoderConfig:
     numeric_dim: int | None = None
     time_delta: bool = True
     combine: str = "concat"
+    field_heads: int = 2
     output_dim: int | None = None
     dropout: float = 0.0
 
@@ -84,8 +94,8 @@ class EventEncoder(nn.Module):
         config = config or EventEncoderConfig()
         self.schema = schema
         self.config = config
-        if config.combine not in ("concat", "sum"):
-            raise ConfigError(f"event_encoder.combine={config.combine!r}: expected concat or sum")
+        if config.combine not in ("concat", "sum", "field_transformer"):
+            raise ConfigError(f"event_encoder.combine={config.combine!r}: expected concat, sum or field_transformer")
         names = [f.name for f in schema.categorical]
         for name in config.embedding_dims:
             if name not in names:
@@ -93,24 +103,28 @@ class EventEncoder(nn.Module):
                     f"event_encoder.embedding_dims names '{name}', not a categorical field "
                     f"(categoricals: {names}){did_you_mean(name, names)}"
                 )
-        if config.combine == "sum" and config.default_embedding_dim is None:
-            raise ConfigError("event_encoder.combine=sum needs default_embedding_dim (the shared size)")
+        shared = config.combine in ("sum", "field_transformer")  # every part has the same size
+        if shared and config.default_embedding_dim is None:
+            raise ConfigError(f"event_encoder.combine={config.combine} needs default_embedding_dim (the shared size)")
         self.embeddings = nn.ModuleDict()
         parts_dim = 0
         for feature in schema.categorical:
-            if config.combine == "sum":
+            if shared:
                 dim = config.default_embedding_dim
             else:
                 dim = config.embedding_dims.get(
                     feature.name, config.default_embedding_dim or default_embedding_dim(feature.num_embeddings)
                 )
             self.embeddings[feature.name] = nn.Embedding(feature.num_embeddings, dim, padding_idx=PADDING_ID)
-            parts_dim = dim if config.combine == "sum" else parts_dim + dim
+            parts_dim = parts_dim + dim if config.combine == "concat" else dim
         self.numeric_names = [f.name for f in schema.numeric]
         numeric_count = len(self.numeric_names) + int(config.time_delta)
         self.numeric_norm = MaskedBatchNorm(numeric_count) if numeric_count else None
         self.numeric_projection: nn.Module | None = None
-        if numeric_count:
+        self.field_count = len(schema.categorical) + numeric_count
+        if config.combine == "field_transformer":
+            parts_dim = self._build_field_transformer(numeric_count)
+        elif numeric_count:
             target_dim = config.default_embedding_dim if config.combine == "sum" else config.numeric_dim
             if target_dim is not None:
                 self.numeric_projection = nn.Linear(numeric_count, target_dim)
@@ -124,10 +138,40 @@ class EventEncoder(nn.Module):
         if parts_dim == 0:
             raise ConfigError("the schema has no event features and time_delta is off: nothing to encode")
         self.dropout = nn.Dropout(config.dropout)
-        self.projection = nn.Linear(parts_dim, config.output_dim) if config.output_dim else None
-        self.output_dim = config.output_dim or parts_dim
+        output_dim = config.output_dim
+        if config.combine == "field_transformer" and output_dim is None:
+            output_dim = config.default_embedding_dim
+        self.projection = nn.Linear(parts_dim, output_dim) if output_dim else None
+        self.output_dim = output_dim or parts_dim
 
-    def forward(self, batch: Batch) -> torch.Tensor:
+    def _build_field_transformer(self, numeric_count: int) -> int:
+        dim = self.config.default_embedding_dim
+        if dim % self.config.field_heads:
+            raise ConfigError(f"event_encoder.default_embedding_dim={dim} must be divisible by "
+                              f"field_heads={self.config.field_heads}")
+        # numeric field i → value * weight[i] + bias[i]: one linear map per numeric field
+        self.numeric_weight = nn.Parameter(torch.randn(numeric_count, dim) * 0.02)
+        self.numeric_bias = nn.Parameter(torch.zeros(numeric_count, dim))
+        self.field_positions = nn.Parameter(torch.randn(self.field_count, dim) * 0.02)
+        self.field_mask_token = nn.Parameter(torch.randn(dim) * 0.02)
+        self.field_transformer = nn.TransformerEncoderLayer(
+            dim, self.config.field_heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True)
+        return self.field_count * dim
+
+    @property
+    def field_names(self) -> list[str]:
+        """The fields in token order (field_transformer): categoricals, numerics, then the time delta."""
+        return [*self.embeddings.keys(), *self.numeric_names, *(["time_delta"] if self.config.time_delta else [])]
+
+    def forward(self, batch: Batch, field_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Event vectors [B, T, output_dim], zero at padding.
+
+        Args:
+            field_mask: [B, T, fields] bool, field tokens to replace by the [MASK] token
+                (combine=field_transformer only; fields in `field_names` order).
+        """
+        if field_mask is not None and self.config.combine != "field_transformer":
+            raise ConfigError("field masking needs event_encoder.combine=field_transformer")
         mask = batch.mask  # [B, T]
         parts = []
         for name, embedding in self.embeddings.items():
@@ -143,10 +187,16 @@ class EventEncoder(nn.Module):
             if self.config.time_delta:
                 columns.append(time_deltas(batch.event_time, mask))
             numeric = self.numeric_norm(torch.stack(columns, dim=-1), mask)  # [B, T, F]
-            if self.numeric_projection is not None:
+            if self.config.combine == "field_transformer":
+                numeric = numeric.unsqueeze(-1) * self.numeric_weight + self.numeric_bias  # [B, T, F, d]
+                parts.extend(numeric.unbind(dim=2))
+            elif self.numeric_projection is not None:
                 numeric = self.numeric_projection(numeric)
-            parts.append(numeric)
-        if self.config.combine == "sum":
+            if self.config.combine != "field_transformer":
+                parts.append(numeric)
+        if self.config.combine == "field_transformer":
+            events = self._fields(torch.stack(parts, dim=2), mask, field_mask)
+        elif self.config.combine == "sum":
             events = torch.stack(parts, dim=0).sum(dim=0)
         else:
             events = torch.cat(parts, dim=-1)  # [B, T, parts_dim]
@@ -154,5 +204,15 @@ class EventEncoder(nn.Module):
         if self.projection is not None:
             events = self.projection(events)
         return events * mask.unsqueeze(-1)  # padding stays zero
+
+    def _fields(self, tokens: torch.Tensor, mask: torch.Tensor, field_mask: torch.Tensor | None) -> torch.Tensor:
+        """[B, T, F, d] field tokens → [B, T, F * d] after the transformer across each event's fields."""
+        if field_mask is not None:
+            tokens = torch.where(field_mask.unsqueeze(-1), self.field_mask_token.to(tokens.dtype), tokens)
+        tokens = tokens + self.field_positions
+        batch, width, fields, dim = tokens.shape
+        output = tokens.new_zeros(batch, width, fields * dim)
+        output[mask] = self.field_transformer(tokens[mask]).reshape(-1, fields * dim)  # real events only
+        return output
 
 

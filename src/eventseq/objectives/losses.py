@@ -73,3 +73,57 @@ def recall_at_k(embeddings: torch.Tensor, labels: torch.Tensor, k: int) -> torch
     possible = positive.sum(dim=1).clamp(max=k).float()
     valid = possible > 0
     return (hits[valid] / possible[valid]).mean()
+
+
+def vicreg_terms(first: torch.Tensor, second: torch.Tensor, eps: float = 1e-4) -> dict[str, torch.Tensor]:
+    """The three VICReg terms (Bardes, Ponce, LeCun, ICLR 2022) of two batches of expanded views.
+
+    - invariance: mean squared distance between the two views of each entity;
+    - variance: hinge keeping each dimension's standard deviation over the batch at >= 1,
+      mean over dimensions, summed over both branches;
+    - covariance: squared off-diagonal covariances divided by the dimension, summed over branches.
+
+    Args:
+        first, second: [N, D], row i of both is entity i.
+    """
+    invariance = F.mse_loss(first, second)
+    variance = first.new_zeros(())
+    covariance = first.new_zeros(())
+    for z in (first, second):
+        z = z - z.mean(dim=0)
+        std = torch.sqrt(z.var(dim=0) + eps)  # [D]
+        variance = variance + F.relu(1.0 - std).mean()
+        cov = (z.T @ z) / max(len(z) - 1, 1)  # [D, D]
+        off_diagonal = cov.pow(2).sum() - cov.diagonal().pow(2).sum()
+        covariance = covariance + off_diagonal / z.shape[1]
+    return {"invariance": invariance, "variance": variance, "covariance": covariance}
+
+
+def barlow_twins_loss(first: torch.Tensor, second: torch.Tensor, off_diagonal_weight: float = 5e-3,
+                      eps: float = 1e-5) -> torch.Tensor:
+    """Barlow Twins (Zbontar et al., ICML 2021): the cross-correlation of the two views' standardised
+    embeddings pushed to the identity: sum_i (1 - C_ii)² + λ sum_{i≠j} C_ij².
+
+    Each dimension is standardised over the batch (mean 0, biased std 1), as the paper's batch norm
+    does, so identical decorrelated views give exactly the identity.
+
+    Args:
+        first, second: [N, D], row i of both is entity i.
+    """
+    n = len(first)
+    first = (first - first.mean(dim=0)) / (first.std(dim=0, correction=0) + eps)
+    second = (second - second.mean(dim=0)) / (second.std(dim=0, correction=0) + eps)
+    correlation = first.T @ second / n  # [D, D]
+    diagonal = correlation.diagonal()
+    on = (1.0 - diagonal).pow(2).sum()
+    off = correlation.pow(2).sum() - diagonal.pow(2).sum()
+    return on + off_diagonal_weight * off
+
+
+def paired_views(views: torch.Tensor, owners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split [2N, D] views, two consecutive rows per entity (as ViewCollate with split_count=2
+    builds them), into the first and second view of each entity: ([N, D], [N, D])."""
+    first, second = views[0::2], views[1::2]
+    if len(first) != len(second) or not bool((owners[0::2] == owners[1::2]).all()):
+        raise ValueError("views must come in consecutive pairs of the same entity (views.split_count=2)")
+    return first, second

@@ -1,0 +1,113 @@
+"""GPT-style causal pretraining = next-event prediction, the local supervised task.
+
+A causal encoder reads events 0..t; from h_t the heads predict every field of event t+1 (a
+softmax per categorical field, a value per numeric field) and the time until it (log1p seconds,
+L1). Trained as a self-supervised objective (`eventseq pretrain method=gpt`) its encoder gives entity
+embeddings; used as a model it predicts the next event (`next_event_predictions`), scored with the
+same targets and metrics as the classical baselines in `eventseq.baselines`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from eventseq.data.batch import Batch
+from eventseq.data.dataset import SequenceDataset
+from eventseq.data.schema import Schema
+from eventseq.errors import ConfigError
+from eventseq.nn.encoder import Encoder
+from eventseq.objectives.heads import FieldHeads, require_causal
+
+
+@dataclass
+class GptConfig:
+    """The next-event objective.
+
+    Attributes:
+        numeric_weight: weight of the numeric fields' MSE (standardised log values).
+        time_weight: weight of the time-to-next-event L1 loss (log1p seconds); 0 = do not predict time.
+    """
+
+    numeric_weight: float = 1.0
+    time_weight: float = 1.0
+
+
+def log_gaps(event_time: torch.Tensor) -> torch.Tensor:
+    """log1p(seconds from event t to event t+1) at t: [B, T - 1]."""
+    return torch.log1p((event_time[:, 1:] - event_time[:, :-1]).clamp(min=0).float())
+
+
+class GptObjective(nn.Module):
+    """From h_t, predict the fields of event t+1 and the gap to it."""
+
+    def __init__(self, schema: Schema, encoder: Encoder, config: GptConfig) -> None:
+        super().__init__()
+        require_causal("gpt", encoder)
+        if config.numeric_weight < 0 or config.time_weight < 0:
+            raise ConfigError("gpt.numeric_weight and gpt.time_weight must be >= 0")
+        self.config = config
+        self.heads = FieldHeads(schema, encoder.output_dim)
+        self.time_head = nn.Linear(encoder.output_dim, 1)
+
+    @property
+    def monitor(self) -> tuple[str, str]:
+        return "val_loss", "min"
+
+    def collate(self, dataset: SequenceDataset, train: bool, seed: int):  # noqa: ANN201 - a bound method
+        return dataset.collate
+
+    def losses(self, encoder: Encoder, batch: Batch) -> dict[str, torch.Tensor]:
+        hidden = encoder(batch)  # [B, T, H]
+        # contexts t with a next event: t + 1 < length
+        rows, context = torch.nonzero(batch.mask[:, 1:], as_tuple=True)
+        if len(rows) == 0:
+            zero = hidden.sum() * 0.0
+            return {"loss": zero}
+        states = hidden[rows, context]  # [N, H]
+        result = self.heads.losses(self.heads(states), batch, rows, context + 1, self.config.numeric_weight)
+        if self.config.time_weight > 0:
+            predicted = self.time_head(states).squeeze(1)
+            gap_error = F.l1_loss(predicted, log_gaps(batch.event_time)[rows, context])
+            result["time_mae_log"] = gap_error
+            result["loss"] = result["loss"] + self.config.time_weight * gap_error
+        return result
+
+    @torch.no_grad()
+    def predict_next(self, encoder: Encoder, batch: Batch, k: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """For every real event t of `batch`, the top-k values of each categorical field of event t+1
+        ([B, T, k], best first) and the predicted seconds until it ([B, T])."""
+        hidden = encoder(batch)
+        topk = {name: head(hidden).topk(min(k, head.out_features), dim=-1).indices
+                for name, head in self.heads.categorical.items()}
+        return topk, torch.expm1(self.time_head(hidden).squeeze(-1).clamp(min=0))
+
+
+def next_event_predictions(module: nn.Module, dataset: SequenceDataset, k: int = 5,
+                           batch_size: int = 256) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Top-k next values per field and predicted gaps for every event t >= 1 of every entity of
+    `dataset`, predicted from events 0..t-1, in the order of `eventseq.baselines.next_event_targets`
+    (entity by entity, position by position): feed them to `eventseq.baselines.next_event_metrics`.
+
+    Args:
+        module: a model trained with method=gpt (a SelfSupervisedModule) or its saved directory.
+        dataset: the entities to score (their most recent `dataset.max_len` events).
+    """
+    objective = getattr(module, "objective", None)
+    if not isinstance(objective, GptObjective):
+        raise ConfigError(f"next-event predictions need a model pretrained with method=gpt, got {getattr(module, 'kind', module)!r}")
+    module.eval()
+    topk_parts: dict[str, list[np.ndarray]] = {name: [] for name in objective.heads.categorical}
+    gap_parts: list[np.ndarray] = []
+    for start in range(0, len(dataset), batch_size):
+        batch = dataset.collate(np.arange(start, min(start + batch_size, len(dataset))))
+        topk, gaps = objective.predict_next(module.encoder, batch, k)
+        contexts = batch.mask[:, 1:]  # predictions made at t for event t+1, for t + 1 < length
+        for name, values in topk.items():
+            topk_parts[name].append(values[:, :-1][contexts].numpy())
+        gap_parts.append(gaps[:, :-1][contexts].numpy())
+    return {name: np.concatenate(parts) for name, parts in topk_parts.items()}, np.concatenate(gap_parts)

@@ -1,0 +1,151 @@
+"""Self-supervised pretraining: one LightningModule for every method, the method as a part.
+
+`SelfSupervisedModule(schema, method, ...)` owns the backbone (`encoder`, an Encoder like every
+model in eventseq) and the method's `objective`, an nn.Module from `objectives/<method>.py` with:
+
+- `losses(encoder, batch) -> dict`: "loss" plus anything worth logging (tensors);
+- `collate(dataset, train, seed)`: how a batch is built (views, pairs or whole sequences);
+- `monitor`: the validation metric that selects the best epoch, and "min" or "max";
+- optionally `embed(encoder, batch)`: entity embeddings when pooling the encoder is not it.
+
+So training, logging, checkpoints, `eventseq embed`, `evaluate` and fine-tuning (`init_from`) are
+the same code for CoLES, VICReg, MLM... and a method file holds only what is specific to it.
+`METHODS` below is the list of methods, by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from eventseq.data.batch import Batch
+from eventseq.data.dataset import SequenceDataset
+from eventseq.data.schema import Schema
+from eventseq.errors import ConfigError, did_you_mean
+from eventseq.nn.encoder import Encoder, EncoderConfig
+from eventseq.objectives.barlow_twins import BarlowTwinsConfig, BarlowTwinsObjective
+from eventseq.objectives.coles import ColesConfig, ColesObjective
+from eventseq.objectives.cpc import CpcConfig, CpcObjective
+from eventseq.objectives.gpt import GptConfig, GptObjective
+from eventseq.objectives.mlm import MlmConfig, MlmObjective
+from eventseq.objectives.nsp_sop import PairTaskConfig, PairTaskObjective
+from eventseq.objectives.rtd import RtdConfig, RtdObjective
+from eventseq.objectives.supervised import OptimizerConfig
+from eventseq.objectives.tabformer import TabFormerConfig, TabFormerObjective
+from eventseq.objectives.vicreg import VicregConfig, VicregObjective
+from eventseq.objectives.word2vec import Word2VecConfig, Word2VecObjective
+
+# method name -> (objective class, its config class); the name is also the config section
+# (`eventseq pretrain method=vicreg vicreg.invariance_weight=10`) and the saved model's kind.
+METHODS: dict[str, tuple[type[nn.Module], type]] = {
+    "coles": (ColesObjective, ColesConfig),
+    "vicreg": (VicregObjective, VicregConfig),
+    "barlow_twins": (BarlowTwinsObjective, BarlowTwinsConfig),
+    "cpc": (CpcObjective, CpcConfig),
+    "mlm": (MlmObjective, MlmConfig),
+    "rtd": (RtdObjective, RtdConfig),
+    "gpt": (GptObjective, GptConfig),
+    "nsp": (PairTaskObjective, PairTaskConfig),
+    "sop": (PairTaskObjective, PairTaskConfig),
+    "tabformer": (TabFormerObjective, TabFormerConfig),
+    "word2vec": (Word2VecObjective, Word2VecConfig),
+}
+
+
+def method_spec(method: str) -> tuple[type[nn.Module], type]:
+    """The objective and config classes of `method`; ConfigError listing the methods otherwise."""
+    if method not in METHODS:
+        raise ConfigError(f"method={method!r}: available methods: {', '.join(METHODS)}{did_you_mean(method, METHODS)}")
+    return METHODS[method]
+
+
+class SelfSupervisedModule(L.LightningModule):
+    """An Encoder trained by a self-supervised objective; embeds entities like every eventseq model."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        method: str = "coles",
+        encoder_config: EncoderConfig | None = None,
+        objective_config: Any = None,
+        optimizer_config: OptimizerConfig | None = None,
+    ) -> None:
+        super().__init__()
+        objective_class, config_class = method_spec(method)
+        self.schema = schema
+        self.kind = method  # saved models are tagged with the method
+        self.encoder_config = encoder_config or EncoderConfig()
+        self.objective_config = objective_config if objective_config is not None else config_class()
+        if not isinstance(self.objective_config, config_class):
+            raise ConfigError(f"method {method} takes a {config_class.__name__}, got {type(self.objective_config).__name__}")
+        self.optimizer_config = optimizer_config or OptimizerConfig(lr=1e-3)
+        self.encoder = Encoder(schema, self.encoder_config)
+        if method in ("nsp", "sop"):
+            self.objective = objective_class(schema, self.encoder, self.objective_config, task=method)
+        else:
+            self.objective = objective_class(schema, self.encoder, self.objective_config)
+
+    # -------------------------------------------------------------- use
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """Entity embeddings [B, H]: what `eventseq embed` writes and downstream models read."""
+        custom = getattr(self.objective, "embed", None)
+        return custom(self.encoder, batch) if custom is not None else self.encoder.embed(batch)
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of `embed`'s output."""
+        return getattr(self.objective, "embedding_dim", self.encoder.output_dim)
+
+    def predict_outputs(self, batch: Batch) -> torch.Tensor:
+        return self.embed(batch)
+
+    def collate(self, dataset: SequenceDataset, train: bool, seed: int = 0) -> Callable[[Any], Batch]:
+        """The collate_fn of this method's batches (train: random; validation: fixed by `seed`)."""
+        return self.objective.collate(dataset, train, seed)
+
+    @property
+    def monitor(self) -> tuple[str, str]:
+        return self.objective.monitor
+
+    # -------------------------------------------------------------- Lightning
+    def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
+        losses = self.objective.losses(self.encoder, batch)
+        for name, value in losses.items():
+            self.log(f"train_{name}", value, on_step=False, on_epoch=True, prog_bar=name == "loss",
+                     batch_size=batch.batch_size)
+        return losses["loss"]
+
+    def validation_step(self, batch: Batch, batch_index: int) -> None:
+        metric = self.monitor[0]
+        for name, value in self.objective.losses(self.encoder, batch).items():
+            self.log(f"val_{name}", value, on_epoch=True, prog_bar=f"val_{name}" in ("val_loss", metric),
+                     batch_size=batch.batch_size)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_config.build(self.parameters())
+
+    # -------------------------------------------------------------- saving
+    def to_config(self) -> dict[str, Any]:
+        return {"method": self.kind, "encoder": asdict(self.encoder_config),
+                "objective": asdict(self.objective_config), "optimizer": asdict(self.optimizer_config)}
+
+    @classmethod
+    def from_config(cls, schema: Schema, config: dict[str, Any]) -> SelfSupervisedModule:
+        from omegaconf import OmegaConf
+
+        method = config["method"]
+        _, config_class = method_spec(method)
+
+        def build(kind: type, values: dict[str, Any]) -> Any:
+            return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(kind), values))
+
+        return cls(schema, method, build(EncoderConfig, config["encoder"]), build(config_class, config["objective"]),
+                   OptimizerConfig(**config.get("optimizer", {})))
+
+
+__all__ = ["METHODS", "SelfSupervisedModule", "method_spec"]
