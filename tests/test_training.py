@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
@@ -114,3 +115,38 @@ def test_fine_tuning_rejects_a_model_from_other_data(pretrained, tmp_path, make_
     with pytest.raises(ConfigError, match="different schema"):
         train(config)
     assert other.table.height > 0
+
+
+def test_max_minutes_becomes_the_trainers_time_limit(tmp_path):
+    from lightning.pytorch.callbacks import Timer
+
+    from eventseq.errors import ConfigError
+    from eventseq.training import TrainerSection, build_trainer
+
+    trainer = build_trainer(TrainerSection(max_minutes=0.5, progress_bar=False), tmp_path, "val_loss", "min")
+    timers = [callback for callback in trainer.callbacks if isinstance(callback, Timer)]
+    assert len(timers) == 1 and timers[0]._duration == 30
+    assert not any(isinstance(c, Timer) for c in build_trainer(TrainerSection(progress_bar=False), tmp_path,
+                                                                 "val_loss", "min").callbacks)
+    with pytest.raises(ConfigError, match="trainer.max_minutes=0"):
+        build_trainer(TrainerSection(max_minutes=0), tmp_path, "val_loss", "min")
+
+
+@pytest.mark.parametrize("method, changes", [
+    ("vicreg", {"vicreg.views.min_len": 3, "vicreg.views.max_len": 10}),
+    ("mlm", {"model.sequence_encoder.type": "transformer", "model.sequence_encoder.num_heads": 2,
+             "model.sequence_encoder.pooling": "mean"}),
+    ("sop", {}),
+])
+def test_pretrain_runs_every_kind_of_batch(prepared_dir, tmp_path, method, changes):
+    """Views (vicreg), whole sequences (mlm) and pairs (sop) through the Trainer, saved and reloaded."""
+    from eventseq.config import load_config
+    from eventseq.saved import load_model
+    from eventseq.training import PretrainConfig, pretrain
+
+    overrides = [f"method={method}", f"data.path={prepared_dir}", f"output={tmp_path / method}",
+                 "model.sequence_encoder.hidden_size=8", "trainer.max_epochs=1", "trainer.progress_bar=false",
+                 "data.batch_size=32", *(f"{key}={value}" for key, value in changes.items())]
+    result = pretrain(load_config(PretrainConfig, overrides=overrides))
+    assert np.isfinite(result.metrics["val_loss"])
+    assert load_model(result.model_dir).kind == method

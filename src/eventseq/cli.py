@@ -67,17 +67,23 @@ class PredictJob:
 
 @dataclass
 class EmbedJob(PredictJob):
-    """Write one embedding per entity.
+    """Write one embedding per entity (or one per event with level=event).
 
     Attributes:
-        output: Parquet file to write (id + emb_* columns).
-        plot: also save a 2-D map of the embeddings to this PNG (None = no plot).
+        output: Parquet file to write (id + emb_* columns; with level=event also event_index, event_time).
+        level: entity (one pooled vector per entity) or event (the encoder's state at every event,
+            computed from that event and earlier ones only: needs a causal encoder, GRU/LSTM or
+            cnn/transformer trained with causal=true).
+        max_len: most recent events kept per entity (None = as in training; with level=event,
+            None = every event, or max_positions for a transformer with learned positions).
+        plot: also save a 2-D map of the embeddings to this PNG (None = no plot; level=entity only).
         plot_method: pca, tsne or umap (umap needs umap-learn).
         labels: labels table (Parquet/CSV) to colour the map by.
         target: label column in `labels`.
     """
 
     output: str = "embeddings.parquet"
+    level: str = "entity"
     plot: str | None = None
     plot_method: str = "pca"
     labels: str | None = None
@@ -190,9 +196,15 @@ def run_predict(job: PredictJob, mode: str = "predict") -> None:
 
     _require(job.model, "model")
     _require(job.data, "data")
-    function = inference.embed if mode == "embed" else inference.predict
-    path = function(job.model, job.data, job.output, job.batch_size, job.chunk_rows, job.progress, job.max_len,
-                    job.device, job.quantize)
+    arguments = (job.model, job.data, job.output, job.batch_size, job.chunk_rows, job.progress, job.max_len,
+                 job.device, job.quantize)
+    if mode == "embed":
+        level = getattr(job, "level", "entity")
+        if level == "event" and getattr(job, "plot", None):
+            raise ConfigError("plot= maps one point per entity: it needs level=entity, not level=event")
+        path = inference.embed(*arguments, level=level)
+    else:
+        path = inference.predict(*arguments)
     print(f"written: {path}")
     if mode == "embed" and getattr(job, "plot", None):
         _plot_embeddings(job)
@@ -262,7 +274,8 @@ def run_evaluate(job: EvaluateJob) -> None:
         # the file stands for the model's embeddings: it must at least have the model's width
         from eventseq.saved import load_model
 
-        width = load_model(job.model).encoder.output_dim
+        model = load_model(job.model)
+        width = getattr(model, "embedding_dim", model.encoder.output_dim)
         embeddings = pl.from_arrow(read_parquet(job.embeddings))
         found = sum(column.startswith("emb_") for column in embeddings.columns)
         if found != width:

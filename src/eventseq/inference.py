@@ -1,17 +1,20 @@
-"""Batched, no-grad, streaming inference: predictions or embeddings per entity, to Parquet.
+"""Batched, no-grad, streaming inference: predictions or embeddings per entity (or per event), to Parquet.
 
 Input is either a sequence table prepared with the model's own schema, or raw events that are
 encoded with the saved schema (unknown categories → the unknown id). Entities are processed in
 chunks, each chunk sorted by length to cut padding, and written through one ParquetWriter to a
-temporary file that is renamed at the end.
+temporary file that is renamed at the end. `embed(..., level="event")` writes the causal
+encoder's hidden state at every event instead of one pooled vector per entity.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import sys
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,15 @@ from eventseq.data.dataset import SequenceDataset
 from eventseq.data.prepare import SCHEMA_METADATA_KEY, DATA_FILE, EventsLike, encode_events
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError, DataError, FileFormatError
+from eventseq.nn.encoder import Encoder
+from eventseq.nn.sequence_encoder import SequenceEncoderConfig
 from eventseq.saved import load_model
+
+LEVELS = ("entity", "event")
+# level=event writes one row per event: the entities of a chunk are embedded and written in
+# windows of about this many events (64 MB of float32 vectors at H=64), so memory stays bounded
+# whatever chunk_rows is and however long the sequences are.
+EVENTS_PER_WRITE = 262_144
 
 
 def _chunks_of_sequence_tables(data: Any, schema: Schema, chunk_rows: int) -> Iterator[pa.Table]:
@@ -75,7 +86,15 @@ def quantized_copy(module: L.LightningModule) -> L.LightningModule:
         return quantize_dynamic(copy.deepcopy(module).cpu(), {nn.GRU, nn.LSTM, nn.Linear}, dtype=torch.qint8)
 
 
-@torch.no_grad()
+def _ready(module: L.LightningModule, device: str, quantize: bool) -> L.LightningModule:
+    """The module in eval mode on `device` (an int8 copy when `quantize`)."""
+    if quantize:
+        if device != "cpu":
+            raise ConfigError(f"quantize=true runs on the CPU only; got device={device!r}")
+        module = quantized_copy(module.eval())
+    return module.eval().to(device)
+
+
 def _run(
     module: L.LightningModule,
     data: EventsLike,
@@ -88,44 +107,57 @@ def _run(
     device: str,
     quantize: bool = False,
 ) -> pl.DataFrame | Path:
-    if quantize:
-        if device != "cpu":
-            raise ConfigError(f"quantize=true runs on the CPU only; got device={device!r}")
-        module = quantized_copy(module.eval())
-    module = module.eval().to(device)
-    schema: Schema = module.schema
-    writer: pq.ParquetWriter | None = None
-    frames: list[pl.DataFrame] = []
+    module = _ready(module, device, quantize)
     bar = tqdm(desc=f"{mode}", unit=" entities", disable=not progress)
+    chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows)
+    frames = (
+        _entity_frame(module, SequenceDataset.from_table(chunk, module.schema, max_len=max_len), mode, batch_size,
+                      device, bar)
+        for chunk in chunks
+    )
+    result = _write_frames(frames, output)
+    bar.close()
+    return result
+
+
+@torch.no_grad()
+def _entity_frame(
+    module: L.LightningModule, dataset: SequenceDataset, mode: str, batch_size: int, device: str, bar: tqdm
+) -> pl.DataFrame:
+    """One output row per entity of `dataset`, in its order."""
+    order = np.argsort(-dataset.lengths, kind="stable")  # longest first: less padding
+    results = []
+    for start in range(0, len(order), batch_size):
+        positions = order[start : start + batch_size]
+        batch = dataset.collate(positions).to(device)
+        values = module.embed(batch) if mode == "embed" else module.predict_outputs(batch)
+        results.append(values.float().cpu().numpy().reshape(len(positions), -1))
+        bar.update(len(positions))
+    values = np.concatenate(results)[np.argsort(order)]  # back to input order
+    return _output_frame(module, dataset.entity_ids(), values, mode)
+
+
+def _write_frames(frames: Iterator[pl.DataFrame], output: str | os.PathLike | None) -> pl.DataFrame | Path:
+    """Stream `frames` into one Parquet file written atomically, or concatenate them when output is None."""
+    writer: pq.ParquetWriter | None = None
+    collected: list[pl.DataFrame] = []
     with atomic_path(output) if output is not None else _null_context() as tmp:
-        for chunk in _chunks_of_sequence_tables(data, schema, chunk_rows):
-            dataset = SequenceDataset.from_table(chunk, schema, max_len=max_len)
-            order = np.argsort(-dataset.lengths, kind="stable")  # longest first: less padding
-            results = []
-            for start in range(0, len(order), batch_size):
-                positions = order[start : start + batch_size]
-                batch = dataset.collate(positions).to(device)
-                values = module.embed(batch) if mode == "embed" else module.predict_outputs(batch)
-                results.append(values.float().cpu().numpy().reshape(len(positions), -1))
-                bar.update(len(positions))
-            values = np.concatenate(results)[np.argsort(order)]  # back to input order
-            frame = _output_frame(module, dataset.entity_ids(), values, mode)
+        for frame in frames:
             if tmp is None:
-                frames.append(frame)
+                collected.append(frame)
                 continue
             arrow = frame.to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(tmp, arrow.schema)
             writer.write_table(arrow)
-        bar.close()
         if tmp is not None:
             if writer is None:
                 raise DataError("no entities to process: the input is empty")
             writer.close()
     if output is None:
-        if not frames:
+        if not collected:
             raise DataError("no entities to process: the input is empty")
-        return pl.concat(frames)
+        return pl.concat(collected)
     return Path(output)
 
 
@@ -141,10 +173,7 @@ def _output_frame(module: L.LightningModule, ids: np.ndarray, values: np.ndarray
     schema: Schema = module.schema
     columns: dict[str, Any] = {schema.id_column: ids}
     if mode == "embed":
-        width = len(str(values.shape[1] - 1))
-        for index in range(values.shape[1]):
-            columns[f"emb_{index:0{width}d}"] = values[:, index]
-        return pl.DataFrame(columns)
+        return pl.DataFrame(columns | _embedding_columns(values))
     head = module.head_config
     targets = [schema.target(name) for name in head.targets]
     if head.task == "binary":
@@ -163,6 +192,12 @@ def _output_frame(module: L.LightningModule, ids: np.ndarray, values: np.ndarray
         for index, target in enumerate(targets):
             columns[f"{target.name}_pred"] = values[:, index]
     return pl.DataFrame(columns)
+
+
+def _embedding_columns(values: np.ndarray) -> dict[str, np.ndarray]:
+    """emb_0 … emb_{H-1} (zero-padded so the names sort in order) from [N, H] vectors."""
+    width = len(str(values.shape[1] - 1))
+    return {f"emb_{index:0{width}d}": values[:, index] for index in range(values.shape[1])}
 
 
 def predict(
@@ -207,9 +242,38 @@ def embed(
     max_len: int | None = None,
     device: str = "cpu",
     quantize: bool = False,
+    level: str = "entity",
 ) -> pl.DataFrame | Path:
-    """One embedding per entity (the pooled encoder output) as emb_* columns; see `predict`."""
+    """Embeddings as emb_* columns: one row per entity, or one row per event with level="event".
+
+    level="entity" gives the pooled encoder output per entity (id + emb_*). level="event" gives the
+    encoder's hidden state at every event, which sees only that event and the ones before it:
+    columns id, `event_index` (0-based position in the entity's full sequence), `event_time` (as
+    stored, int64) and emb_*, in input entity order, then event order. With pooling=last, the
+    vector at an entity's last event is its entity embedding (when both keep the same events).
+
+    Args:
+        model, data, output, batch_size, chunk_rows, progress, device, quantize: as in `predict`.
+        max_len: level=entity: most recent events kept (default: the training max_len).
+            level=event: None embeds every event, except that a transformer with learned
+            positions embeds the most recent `max_positions`; a number keeps the most recent
+            `max_len`. Events left out get no row, and a note on stderr says how many.
+        level: entity or event.
+
+    Returns:
+        The embeddings as a Polars DataFrame, or the written path.
+
+    Raises:
+        ConfigError: an unknown level; level=event with a model whose encoder is not causal
+            (a cnn/transformer trained with causal=false) or that has no `encoder`.
+    """
+    if level not in LEVELS:
+        raise ConfigError(
+            f"level={level!r}: expected entity (one vector per entity) or event (one vector per event)"
+        )
     module = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+    if level == "event":
+        return _run_events(module, data, output, batch_size, chunk_rows, progress, max_len, device, quantize)
     return _run(module, data, output, "embed", batch_size, chunk_rows, progress, _max_len(module, max_len), device,
                 quantize)
 
@@ -219,3 +283,116 @@ def _max_len(module: L.LightningModule, max_len: int | None) -> int | None:
         return max_len
     info = getattr(module, "saved_info", {}) or {}
     return info.get("train_config", {}).get("data", {}).get("max_len")
+
+
+# ------------------------------------------------------------------ level=event
+
+
+@dataclass
+class _LeftOut:
+    """Earlier events that got no vector because only the most recent `limit` were embedded."""
+
+    events: int = 0
+    entities: int = 0
+
+
+def _causal_sequence_config(module: L.LightningModule) -> SequenceEncoderConfig:
+    """The sequence encoder config of `module.encoder`, checked to be causal."""
+    encoder = getattr(module, "encoder", None)
+    if not isinstance(encoder, Encoder):
+        raise ConfigError(
+            f"level=event needs a model whose `encoder` is an eventseq Encoder (hidden states per event); "
+            f"{type(module).__name__} has none"
+        )
+    config = encoder.config.sequence_encoder
+    if not encoder.causal:
+        raise ConfigError(
+            f"level=event needs a causal encoder, so that an event's vector uses only that event and the ones "
+            f"before it: GRU/LSTM, or cnn/transformer trained with causal=true; this model's encoder is "
+            f"type={config.type} with causal=false, which also looks at later events (use level=entity)"
+        )
+    return config
+
+
+def _event_limit(config: SequenceEncoderConfig, max_len: int | None) -> tuple[int | None, str]:
+    """Most recent events embedded per entity at level=event (None = all), and why."""
+    if max_len is not None and max_len < 1:
+        raise ConfigError(f"max_len={max_len}: expected at least 1 (or null for every event)")
+    if config.type == "transformer" and config.positional == "learned":
+        # positions past max_positions have no learned embedding: the encoder cannot see further back
+        if max_len is None or max_len > config.max_positions:
+            reason = f"the transformer has learned positions for max_positions={config.max_positions}"
+            return config.max_positions, reason
+    return max_len, f"max_len={max_len}"
+
+
+def _run_events(
+    module: L.LightningModule,
+    data: EventsLike,
+    output: str | os.PathLike | None,
+    batch_size: int,
+    chunk_rows: int,
+    progress: bool,
+    max_len: int | None,
+    device: str,
+    quantize: bool,
+) -> pl.DataFrame | Path:
+    limit, reason = _event_limit(_causal_sequence_config(module), max_len)
+    module = _ready(module, device, quantize)
+    left_out = _LeftOut()
+    bar = tqdm(desc="embed level=event", unit=" entities", disable=not progress)
+    chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows)
+    frames = (
+        frame
+        for chunk in chunks
+        for frame in _event_frames(module, SequenceDataset.from_table(chunk, module.schema, max_len=limit),
+                                   batch_size, device, bar, left_out)
+    )
+    result = _write_frames(frames, output)
+    bar.close()
+    if left_out.events:
+        print(
+            f"note: level=event embedded the most recent {limit} events per entity ({reason}); "
+            f"{left_out.events:,} earlier events of {left_out.entities:,} entities have no row",
+            file=sys.stderr,
+        )
+    return result
+
+
+@torch.no_grad()
+def _event_frames(
+    module: L.LightningModule, dataset: SequenceDataset, batch_size: int, device: str, bar: tqdm, left_out: _LeftOut
+) -> Iterator[pl.DataFrame]:
+    """One row per embedded event of `dataset`, in entity order then event order, a window at a time."""
+    if len(dataset) == 0:
+        return
+    lengths = dataset.lengths  # events embedded per entity
+    first_index = dataset.entity_lengths(np.arange(len(dataset))) - lengths  # earlier events left out
+    left_out.events += int(first_index.sum())
+    left_out.entities += int(np.count_nonzero(first_index))
+    # windows of consecutive entities holding about EVENTS_PER_WRITE events each
+    window_of_entity = (np.cumsum(lengths) - 1) // EVENTS_PER_WRITE
+    for window in np.split(np.arange(len(dataset)), np.flatnonzero(np.diff(window_of_entity)) + 1):
+        order = window[np.argsort(-lengths[window], kind="stable")]  # longest first: less padding
+        entities, steps, times, vectors = [], [], [], []
+        for start in range(0, len(order), batch_size):
+            positions = order[start : start + batch_size]
+            batch = dataset.collate(positions)
+            mask = batch.mask  # [B, T], True at real events
+            hidden = module.encoder(batch.to(device))  # [B, T, H]
+            rows, event_steps = np.nonzero(mask.numpy())  # row-major, the order of hidden[mask]
+            entities.append(positions[rows])
+            steps.append(event_steps)
+            times.append(batch.event_time[mask].numpy())
+            vectors.append(hidden[mask.to(device)].float().cpu().numpy())  # [N, H]
+            bar.update(len(positions))
+        entity = np.concatenate(entities)
+        # an entity's events come out of one batch in time order: a stable sort keeps them so
+        back = np.argsort(entity, kind="stable")
+        entity = entity[back]
+        columns: dict[str, Any] = {
+            module.schema.id_column: dataset.entity_ids(entity),
+            "event_index": first_index[entity] + np.concatenate(steps)[back],
+            "event_time": np.concatenate(times)[back],
+        }
+        yield pl.DataFrame(columns | _embedding_columns(np.concatenate(vectors)[back]))

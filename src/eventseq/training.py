@@ -84,6 +84,8 @@ class TrainerSection:
         precision: Lightning precision string (32-true, bf16-mixed ...).
         gradient_clip_val: clip gradient norm (0 = off).
         progress_bar: show a progress bar with rate and ETA.
+        max_minutes: stop training after this much wall-clock time (None = no limit); the
+            best checkpoint so far is kept, so methods can be compared at an equal time budget.
     """
 
     max_epochs: int = 20
@@ -93,6 +95,7 @@ class TrainerSection:
     precision: str = "32-true"
     gradient_clip_val: float = 1.0
     progress_bar: bool = True
+    max_minutes: float | None = None
 
 
 @dataclass
@@ -232,8 +235,11 @@ def build_trainer(
         callbacks.append(TQDMProgressBar())
     if os.environ.get(CRASH_ENV):
         callbacks.append(_KillAfterEpoch(int(os.environ[CRASH_ENV])))
+    if config.max_minutes is not None and config.max_minutes <= 0:
+        raise ConfigError(f"trainer.max_minutes={config.max_minutes}: must be > 0 (or null for no limit)")
     return L.Trainer(
         max_epochs=config.max_epochs,
+        max_time=None if config.max_minutes is None else {"seconds": round(config.max_minutes * 60)},
         accelerator=config.accelerator,
         devices=config.devices,
         precision=config.precision,

@@ -31,6 +31,13 @@ class Encoder(nn.Module):
         self.sequence_encoder = build_sequence_encoder(self.event_encoder.output_dim, self.config.sequence_encoder)
         self.output_dim = self.sequence_encoder.output_dim
 
+    @property
+    def causal(self) -> bool:
+        """True when the hidden state at an event depends only on it and earlier events
+        (GRU/LSTM always; cnn/transformer when configured causal)."""
+        config = self.config.sequence_encoder
+        return config.type in ("gru", "lstm") or config.causal
+
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.sequence_encoder(self.event_encoder(batch), batch.lengths)
 

@@ -97,14 +97,8 @@ def random_real_events(mask: torch.Tensor, count: int) -> tuple[torch.Tensor, to
 
 
 
-def is_causal(encoder: Encoder) -> bool:
-    """True when the hidden state at t depends only on events up to t (GRU/LSTM, or causal cnn/transformer)."""
-    config = encoder.config.sequence_encoder
-    return config.type in ("gru", "lstm") or config.causal
-
-
 def require_causal(method: str, encoder: Encoder) -> None:
-    if not is_causal(encoder):
+    if not encoder.causal:
         kind = encoder.config.sequence_encoder.type
         raise ConfigError(
             f"{method} predicts the future from the past, so it needs a causal sequence encoder: gru, lstm, or "
@@ -113,7 +107,7 @@ def require_causal(method: str, encoder: Encoder) -> None:
 
 
 def require_bidirectional(method: str, encoder: Encoder) -> None:
-    if is_causal(encoder):
+    if encoder.causal:
         kind = encoder.config.sequence_encoder.type
         raise ConfigError(
             f"{method} predicts hidden events from both sides, so it needs a bidirectional sequence encoder: "
