@@ -33,6 +33,12 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "coles" / "model" / "model.safetensors").exists()
     assert 0.0 <= namespace["coles"].metrics["val_recall_at_4"] <= 1.0
 
+    # and so does the example of the other self-supervised methods
+    exec(compile(_python_block("### Every other self-supervised method").replace(
+        '"trainer.max_epochs=1"', '"trainer.max_epochs=1", "trainer.progress_bar=false"'), "README.md", "exec"),
+        namespace)
+    assert namespace["vicreg"].module.kind == "vicreg"
+
 
 def test_recommender_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
