@@ -7,7 +7,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import torch
 
 from eventseq.cli import GenerateJob, PrepareJob, PredictJob, _commands, main
 from eventseq.config import _all_keys, load_config

@@ -17,6 +17,7 @@ from eventseq.downstream import (
     aggregate_features,
     compare_feature_sets,
     concat_features,
+    cross_validation_folds,
     detect_task,
     evaluate,
     format_table,
@@ -175,6 +176,23 @@ def test_compare_feature_sets_uses_the_same_entities_and_folds():
     plain, other = (result.filter(pl.col("features") == name).drop("features", "seconds")
                     for name in ("plain", "shuffled"))
     assert_frame_equal(plain, other)
+
+
+def test_cross_validation_folds_are_the_stratified_folds_of_the_labelled_ids():
+    _, labels = clear_signal()
+    labels = pl.concat([labels, pl.DataFrame({"id": ["no_label"], "y": [None]}, schema=labels.schema)])
+    folds = cross_validation_folds(labels, "id", "y", folds=4, seed=3)
+    tests = np.concatenate([test for _, test in folds])
+    labelled = labels.drop_nulls("y")
+    assert sorted(tests.tolist()) == sorted(labelled["id"].to_list())  # a partition, unlabelled left out
+    rate = labelled["y"].mean()
+    for fit, test in folds:
+        assert not set(fit) & set(test) and len(fit) + len(test) == labelled.height
+        assert labelled.filter(pl.col("id").is_in(test.tolist()))["y"].mean() == pytest.approx(rate, abs=0.05)
+    again = cross_validation_folds(labels.sample(fraction=1.0, shuffle=True, seed=1), "id", "y", folds=4, seed=3)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))  # row order does not matter
+    with pytest.raises(ConfigError, match="folds=1"):
+        cross_validation_folds(labels, "id", "y", folds=1)
 
 
 def test_concat_features_suffixes_clashing_names():

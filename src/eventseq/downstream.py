@@ -280,6 +280,23 @@ def evaluate(
     return _cross_validate(X, y, task, list(models), folds, seed, model_params, verbose)
 
 
+def cross_validation_folds(
+    labels: pl.DataFrame | pd.DataFrame, id_column: str, target: str, folds: int = 5, seed: int = 0,
+    task: str = "auto",
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds `evaluate` uses for these labelled entities, as (training ids, test ids) per fold.
+
+    For a model scored outside `evaluate` (e.g. a network trained per fold) on exactly the same
+    folds as the classical models. Arguments as in `evaluate`.
+    """
+    labels = _polars(labels, "labels")
+    _require_column(labels, id_column, "the labels")
+    ids = labels.select(id_column).with_columns(pl.lit(0.0).alias("__constant"))
+    _, y, _, task = _design(ids, labels, id_column, target, task)
+    ordered = labels.filter(pl.col(target).is_not_null()).sort(id_column)[id_column].to_numpy()
+    return [(ordered[fit], ordered[test]) for fit, test in _fold_indices(y, task, folds, seed)]
+
+
 def compare_feature_sets(
     sets: Mapping[str, pl.DataFrame | pd.DataFrame],
     labels: pl.DataFrame | pd.DataFrame,

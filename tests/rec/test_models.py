@@ -46,6 +46,25 @@ def _first_batch(data, history):
     return history.collate_views(users[:16], starts[:16], lengths[:16])
 
 
+@pytest.mark.parametrize("block_rows", [1, 7, 256])
+def test_blockwise_full_softmax_equals_cross_entropy_and_its_gradients(block_rows):
+    from eventseq.rec.pretrain import full_softmax_loss
+
+    torch.manual_seed(0)
+    query, catalog = torch.randn(20, 8, requires_grad=True), torch.randn(50, 8, requires_grad=True)
+    targets = torch.randint(0, 50, (20,))
+    expected = torch.nn.functional.cross_entropy(query @ catalog.T * 3.0, targets)
+    expected_grads = torch.autograd.grad(expected * 2.0, [query, catalog])
+    loss = full_softmax_loss(query * 3.0, catalog, targets, block_rows=block_rows)
+    grads = torch.autograd.grad(loss * 2.0, [query, catalog])  # an upstream gradient other than 1
+    torch.testing.assert_close(loss, expected)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want)
+    with torch.no_grad():  # no gradient wanted: the loss alone
+        torch.testing.assert_close(full_softmax_loss(query, catalog, targets, block_rows),
+                                   torch.nn.functional.cross_entropy(query @ catalog.T, targets))
+
+
 def test_sampled_softmax_equals_full_softmax_when_every_item_is_sampled(data_and_history):
     data, history = data_and_history
     torch.manual_seed(0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -40,9 +41,9 @@ from eventseq.objectives.tabformer import TabFormerConfig, TabFormerObjective
 from eventseq.objectives.vicreg import VicregConfig, VicregObjective
 from eventseq.objectives.word2vec import Word2VecConfig, Word2VecObjective
 
-# method name -> (objective class, its config class); the name is also the config section
-# (`eventseq pretrain method=vicreg vicreg.invariance_weight=10`) and the saved model's kind.
-METHODS: dict[str, tuple[type[nn.Module], type]] = {
+# method name -> (objective(schema, encoder, config), its config class); the name is also the config
+# section (`eventseq pretrain method=vicreg vicreg.invariance_weight=10`) and the saved model's kind.
+METHODS: dict[str, tuple[Callable[..., nn.Module], type]] = {
     "coles": (ColesObjective, ColesConfig),
     "vicreg": (VicregObjective, VicregConfig),
     "barlow_twins": (BarlowTwinsObjective, BarlowTwinsConfig),
@@ -50,14 +51,14 @@ METHODS: dict[str, tuple[type[nn.Module], type]] = {
     "mlm": (MlmObjective, MlmConfig),
     "rtd": (RtdObjective, RtdConfig),
     "gpt": (GptObjective, GptConfig),
-    "nsp": (PairTaskObjective, PairTaskConfig),
-    "sop": (PairTaskObjective, PairTaskConfig),
+    "nsp": (partial(PairTaskObjective, task="nsp"), PairTaskConfig),
+    "sop": (partial(PairTaskObjective, task="sop"), PairTaskConfig),
     "tabformer": (TabFormerObjective, TabFormerConfig),
     "word2vec": (Word2VecObjective, Word2VecConfig),
 }
 
 
-def method_spec(method: str) -> tuple[type[nn.Module], type]:
+def method_spec(method: str) -> tuple[Callable[..., nn.Module], type]:
     """The objective and config classes of `method`; ConfigError listing the methods otherwise."""
     if method not in METHODS:
         raise ConfigError(f"method={method!r}: available methods: {', '.join(METHODS)}{did_you_mean(method, METHODS)}")
@@ -76,7 +77,7 @@ class SelfSupervisedModule(L.LightningModule):
         optimizer_config: OptimizerConfig | None = None,
     ) -> None:
         super().__init__()
-        objective_class, config_class = method_spec(method)
+        build_objective, config_class = method_spec(method)
         self.schema = schema
         self.kind = method  # saved models are tagged with the method
         self.encoder_config = encoder_config or EncoderConfig()
@@ -85,10 +86,7 @@ class SelfSupervisedModule(L.LightningModule):
             raise ConfigError(f"method {method} takes a {config_class.__name__}, got {type(self.objective_config).__name__}")
         self.optimizer_config = optimizer_config or OptimizerConfig(lr=1e-3)
         self.encoder = Encoder(schema, self.encoder_config)
-        if method in ("nsp", "sop"):
-            self.objective = objective_class(schema, self.encoder, self.objective_config, task=method)
-        else:
-            self.objective = objective_class(schema, self.encoder, self.objective_config)
+        self.objective = build_objective(schema, self.encoder, self.objective_config)
 
     # -------------------------------------------------------------- use
     def embed(self, batch: Batch) -> torch.Tensor:
