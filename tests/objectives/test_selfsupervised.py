@@ -112,3 +112,20 @@ def test_gpt_next_event_predictions_line_up_with_the_baseline_targets(dataset):
         assert 0 <= metrics[f"{feature.name}_acc@1"] <= metrics[f"{feature.name}_acc@3"] <= 1
     with pytest.raises(ConfigError, match="method=gpt"):
         next_event_predictions(_module(dataset, "coles"), subset)
+
+
+def test_batches_with_nothing_to_score_stay_out_of_the_epoch_means(dataset, monkeypatch):
+    """Single-event entities give no SOP pair: such a batch reports count 0 and logs nothing (a 0
+    accuracy logged for it would drag the epoch's mean, and the checkpoint choice, down)."""
+    module = _module(dataset, "sop")
+    single = dataset.subset(np.arange(4))
+    single.max_len = 1  # every entity now has one event: no cut, no pair
+    batch = module.collate(single, train=False, seed=0)(np.arange(4))
+    losses = module.objective.losses(module.encoder, batch)
+    assert int(losses["count"]) == 0 and losses["loss"].item() == 0.0
+    logged = []
+    monkeypatch.setattr(module, "log", lambda name, value, **kwargs: logged.append((name, kwargs["batch_size"])))
+    module.validation_step(batch, 0)
+    assert logged == []
+    module.validation_step(module.collate(dataset, train=False, seed=0)(np.arange(8)), 0)
+    assert ("val_accuracy", 8) in logged  # weighted by the number of scored pairs

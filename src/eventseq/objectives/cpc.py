@@ -81,6 +81,5 @@ class CpcObjective(nn.Module):
             correct = correct + (logits.argmax(dim=1) == 0).float().sum()
             count += len(rows)
         if count == 0:  # every sequence has a single event: nothing to predict
-            zero = hidden.sum() * 0.0
-            return {"loss": zero, "accuracy": zero.detach()}
-        return {"loss": total / count, "accuracy": correct / count}
+            return {"loss": hidden.sum() * 0.0, "count": torch.tensor(0)}
+        return {"loss": total / count, "accuracy": correct / count, "count": torch.tensor(count)}

@@ -65,9 +65,8 @@ class GptObjective(nn.Module):
         hidden = encoder(batch)  # [B, T, H]
         # contexts t with a next event: t + 1 < length
         rows, context = torch.nonzero(batch.mask[:, 1:], as_tuple=True)
-        if len(rows) == 0:
-            zero = hidden.sum() * 0.0
-            return {"loss": zero}
+        if len(rows) == 0:  # every sequence has a single event: nothing to predict
+            return {"loss": hidden.sum() * 0.0, "count": torch.tensor(0)}
         states = hidden[rows, context]  # [N, H]
         result = self.heads.losses(self.heads(states), batch, rows, context + 1, self.config.numeric_weight)
         if self.config.time_weight > 0:
@@ -75,7 +74,7 @@ class GptObjective(nn.Module):
             gap_error = F.l1_loss(predicted, log_gaps(batch.event_time)[rows, context])
             result["time_mae_log"] = gap_error
             result["loss"] = result["loss"] + self.config.time_weight * gap_error
-        return result
+        return result | {"count": torch.tensor(len(rows))}
 
     @torch.no_grad()
     def predict_next(self, encoder: Encoder, batch: Batch, k: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

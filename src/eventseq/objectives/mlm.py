@@ -88,4 +88,5 @@ class MlmObjective(nn.Module):
         corrupted = corrupt(events, mask, selected, self.mask_vector, config.random_share, config.keep_share)
         hidden = encoder.sequence_encoder(corrupted, batch.lengths)  # [B, T, H]
         rows, positions = torch.nonzero(selected, as_tuple=True)
-        return self.heads.losses(self.heads(hidden[rows, positions]), batch, rows, positions, config.numeric_weight)
+        losses = self.heads.losses(self.heads(hidden[rows, positions]), batch, rows, positions, config.numeric_weight)
+        return losses | {"count": torch.tensor(len(rows))}

@@ -60,9 +60,8 @@ class PairTaskObjective(nn.Module):
         logits = self.classifier(features).squeeze(1)  # [N]
         valid = batch.extra["pair_valid"]
         labels = batch.extra["pair_label"]
-        if not bool(valid.any()):
-            zero = logits.sum() * 0.0
-            return {"loss": zero, "accuracy": zero.detach()}
+        if not bool(valid.any()):  # e.g. every entity of the batch has a single event
+            return {"loss": logits.sum() * 0.0, "count": valid.sum()}
         loss = F.binary_cross_entropy_with_logits(logits[valid], labels[valid])
         accuracy = ((logits[valid] > 0).float() == labels[valid]).float().mean()
-        return {"loss": loss, "accuracy": accuracy}
+        return {"loss": loss, "accuracy": accuracy, "count": valid.sum()}

@@ -73,4 +73,4 @@ class RtdObjective(nn.Module):
         labels = changed[mask].float()
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         accuracy = ((logits > 0).float() == labels).float().mean()
-        return {"loss": loss, "accuracy": accuracy, "replaced_share": labels.mean()}
+        return {"loss": loss, "accuracy": accuracy, "replaced_share": labels.mean(), "count": mask.sum()}

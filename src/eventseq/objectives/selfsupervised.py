@@ -3,7 +3,9 @@
 `SelfSupervisedModule(schema, method, ...)` owns the backbone (`encoder`, an Encoder like every
 model in eventseq) and the method's `objective`, an nn.Module from `objectives/<method>.py` with:
 
-- `losses(encoder, batch) -> dict`: "loss" plus anything worth logging (tensors);
+- `losses(encoder, batch) -> dict`: "loss" plus anything worth logging (tensors), and "count",
+  the number of items (events, pairs, views) the values average over: epoch means are weighted
+  by it, and a batch with nothing to score (count 0) does not enter them;
 - `collate(dataset, train, seed)`: how a batch is built (views, pairs or whole sequences);
 - `monitor`: the validation metric that selects the best epoch, and "min" or "max";
 - optionally `embed(encoder, batch)`: entity embeddings when pooling the encoder is not it.
@@ -111,18 +113,22 @@ class SelfSupervisedModule(L.LightningModule):
         return self.objective.monitor
 
     # -------------------------------------------------------------- Lightning
+    def _log_losses(self, losses: dict[str, torch.Tensor], prefix: str, batch: Batch) -> None:
+        count = int(losses.pop("count", batch.batch_size))
+        if count == 0:  # nothing scored in this batch: it must not pull the epoch means towards 0
+            return
+        shown = ("loss", self.monitor[0].removeprefix("val_"))
+        for name, value in losses.items():
+            self.log(f"{prefix}_{name}", value, on_step=False, on_epoch=True, prog_bar=name in shown, batch_size=count)
+
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         losses = self.objective.losses(self.encoder, batch)
-        for name, value in losses.items():
-            self.log(f"train_{name}", value, on_step=False, on_epoch=True, prog_bar=name == "loss",
-                     batch_size=batch.batch_size)
-        return losses["loss"]
+        loss = losses["loss"]
+        self._log_losses(losses, "train", batch)
+        return loss
 
     def validation_step(self, batch: Batch, batch_index: int) -> None:
-        metric = self.monitor[0]
-        for name, value in self.objective.losses(self.encoder, batch).items():
-            self.log(f"val_{name}", value, on_epoch=True, prog_bar=f"val_{name}" in ("val_loss", metric),
-                     batch_size=batch.batch_size)
+        self._log_losses(self.objective.losses(self.encoder, batch), "val", batch)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_config.build(self.parameters())

@@ -91,4 +91,4 @@ class TabFormerObjective(nn.Module):
                 result["numeric_mse"] = error
                 parts.append(self.config.numeric_weight * error)
         result["loss"] = torch.stack(parts).mean() if parts else hidden.sum() * 0.0
-        return result
+        return result | {"count": torch.tensor(len(rows))}

@@ -86,20 +86,20 @@ class Word2VecObjective(nn.Module):
         return dataset.collate
 
     def losses(self, encoder: Encoder, batch: Batch) -> dict[str, torch.Tensor]:
-        parts = []
+        parts, pairs = [], 0
         for name in self.fields:
             centers, contexts = skipgram_pairs(batch.features[name], batch.lengths, self.config.window)
             if len(centers) == 0:
                 continue
+            pairs += len(centers)
             vectors = encoder.event_encoder.embeddings[name](centers)  # [P, d]
             positive = (vectors * self.contexts[name](contexts)).sum(dim=1)  # [P]
             noise = contexts[torch.randint(len(contexts), (len(centers), self.config.negatives), device=centers.device)]
             negative = torch.einsum("pd,pkd->pk", vectors, self.contexts[name](noise))  # [P, K]
             parts.append(-(F.logsigmoid(positive).mean() + F.logsigmoid(-negative).sum(dim=1).mean()))
-        if not parts:
-            zero = sum(p.sum() for p in self.contexts.parameters()) * 0.0
-            return {"loss": zero}
-        return {"loss": torch.stack(parts).mean()}
+        if not parts:  # no two known values within the window anywhere in the batch
+            return {"loss": sum(p.sum() for p in self.contexts.parameters()) * 0.0, "count": torch.tensor(0)}
+        return {"loss": torch.stack(parts).mean(), "count": torch.tensor(pairs)}
 
     def embed(self, encoder: Encoder, batch: Batch) -> torch.Tensor:
         """Mean over each entity's events of its values' vectors, fields concatenated: [B, sum d]."""
