@@ -70,6 +70,25 @@ def test_saved_model_embeds_the_same(dataset, method, tmp_path):
     torch.testing.assert_close(loaded.embed(batch), expected)
 
 
+@pytest.mark.parametrize("method", ["cpc", "gpt"])
+def test_causal_methods_train_a_causal_transformer_too(dataset, method):
+    causal = EncoderConfig(sequence_encoder=SequenceEncoderConfig(type="transformer", hidden_size=16, num_heads=2,
+                                                                  num_layers=1, causal=True))
+    torch.manual_seed(0)
+    module = SelfSupervisedModule(dataset.schema, method, causal, None, OptimizerConfig(lr=1e-2))
+    batch = dataset.collate(np.arange(48))
+    optimizer = module.configure_optimizers()
+    torch.manual_seed(1)
+    first = module.objective.losses(module.encoder, batch)["loss"]
+    for _ in range(20):
+        optimizer.zero_grad()
+        torch.manual_seed(1)
+        module.objective.losses(module.encoder, batch)["loss"].backward()
+        optimizer.step()
+    torch.manual_seed(1)
+    assert module.objective.losses(module.encoder, batch)["loss"].item() < 0.95 * first.item()
+
+
 def test_unknown_method_lists_the_methods(dataset):
     with pytest.raises(ConfigError, match="available methods: coles, vicreg"):
         SelfSupervisedModule(dataset.schema, "simclr")
