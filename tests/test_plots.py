@@ -39,3 +39,23 @@ def test_training_curves_join_resumed_logs(tmp_path):
     pl.DataFrame({"epoch": [1], "step": [10], "train_loss": [0.7], "val_loss": [0.6]}).write_csv(second)
     assert plot_training_curves([first, second], tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert plot_training_curves([tmp_path / "missing.csv"], tmp_path / "none.png") is None
+
+
+def test_plotting_leaves_the_callers_matplotlib_backend_alone(tmp_path):
+    """A notebook's inline backend must survive `train`/`pretrain` (which save curves.png)."""
+    import matplotlib
+    import polars as pl
+
+    from eventseq.plots import plot_embedding_map, plot_training_curves
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        log = tmp_path / "metrics.csv"
+        pl.DataFrame({"epoch": [0, 1], "train_loss": [1.0, 0.5], "val_auroc": [0.6, 0.7]}).write_csv(log)
+        assert plot_training_curves(log, tmp_path / "curves.png").stat().st_size > 0
+        embeddings = pl.DataFrame({"id": [1, 2, 3], "emb_0": [0.0, 1.0, 2.0], "emb_1": [1.0, 0.0, 1.0]})
+        assert plot_embedding_map(embeddings, None, "id", tmp_path / "map.png").stat().st_size > 0
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)

@@ -21,10 +21,7 @@ def plot_training_curves(
 
     Returns the PNG path, or None if the logs have no epoch metrics yet.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     paths = [Path(p) for p in (metrics_csv if isinstance(metrics_csv, list) else [metrics_csv])]
     parts = [pl.read_csv(p, infer_schema_length=None) for p in paths if p.exists()]
@@ -37,7 +34,8 @@ def plot_training_curves(
     scores = [c for c in per_epoch.columns if c.startswith("val_") and not c.endswith("_loss")]
     if not losses and not scores:
         return None
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    figure = Figure(figsize=(11, 4))  # not pyplot: the caller's backend (a notebook's) stays as it is
+    axes = figure.subplots(1, 2)
     for column in losses:
         axes[0].plot(per_epoch["epoch"], per_epoch[column], marker="o", label=column)
     axes[0].set(title="loss", xlabel="epoch")
@@ -51,7 +49,6 @@ def plot_training_curves(
     figure.tight_layout()
     with atomic_path(output) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
     return Path(output)
 
 
@@ -73,10 +70,7 @@ def plot_embedding_map(
         method: pca (default), tsne (scikit-learn), or umap (if umap-learn is installed).
         max_points: a random sample of at most this many entities is drawn.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     import numpy as np
 
     from eventseq.errors import ConfigError
@@ -105,7 +99,8 @@ def plot_embedding_map(
         points = umap.UMAP(n_components=2, random_state=seed).fit_transform(values)
     else:
         raise ConfigError(f"method={method!r}: expected pca, tsne or umap")
-    figure, axis = plt.subplots(figsize=(6, 5))
+    figure = Figure(figsize=(6, 5))
+    axis = figure.subplots()
     if target is not None and target in frame.columns:
         colours = frame[target].to_numpy()
         for value in np.unique(colours):
@@ -118,5 +113,4 @@ def plot_embedding_map(
     figure.tight_layout()
     with atomic_path(output) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
     return Path(output)

@@ -116,7 +116,7 @@ def test_vicreg_and_barlow_twins_need_exactly_two_views(dataset):
         SelfSupervisedModule(dataset.schema, "barlow_twins", GRU, BarlowTwinsConfig(views=ViewConfig(split_count=4)))
 
 
-def test_gpt_next_event_predictions_line_up_with_the_baseline_targets(dataset):
+def test_gpt_next_event_predictions_line_up_with_the_baseline_targets(dataset, tmp_path):
     from eventseq.baselines import next_event_metrics, next_event_targets
     from eventseq.objectives.gpt import next_event_predictions
 
@@ -129,8 +129,22 @@ def test_gpt_next_event_predictions_line_up_with_the_baseline_targets(dataset):
     for feature in dataset.schema.categorical:
         assert topk[feature.name].shape == (len(targets), 3)
         assert 0 <= metrics[f"{feature.name}_acc@1"] <= metrics[f"{feature.name}_acc@3"] <= 1
+    saved_topk, saved_gaps = next_event_predictions(save_model(module, tmp_path / "gpt"), subset, k=3)  # a directory
+    np.testing.assert_allclose(saved_gaps, gaps, rtol=1e-5)
     with pytest.raises(ConfigError, match="method=gpt"):
         next_event_predictions(_module(dataset, "coles"), subset)
+
+
+def test_gpt_time_head_starts_at_the_median_gap(dataset):
+    from eventseq.objectives.gpt import log_gaps
+
+    module = _module(dataset, "gpt").train()
+    batch = dataset.collate(np.arange(16))
+    module.objective.losses(module.encoder, batch)
+    gaps = log_gaps(batch.event_time)[batch.mask[:, 1:]]
+    assert module.objective.time_head.bias.item() == pytest.approx(gaps.median().item())
+    module.objective.losses(module.encoder, dataset.collate(np.arange(16, 32)))  # only the first batch sets it
+    assert module.objective.time_head.bias.item() == pytest.approx(gaps.median().item())
 
 
 def test_batches_with_nothing_to_score_stay_out_of_the_epoch_means(dataset, monkeypatch):

@@ -9,6 +9,7 @@ same targets and metrics as the classical baselines in `eventseq.baselines`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,9 @@ class GptObjective(nn.Module):
         self.config = config
         self.heads = FieldHeads(schema, encoder.output_dim)
         self.time_head = nn.Linear(encoder.output_dim, 1)
+        # log1p gaps are ~11 for a day: the bias starts at the first training batch's mean gap rather
+        # than 0, or the L1 time term dominates the loss for hundreds of steps
+        self.register_buffer("time_bias_set", torch.tensor(False))
 
     @property
     def monitor(self) -> tuple[str, str]:
@@ -70,8 +74,13 @@ class GptObjective(nn.Module):
         states = hidden[rows, context]  # [N, H]
         result = self.heads.losses(self.heads(states), batch, rows, context + 1, self.config.numeric_weight)
         if self.config.time_weight > 0:
+            gaps = log_gaps(batch.event_time)[rows, context]
+            if self.training and not bool(self.time_bias_set):
+                with torch.no_grad():
+                    self.time_head.bias.fill_(float(gaps.median()))
+                    self.time_bias_set.fill_(True)
             predicted = self.time_head(states).squeeze(1)
-            gap_error = F.l1_loss(predicted, log_gaps(batch.event_time)[rows, context])
+            gap_error = F.l1_loss(predicted, gaps)
             result["time_mae_log"] = gap_error
             result["loss"] = result["loss"] + self.config.time_weight * gap_error
         return result | {"count": torch.tensor(len(rows))}
@@ -86,7 +95,7 @@ class GptObjective(nn.Module):
         return topk, torch.expm1(self.time_head(hidden).squeeze(-1).clamp(min=0))
 
 
-def next_event_predictions(module: nn.Module, dataset: SequenceDataset, k: int = 5,
+def next_event_predictions(module: nn.Module | str | os.PathLike, dataset: SequenceDataset, k: int = 5,
                            batch_size: int = 256) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Top-k next values per field and predicted gaps for every event t >= 1 of every entity of
     `dataset`, predicted from events 0..t-1, in the order of `eventseq.baselines.next_event_targets`
@@ -96,6 +105,10 @@ def next_event_predictions(module: nn.Module, dataset: SequenceDataset, k: int =
         module: a model trained with method=gpt (a SelfSupervisedModule) or its saved directory.
         dataset: the entities to score (their most recent `dataset.max_len` events).
     """
+    if isinstance(module, (str, os.PathLike)):
+        from eventseq.saved import load_model
+
+        module = load_model(module)
     objective = getattr(module, "objective", None)
     if not isinstance(objective, GptObjective):
         raise ConfigError(f"next-event predictions need a model pretrained with method=gpt, got {getattr(module, 'kind', module)!r}")
