@@ -348,7 +348,7 @@ def _fit_targets(frame: pl.DataFrame, labels: pl.DataFrame | None, config: Prepa
         classes = values.unique().sort().to_list()
         if len(classes) < 2:
             raise DataError(
-                f"target '{column}' has one class ({classes[0]!r}) : a {task} target needs at least two"
+                f"target '{column}' has one class ({classes[0]!r}): a {task} target needs at least two"
             )
         if task in ("binary", "multilabel") and len(classes) != 2:
             raise DataError(
