@@ -79,6 +79,16 @@ def sample_views(
     return owner, start, view_length
 
 
+def _generator(collate: ViewCollate | PairCollate, positions: np.ndarray) -> np.random.Generator:
+    """A collate's random generator: fixed by (seed, batch) with `fixed_seed` (validation: the same
+    draws on every pass), else one generator per process seeded from torch's seed (see ViewCollate)."""
+    if collate.fixed_seed is not None:  # same views for the same entities on every pass
+        return np.random.default_rng([collate.fixed_seed, int(positions.sum()), len(positions)])
+    if collate._rng is None:
+        collate._rng = np.random.default_rng(torch.initial_seed() % 2**63)
+    return collate._rng
+
+
 class ViewCollate:
     """collate_fn: entity positions → a Batch of `split_count` views per entity.
 
@@ -95,16 +105,9 @@ class ViewCollate:
         self.fixed_seed = fixed_seed
         self._rng: np.random.Generator | None = None
 
-    def _generator(self, positions: np.ndarray) -> np.random.Generator:
-        if self.fixed_seed is not None:  # same views for the same entities on every pass
-            return np.random.default_rng([self.fixed_seed, int(positions.sum()), len(positions)])
-        if self._rng is None:
-            self._rng = np.random.default_rng(torch.initial_seed() % 2**63)
-        return self._rng
-
     def __call__(self, positions: Sequence[int]) -> Batch:
         positions = np.asarray(positions, dtype=np.int64)
-        rng = self._generator(positions)
+        rng = _generator(self, positions)
         owner, start, length = sample_views(self.dataset.entity_lengths(positions), self.config, rng)
         keep = None
         if self.config.event_dropout > 0:
@@ -130,11 +133,12 @@ class PairCollate:
             raise ConfigError(f"pair task {task!r}: expected nsp or sop")
         self.dataset = dataset
         self.task = task
-        self.views = ViewCollate(dataset, ViewConfig(), fixed_seed)  # only for its seeded generator
+        self.fixed_seed = fixed_seed
+        self._rng: np.random.Generator | None = None
 
     def __call__(self, positions: Sequence[int]) -> Batch:
         positions = np.asarray(positions, dtype=np.int64)
-        rng = self.views._generator(positions)
+        rng = _generator(self, positions)
         total = self.dataset.entity_lengths(positions)
         usable = total if self.dataset.max_len is None else np.minimum(total, self.dataset.max_len)
         offset = total - usable  # the most recent events, as `collate` keeps them

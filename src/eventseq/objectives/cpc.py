@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from eventseq.data.batch import Batch
-from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import Encoder
@@ -57,8 +56,6 @@ class CpcObjective(nn.Module):
         event_dim = encoder.event_encoder.output_dim
         self.predictors = nn.ModuleList(nn.Linear(encoder.output_dim, event_dim) for _ in range(config.steps))
 
-    def collate(self, dataset: SequenceDataset, train: bool, seed: int):  # noqa: ANN201 - a bound method
-        return dataset.collate
 
     def losses(self, encoder: Encoder, batch: Batch) -> dict[str, torch.Tensor]:
         events = encoder.event_encoder(batch)  # [B, T, D]

@@ -62,8 +62,6 @@ class GptObjective(nn.Module):
     def monitor(self) -> tuple[str, str]:
         return "val_loss", "min"
 
-    def collate(self, dataset: SequenceDataset, train: bool, seed: int):  # noqa: ANN201 - a bound method
-        return dataset.collate
 
     def losses(self, encoder: Encoder, batch: Batch) -> dict[str, torch.Tensor]:
         hidden = encoder(batch)  # [B, T, H]

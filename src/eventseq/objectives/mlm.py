@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from eventseq.data.batch import Batch
-from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import Encoder
@@ -77,8 +76,6 @@ class MlmObjective(nn.Module):
         self.mask_vector = nn.Parameter(torch.randn(encoder.event_encoder.output_dim) * 0.02)
         self.heads = FieldHeads(schema, encoder.output_dim)
 
-    def collate(self, dataset: SequenceDataset, train: bool, seed: int):  # noqa: ANN201 - a bound method
-        return dataset.collate
 
     def losses(self, encoder: Encoder, batch: Batch) -> dict[str, torch.Tensor]:
         config = self.config

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from eventseq.data.batch import Batch
-from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import Encoder
@@ -62,8 +61,6 @@ class RtdObjective(nn.Module):
         self.config = config
         self.detector = nn.Linear(encoder.output_dim, 1)
 
-    def collate(self, dataset: SequenceDataset, train: bool, seed: int):  # noqa: ANN201 - a bound method
-        return dataset.collate
 
     def losses(self, encoder: Encoder, batch: Batch) -> dict[str, torch.Tensor]:
         altered, changed = replace_events(batch, select_events(batch.mask, self.config.replace_rate))

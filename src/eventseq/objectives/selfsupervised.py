@@ -6,7 +6,8 @@ model in eventseq) and the method's `objective`, an nn.Module from `objectives/<
 - `losses(encoder, batch) -> dict`: "loss" plus anything worth logging (tensors), and "count",
   the number of items (events, pairs, views) the values average over: epoch means are weighted
   by it, and a batch with nothing to score (count 0) does not enter them;
-- `collate(dataset, train, seed)`: how a batch is built (views, pairs or whole sequences);
+- optionally `collate(dataset, train, seed)`: how a batch is built (views or pairs); without it,
+  whole sequences (`dataset.collate`);
 - `monitor`: the validation metric that selects the best epoch, and "min" or "max";
 - optionally `embed(encoder, batch)`: entity embeddings when pooling the encoder is not it.
 
@@ -106,7 +107,8 @@ class SelfSupervisedModule(L.LightningModule):
 
     def collate(self, dataset: SequenceDataset, train: bool, seed: int = 0) -> Callable[[Any], Batch]:
         """The collate_fn of this method's batches (train: random; validation: fixed by `seed`)."""
-        return self.objective.collate(dataset, train, seed)
+        custom = getattr(self.objective, "collate", None)
+        return custom(dataset, train, seed) if custom is not None else dataset.collate
 
     @property
     def monitor(self) -> tuple[str, str]:

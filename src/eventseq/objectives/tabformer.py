@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from eventseq.data.batch import Batch
-from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import Encoder
@@ -57,8 +56,6 @@ class TabFormerObjective(nn.Module):
         self.categorical = [feature.name for feature in schema.categorical]
         self.numeric = [feature.name for feature in schema.numeric]
 
-    def collate(self, dataset: SequenceDataset, train: bool, seed: int):  # noqa: ANN201 - a bound method
-        return dataset.collate
 
     def losses(self, encoder: Encoder, batch: Batch) -> dict[str, torch.Tensor]:
         mask = batch.mask  # [B, T]

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from eventseq.data.batch import Batch
-from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import FIRST_VALUE_ID, Schema
 from eventseq.errors import ConfigError, did_you_mean
 from eventseq.nn.encoder import Encoder
@@ -82,8 +81,6 @@ class Word2VecObjective(nn.Module):
         for table in self.contexts.values():
             nn.init.zeros_(table.weight)
 
-    def collate(self, dataset: SequenceDataset, train: bool, seed: int):  # noqa: ANN201 - a bound method
-        return dataset.collate
 
     def losses(self, encoder: Encoder, batch: Batch) -> dict[str, torch.Tensor]:
         parts, pairs = [], 0
