@@ -44,7 +44,7 @@ class PredictJob:
     Attributes:
         model: saved model directory (e.g. runs/train/model).
         data: raw events (Parquet/CSV) or a prepare directory made with the model's schema.
-        output: Parquet file to write.
+        output: Parquet file to write (under torchrun: a directory of part-<rank>.parquet files).
         batch_size: entities per forward pass.
         chunk_rows: entities read and written per chunk (bounds memory).
         max_len: most recent events kept per entity (None = as in training).
@@ -205,7 +205,8 @@ def run_predict(job: PredictJob, mode: str = "predict") -> None:
         path = inference.embed(*arguments, level=level)
     else:
         path = inference.predict(*arguments)
-    print(f"written: {path}")
+    if path is not None:  # None: a torchrun rank left without input
+        print(f"written: {path}")
     if mode == "embed" and getattr(job, "plot", None):
         _plot_embeddings(job)
 

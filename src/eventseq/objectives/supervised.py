@@ -207,13 +207,14 @@ class SupervisedModule(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         loss = self.loss(self(batch), batch.target)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.batch_size)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.batch_size,
+                 sync_dist=True)  # under DDP: the mean over ranks (torchmetrics sync the other metrics)
         return loss
 
     def _evaluate(self, batch: Batch, metrics: torchmetrics.MetricCollection, prefix: str) -> None:
         output = self(batch)
         self.log(f"{prefix}_loss", self.loss(output, batch.target), on_epoch=True, prog_bar=True,
-                 batch_size=batch.batch_size)
+                 batch_size=batch.batch_size, sync_dist=True)
         task = self.head_config.task
         target = batch.target
         if task in ("binary", "multilabel"):
