@@ -179,16 +179,22 @@ def run_train(config: TrainConfig) -> None:
     from eventseq.training import train
 
     result = train(config)
-    print(_format_metrics(result.metrics))
-    print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
+    _print_result(result)
 
 
 def run_pretrain(config: PretrainConfig) -> None:
     from eventseq.training import pretrain
 
     result = pretrain(config)
-    print(_format_metrics(result.metrics))
-    print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
+    _print_result(result)
+
+
+def _print_result(result: Any) -> None:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # a multi-process (DDP) run: rank 0 evaluated and saved
+        print(_format_metrics(result.metrics))
+        print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
 
 
 def run_predict(job: PredictJob, mode: str = "predict") -> None:
