@@ -47,7 +47,8 @@ def _launch(mode: str, sharded: Path, output: Path, timeout: float = 150) -> lis
     except subprocess.TimeoutExpired:
         for process in processes:
             process.kill()
-        pytest.fail(f"DDP ranks still running after {timeout} s (a hang?): " + (output / "rank0.log").read_text()[-3000:])
+        tail = (output / "rank0.log").read_text()[-3000:]
+        pytest.fail(f"DDP ranks still running after {timeout} s (a hang?): {tail}")
     finally:
         for log in logs:
             log.close()

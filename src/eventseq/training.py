@@ -28,7 +28,9 @@ from eventseq._io import atomic_path, write_json, write_parquet
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.prepare import PreparedData, load_prepared
 from eventseq.data.sampler import LengthBucketSampler
-from eventseq.data.shards import CollateFactory, ShardedDataset, ShardIndex, StreamLoader, read_shard_schema, stream_loader
+from eventseq.data.shards import (
+    CollateFactory, ShardedDataset, ShardIndex, StreamLoader, read_shard_schema, stream_loader,
+)
 from eventseq.data.splits import split_by_entity
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import EncoderConfig

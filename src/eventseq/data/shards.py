@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from eventseq._io import open_parquet, read_json
@@ -225,7 +224,8 @@ class ShardIndex:
                 except EventseqError as error:
                     raise type(error)(f"{file}: {error}") from None
                 group = np.repeat(np.arange(len(rows)), rows)
-                counts = np.bincount(group * len(PARTS) + codes, minlength=len(rows) * len(PARTS)).reshape(-1, len(PARTS))
+                flat = np.bincount(group * len(PARTS) + codes, minlength=len(rows) * len(PARTS))
+                counts = flat.reshape(-1, len(PARTS))
             else:
                 counts[:, 0] = rows
             self.split_counts.append(counts)
@@ -409,7 +409,8 @@ class ShardedDataset(torch.utils.data.IterableDataset):
         steps = int(per_rank.sum(axis=1).min())
         if steps == 0 and load.any():
             raise ConfigError(
-                f"{self.index.path}: the {self.part or 'data'} batches per rank would be {per_rank.sum(axis=1).tolist()}, "
+                f"{self.index.path}: the {self.part or 'data'} batches per rank would be "
+                f"{per_rank.sum(axis=1).tolist()}, "
                 f"and every rank must run as many as the emptiest: write more, evenly sized part files "
                 f"or lower data.batch_size"
             )
