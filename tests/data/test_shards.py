@@ -83,6 +83,18 @@ def test_one_process_reads_every_entity_of_its_part_once_per_epoch(sharded_dir):
         assert set(seen.tolist()) == set(table["entity_id"].to_numpy()[codes == code].tolist())
 
 
+def test_a_worker_holds_one_shard_at_a_time(sharded_dir, monkeypatch):
+    index = _index(sharded_dir)
+    reads = []
+    read = index.read
+    monkeypatch.setattr(index, "read", lambda unit, columns: reads.append(unit.file) or read(unit, columns))
+    batches = iter(stream_loader(_stream(index, batch_size=16)))
+    next(batches)
+    assert len(reads) == 1  # lazily: the first batch needs the first shard only
+    rest = list(batches)
+    assert sorted(reads) == [0, 1, 2, 3] and len(rest) > 4  # then one shard after the other
+
+
 def test_shuffling_follows_seed_and_epoch(sharded_dir):
     index = _index(sharded_dir)
     loader = stream_loader(_stream(index, batch_size=8, seed=1), epoch_of=lambda: epoch)
