@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
@@ -114,3 +115,47 @@ def trained(prepared_dir, tmp_path_factory):
     from eventseq.training import train
 
     return train(tiny_train_config(prepared_dir, tmp_path_factory.mktemp("run")))
+
+
+# ----------------------------------------------------------------- sharded sequence tables
+
+
+def write_shards(prepared_dir: Path, output: Path, parts: int | list[int], row_group_size: int | None = None,
+                 id_copy: bool = True) -> Path:
+    """Split `prepared_dir`'s sequence table into `output/data.parquet/part-*.parquet` (+ schema.json),
+    the layout of a sharded prepare: `parts` equal slices, or slices of the given sizes.
+
+    `id_copy` adds an `id_copy` column (the entity id) that tests attach as a target, so every batch
+    says which entities it holds.
+    """
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    table = pl.read_parquet(prepared_dir / "data.parquet")
+    if id_copy:
+        table = table.with_columns(pl.col("entity_id").alias("id_copy"))
+    sizes = parts if isinstance(parts, list) else [len(chunk) for chunk in
+                                                    np.array_split(np.arange(table.height), parts)]
+    assert sum(sizes) == table.height
+    directory = output / "data.parquet"
+    directory.mkdir(parents=True)
+    shutil.copy(prepared_dir / "schema.json", output / "schema.json")
+    start = 0
+    for number, size in enumerate(sizes):
+        pq.write_table(table.slice(start, size).to_arrow(), directory / f"part-{number:05d}.parquet",
+                       row_group_size=row_group_size)
+        start += size
+    return output
+
+
+@pytest.fixture(scope="session")
+def sharded_dir(prepared_dir, tmp_path_factory) -> Path:
+    """The 240 synthetic entities of `prepared_dir` in 4 part files of 60."""
+    return write_shards(prepared_dir, tmp_path_factory.mktemp("sharded"), 4)
+
+
+@pytest.fixture(scope="session")
+def make_shards():
+    """`make_shards(prepared_dir, output, parts, row_group_size=None)` → a sharded prepare directory."""
+    return write_shards

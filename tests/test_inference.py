@@ -199,3 +199,38 @@ def test_quantized_inference_stays_close_to_float(trained, prepared_dir, mode):
 def test_quantize_on_a_gpu_device_is_a_config_error(trained, prepared_dir):
     with pytest.raises(EventseqError, match="quantize=true runs on the CPU only"):
         embed(trained.module, prepared_dir, progress=False, quantize=True, device="cuda")
+
+
+# ----------------------------------------------------------------- sharded input, one output shard per rank
+
+
+def test_sharded_input_gives_what_the_single_file_gives(trained, prepared_dir, sharded_dir):
+    whole = embed(trained.model_dir, prepared_dir, progress=False)
+    sharded = embed(trained.model_dir, sharded_dir, chunk_rows=25, progress=False)
+    _assert_same_result(sharded, whole)  # parts in order, entities in order within each part
+
+
+@pytest.mark.parametrize("level", ["entity", "event"])
+def test_each_torchrun_rank_writes_its_own_shard(trained, prepared_dir, sharded_dir, tmp_path, monkeypatch, level):
+    whole = embed(trained.model_dir, prepared_dir, progress=False, level=level)
+    output = tmp_path / "embeddings"
+    for rank in range(3):  # as torchrun sets them; 4 part files over 3 ranks
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "3")
+        written = embed(trained.model_dir, sharded_dir, output=output, progress=False, level=level)
+        assert written == output / f"part-{rank:05d}.parquet"
+    parts = [pl.read_parquet(output / f"part-{rank:05d}.parquet") for rank in range(3)]
+    ids = [set(part["entity_id"].to_list()) for part in parts]
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    together = pl.concat(parts).sort("entity_id", maintain_order=True)
+    _assert_same_result(together, whole)
+    assert not list(output.glob(".*tmp"))
+
+
+def test_a_rank_without_input_writes_nothing(trained, prepared_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    # one data.parquet file read in one chunk: rank 0 gets it, rank 1 nothing
+    assert embed(trained.model_dir, prepared_dir, output=tmp_path / "out", progress=False) is None
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert "rank 1 had no shard" in capsys.readouterr().err

@@ -44,7 +44,7 @@ class PredictJob:
     Attributes:
         model: saved model directory (e.g. runs/train/model).
         data: raw events (Parquet/CSV) or a prepare directory made with the model's schema.
-        output: Parquet file to write.
+        output: Parquet file to write (under torchrun: a directory of part-<rank>.parquet files).
         batch_size: entities per forward pass.
         chunk_rows: entities read and written per chunk (bounds memory).
         max_len: most recent events kept per entity (None = as in training).
@@ -179,16 +179,22 @@ def run_train(config: TrainConfig) -> None:
     from eventseq.training import train
 
     result = train(config)
-    print(_format_metrics(result.metrics))
-    print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
+    _print_result(result)
 
 
 def run_pretrain(config: PretrainConfig) -> None:
     from eventseq.training import pretrain
 
     result = pretrain(config)
-    print(_format_metrics(result.metrics))
-    print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
+    _print_result(result)
+
+
+def _print_result(result: Any) -> None:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # a multi-process (DDP) run: rank 0 evaluated and saved
+        print(_format_metrics(result.metrics))
+        print(f"model: {result.model_dir}   curves: {result.run_dir / 'curves.png'}")
 
 
 def run_predict(job: PredictJob, mode: str = "predict") -> None:
@@ -205,7 +211,8 @@ def run_predict(job: PredictJob, mode: str = "predict") -> None:
         path = inference.embed(*arguments, level=level)
     else:
         path = inference.predict(*arguments)
-    print(f"written: {path}")
+    if path is not None:  # None: a torchrun rank left without input
+        print(f"written: {path}")
     if mode == "embed" and getattr(job, "plot", None):
         _plot_embeddings(job)
 

@@ -5,11 +5,16 @@ encoded with the saved schema (unknown categories → the unknown id). Entities 
 chunks, each chunk sorted by length to cut padding, and written through one ParquetWriter to a
 temporary file that is renamed at the end. `embed(..., level="event")` writes the causal
 encoder's hidden state at every event instead of one pooled vector per entity.
+
+Sharded input (`data.parquet/part-*.parquet`) is read one part at a time. Run under torchrun
+(RANK / WORLD_SIZE set), each process takes its share of the parts (or of the chunks, for other
+input) and writes `output/part-<rank>.parquet`, so N processes write N shards.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import sys
 import warnings
@@ -30,7 +35,8 @@ from tqdm.auto import tqdm
 from eventseq._io import atomic_path, open_parquet
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.prepare import SCHEMA_METADATA_KEY, DATA_FILE, EventsLike, encode_events
-from eventseq.data.schema import Schema
+from eventseq.data.schema import TIME_COLUMN, Schema
+from eventseq.data.shards import ShardIndex, distributed_rank, is_sharded, read_shard_schema
 from eventseq.errors import ConfigError, DataError, FileFormatError
 from eventseq.nn.encoder import Encoder
 from eventseq.nn.sequence_encoder import SequenceEncoderConfig
@@ -43,8 +49,42 @@ LEVELS = ("entity", "event")
 EVENTS_PER_WRITE = 262_144
 
 
-def _chunks_of_sequence_tables(data: Any, schema: Schema, chunk_rows: int) -> Iterator[pa.Table]:
-    """Yield sequence-table chunks encoded with `schema`, streaming prepared Parquet by row batches."""
+def _chunks_of_sequence_tables(
+    data: Any, schema: Schema, chunk_rows: int, rank: int = 0, world: int = 1
+) -> Iterator[pa.Table]:
+    """Yield sequence-table chunks encoded with `schema`, streaming prepared Parquet by row batches.
+
+    With several processes (`world` > 1) only this `rank`'s share: its part files (or row groups)
+    of sharded input, every world-th chunk of other input.
+    """
+    if isinstance(data, (str, os.PathLike)) and is_sharded(data):
+        yield from _chunks_of_shards(Path(data), schema, chunk_rows, rank, world)
+        return
+    for number, chunk in enumerate(_all_chunks(data, schema, chunk_rows)):
+        if number % world == rank:
+            yield chunk
+
+
+def _chunks_of_shards(path: Path, schema: Schema, chunk_rows: int, rank: int, world: int) -> Iterator[pa.Table]:
+    """This rank's part files (row groups when there are fewer files than ranks), by row batches."""
+    if read_shard_schema(path).fingerprint() != schema.fingerprint():
+        raise DataError(
+            f"{path} was prepared with a different schema than the model's "
+            f"(different vocabularies or transforms): pass the raw events instead"
+        )
+    index = ShardIndex(path, schema)
+    columns = [schema.id_column, TIME_COLUMN, *schema.feature_names]
+    for unit in index.units(world, strict=False)[rank::world]:
+        file = index.files[unit.file]
+        try:
+            for batch in open_parquet(file).iter_batches(batch_size=chunk_rows, row_groups=list(unit.row_groups),
+                                                         columns=columns):
+                yield pa.Table.from_batches([batch])
+        except (pa.ArrowInvalid, OSError) as error:
+            raise FileFormatError(f"cannot read {file}: corrupt or truncated ({error})") from None
+
+
+def _all_chunks(data: Any, schema: Schema, chunk_rows: int) -> Iterator[pa.Table]:
     path = None
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
@@ -108,17 +148,29 @@ def _run(
     device: str,
     quantize: bool = False,
 ) -> pl.DataFrame | Path:
+    rank, world, device, output = _this_rank(device, output)
     module = _ready(module, device, quantize)
     bar = tqdm(desc=f"{mode}", unit=" entities", disable=not progress)
-    chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows)
+    chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows, rank, world)
     frames = (
         _entity_frame(module, SequenceDataset.from_table(chunk, module.schema, max_len=max_len), mode, batch_size,
                       device, bar)
         for chunk in chunks
     )
-    result = _write_frames(frames, output)
+    result = _write_frames(frames, output, rank if world > 1 else None)
     bar.close()
     return result
+
+
+def _this_rank(device: str, output: str | os.PathLike | None) -> tuple[int, int, str, Path | None]:
+    """(rank, world size, device, output) of this process: under torchrun (WORLD_SIZE > 1) the output
+    is `output/part-<rank>.parquet` and `cuda` means this process's own GPU (LOCAL_RANK)."""
+    rank, world = distributed_rank(environment=True)
+    if world > 1 and output is not None:
+        output = Path(output) / f"part-{rank:05d}.parquet"
+    if world > 1 and device == "cuda":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return rank, world, device, None if output is None else Path(output)
 
 
 @torch.no_grad()
@@ -138,36 +190,32 @@ def _entity_frame(
     return _output_frame(module, dataset.entity_ids(), values, mode)
 
 
-def _write_frames(frames: Iterator[pl.DataFrame], output: str | os.PathLike | None) -> pl.DataFrame | Path:
-    """Stream `frames` into one Parquet file written atomically, or concatenate them when output is None."""
+def _write_frames(
+    frames: Iterator[pl.DataFrame], output: str | os.PathLike | None, rank: int | None = None
+) -> pl.DataFrame | Path | None:
+    """Stream `frames` into one Parquet file written atomically, or concatenate them when output is None.
+
+    `rank` (several processes): a process left without input writes nothing and returns None.
+    """
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        if rank is None:
+            raise DataError("no entities to process: the input is empty")
+        print(f"note: rank {rank} had no shard to read: nothing written", file=sys.stderr)
+        return None
+    frames = itertools.chain([first], frames)
+    if output is None:
+        return pl.concat(list(frames))
     writer: pq.ParquetWriter | None = None
-    collected: list[pl.DataFrame] = []
-    with atomic_path(output) if output is not None else _null_context() as tmp:
+    with atomic_path(output) as tmp:
         for frame in frames:
-            if tmp is None:
-                collected.append(frame)
-                continue
             arrow = frame.to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(tmp, arrow.schema)
             writer.write_table(arrow)
-        if tmp is not None:
-            if writer is None:
-                raise DataError("no entities to process: the input is empty")
-            writer.close()
-    if output is None:
-        if not collected:
-            raise DataError("no entities to process: the input is empty")
-        return pl.concat(collected)
+        writer.close()
     return Path(output)
-
-
-class _null_context:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def _output_frame(module: L.LightningModule, ids: np.ndarray, values: np.ndarray, mode: str) -> pl.DataFrame:
@@ -216,8 +264,11 @@ def predict(
 
     Args:
         model: a module or a saved model directory.
-        data: raw events (DataFrame / Parquet path) or a prepare directory made with this model's schema.
-        output: Parquet path to write (atomically); None returns a Polars DataFrame.
+        data: raw events (DataFrame / Parquet path) or a prepare directory made with this model's schema
+            (its data.parquet a file, or a directory of part files read one at a time).
+        output: Parquet path to write (atomically); None returns a Polars DataFrame. Under torchrun
+            (WORLD_SIZE > 1) each process reads its share of the input and writes
+            `output/part-<rank>.parquet` (a process left without input writes nothing, returns None).
         batch_size: entities per forward pass.
         chunk_rows: entities read and written per chunk (bounds memory).
         progress: show a progress bar with rate and ETA.
@@ -339,17 +390,18 @@ def _run_events(
     quantize: bool,
 ) -> pl.DataFrame | Path:
     limit, reason = _event_limit(_causal_sequence_config(module), max_len)
+    rank, world, device, output = _this_rank(device, output)
     module = _ready(module, device, quantize)
     left_out = _LeftOut()
     bar = tqdm(desc="embed level=event", unit=" entities", disable=not progress)
-    chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows)
+    chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows, rank, world)
     frames = (
         frame
         for chunk in chunks
         for frame in _event_frames(module, SequenceDataset.from_table(chunk, module.schema, max_len=limit),
                                    batch_size, device, bar, left_out)
     )
-    result = _write_frames(frames, output)
+    result = _write_frames(frames, output, rank if world > 1 else None)
     bar.close()
     if left_out.events:
         print(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,9 @@ from eventseq._io import atomic_path, write_json, write_parquet
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.prepare import PreparedData, load_prepared
 from eventseq.data.sampler import LengthBucketSampler
+from eventseq.data.shards import (
+    CollateFactory, ShardedDataset, ShardIndex, StreamLoader, read_shard_schema, stream_loader,
+)
 from eventseq.data.splits import split_by_entity
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import EncoderConfig
@@ -60,6 +65,9 @@ class DataSection:
         split_seed: seed of the entity split (stratified by class for classification).
         bucket_by_length: batch similar lengths together to cut padding.
         num_workers: DataLoader worker processes (0 = in the main process).
+        streaming: read data.path lazily, one shard (part file) per worker at a time, for data larger
+            than memory and for multi-device runs; the split is then by a hash of the entity id
+            (see README, Scale-out). False: load the whole table (the in-memory path).
     """
 
     path: str = ""
@@ -70,6 +78,7 @@ class DataSection:
     split_seed: int = 0
     bucket_by_length: bool = True
     num_workers: int = 0
+    streaming: bool = False
 
 
 @dataclass
@@ -80,7 +89,10 @@ class TrainerSection:
         max_epochs: upper bound on epochs.
         patience: epochs without improvement of the monitored metric before stopping.
         accelerator: cpu, gpu, auto ...
-        devices: number of devices.
+        devices: number of devices (processes) per node.
+        strategy: Lightning strategy: auto, ddp (one process per device; several nodes with num_nodes
+            and torchrun), ddp_find_unused_parameters_true ...
+        num_nodes: number of machines (multi-node DDP).
         precision: Lightning precision string (32-true, bf16-mixed ...).
         gradient_clip_val: clip gradient norm (0 = off).
         progress_bar: show a progress bar with rate and ETA.
@@ -92,6 +104,8 @@ class TrainerSection:
     patience: int = 3
     accelerator: str = "cpu"
     devices: int = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
     precision: str = "32-true"
     gradient_clip_val: float = 1.0
     progress_bar: bool = True
@@ -162,8 +176,8 @@ class TrainResult:
     metrics: dict[str, float]
     run_dir: Path
     model_dir: Path
-    splits: dict[str, np.ndarray]
-    dataset: SequenceDataset
+    splits: dict[str, np.ndarray]  # empty with data.streaming (the split is a hash rule: splits.json)
+    dataset: SequenceDataset | None  # None with data.streaming
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -242,6 +256,10 @@ def build_trainer(
         max_time=None if config.max_minutes is None else {"seconds": round(config.max_minutes * 60)},
         accelerator=config.accelerator,
         devices=config.devices,
+        strategy=config.strategy,
+        num_nodes=config.num_nodes,
+        # batches are dealt to ranks by LengthBucketSampler / ShardedDataset themselves
+        use_distributed_sampler=False,
         precision=config.precision,
         gradient_clip_val=config.gradient_clip_val or None,
         callbacks=callbacks,
@@ -260,6 +278,54 @@ def _load_prepared(data: DataSection, seed: int) -> PreparedData:
         raise ConfigError("data.path is required: the directory written by `eventseq prepare`")
     L.seed_everything(seed, workers=True, verbose=False)
     return load_prepared(data.path)
+
+
+def _shard_index(data: DataSection, seed: int, test_fraction: float) -> ShardIndex:
+    """data.streaming: the shard index of data.path (footers and ids only), split by entity-id hash."""
+    if not data.path:
+        raise ConfigError("data.path is required: the directory written by `eventseq prepare`")
+    L.seed_everything(seed, workers=True, verbose=False)
+    return ShardIndex(data.path, read_shard_schema(data.path), data.valid_fraction, test_fraction, data.split_seed)
+
+
+def _stream(
+    index: ShardIndex,
+    data: DataSection,
+    part: str,
+    collate: CollateFactory | None = None,
+    target: list[str] | None = None,
+    train: bool = False,
+    seed: int = 0,
+    epoch_of: Callable[[], int] | None = None,
+    drop_last: bool = False,
+    single_process: bool = False,
+) -> StreamLoader:
+    """A loader of `part` batches read shard by shard; `single_process` reads every shard here (rank 0's
+    evaluation after a multi-process fit), otherwise the ranks of the run share the shards."""
+    dataset = ShardedDataset(
+        index, part, data.batch_size, collate, target, data.max_len, shuffle=train, bucket=data.bucket_by_length,
+        drop_last=drop_last, seed=seed, num_workers=data.num_workers,
+        rank=0 if single_process else None, world_size=1 if single_process else None,
+    )
+    return stream_loader(dataset, epoch_of)
+
+
+def _write_hash_splits(index: ShardIndex, run_dir: Path) -> dict[str, np.ndarray]:
+    """data.streaming: the split is a rule, not a list: write it (and the counts) to splits.json."""
+    counts = {part: index.count(part) for part in ("train", "valid", "test")}
+    write_json(run_dir / "splits.json", {
+        "rule": "eventseq.data.shards.hash_split(ids, valid_fraction, test_fraction, split_seed)",
+        "valid_fraction": index.valid_fraction, "test_fraction": index.test_fraction,
+        "split_seed": index.split_seed, "entities": counts,
+    })
+    return {}
+
+
+def _other_rank_result(module: L.LightningModule, trainer: L.Trainer, run_dir: Path, splits: dict[str, np.ndarray],
+                       dataset: Any) -> TrainResult:
+    """What a rank other than 0 returns after a multi-process fit (rank 0 evaluates and saves)."""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return TrainResult(module.eval(), metrics, run_dir, run_dir / "model", splits, dataset)
 
 
 def _write_splits(dataset: SequenceDataset, splits: dict[str, np.ndarray], run_dir: Path) -> None:
@@ -291,8 +357,13 @@ def _fit(
     _write_config(config, run_dir / "config.yaml")  # before training, so a crashed run documents itself
     trainer = build_trainer(config.trainer, run_dir, monitor, mode, resuming=ckpt_path is not None)
     trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
+    if trainer.world_size > 1:
+        # evaluation and saving go on in rank 0 alone: leave the process group, so that nothing
+        # there (metrics, CoLES gathering, batch dealing) waits for the other ranks
+        trainer.strategy.barrier()
+        torch.distributed.destroy_process_group()
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if best:
+    if best and trainer.is_global_zero:
         module.load_state_dict(load_checkpoint_state(best)["state_dict"])
     return trainer
 
@@ -324,21 +395,33 @@ def train(config: TrainConfig) -> TrainResult:
         ConfigError, DataError, FileFormatError: bad config or data, with the key/column/file named.
     """
     run_dir = Path(config.output)
-    prepared = _load_prepared(config.data, config.seed)
-    schema = prepared.schema
-    head = resolve_head(schema, config.head)
-    dataset = SequenceDataset.from_table(prepared.table, schema, target=head.targets, max_len=config.data.max_len)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    labels = dataset.target_values()
-    stratify = labels if head.task in ("binary", "multiclass") else None
-    splits = split_by_entity(
-        len(dataset), config.data.valid_fraction, config.data.test_fraction, stratify, config.data.split_seed
-    )
-    _write_splits(dataset, splits, run_dir)
-    loader_args = dict(bucket=config.data.bucket_by_length, num_workers=config.data.num_workers)
-    train_loader = make_loader(dataset.subset(splits["train"]), config.data.batch_size, True, seed=config.seed,
-                               **loader_args)
-    valid_loader = make_loader(dataset.subset(splits["valid"]), config.data.batch_size, False, **loader_args)
+    streaming = config.data.streaming
+    if streaming:
+        index = _shard_index(config.data, config.seed, config.data.test_fraction)
+        schema = index.schema
+        head = resolve_head(schema, config.head)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dataset, splits = None, _write_hash_splits(index, run_dir)
+        # shuffled for the Trainer's epoch (also after resuming); `module` is bound below, before any pass
+        train_loader = _stream(index, config.data, "train", target=head.targets, train=True, seed=config.seed,
+                               epoch_of=lambda: module.current_epoch)
+        valid_loader = _stream(index, config.data, "valid", target=head.targets)
+    else:
+        prepared = _load_prepared(config.data, config.seed)
+        schema = prepared.schema
+        head = resolve_head(schema, config.head)
+        dataset = SequenceDataset.from_table(prepared.table, schema, target=head.targets, max_len=config.data.max_len)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        labels = dataset.target_values()
+        stratify = labels if head.task in ("binary", "multiclass") else None
+        splits = split_by_entity(
+            len(dataset), config.data.valid_fraction, config.data.test_fraction, stratify, config.data.split_seed
+        )
+        _write_splits(dataset, splits, run_dir)
+        loader_args = dict(bucket=config.data.bucket_by_length, num_workers=config.data.num_workers)
+        train_loader = make_loader(dataset.subset(splits["train"]), config.data.batch_size, True, seed=config.seed,
+                                   **loader_args)
+        valid_loader = make_loader(dataset.subset(splits["valid"]), config.data.batch_size, False, **loader_args)
 
     encoder_config = config.model
     pretrained = None
@@ -357,10 +440,17 @@ def train(config: TrainConfig) -> TrainResult:
         module.encoder.load_state_dict(pretrained.encoder.state_dict())
     monitor, mode = MONITOR[head.task]
     trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    if not trainer.is_global_zero:
+        return _other_rank_result(module, trainer, run_dir, splits, dataset)
 
     evaluator = _evaluator(config.trainer)
+    if streaming:  # rank 0 evaluates every shard
+        valid_loader = _stream(index, config.data, "valid", target=head.targets, single_process=True)
     metrics = {k: float(v) for k, v in evaluator.validate(module, valid_loader, verbose=False)[0].items()}
-    if len(splits["test"]):
+    if streaming and index.count("test"):
+        test_loader = _stream(index, config.data, "test", target=head.targets, single_process=True)
+        metrics.update({k: float(v) for k, v in evaluator.test(module, test_loader, verbose=False)[0].items()})
+    elif not streaming and len(splits["test"]):
         test_loader = make_loader(dataset.subset(splits["test"]), config.data.batch_size, False, **loader_args)
         metrics.update({k: float(v) for k, v in evaluator.test(module, test_loader, verbose=False)[0].items()})
     metrics["epochs"] = int(trainer.current_epoch)
@@ -376,6 +466,8 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     """
     method_spec(config.method)  # an unknown method fails before the data is read
     run_dir = Path(config.output)
+    if config.data.streaming:
+        return _pretrain_streaming(config, run_dir)
     prepared = _load_prepared(config.data, config.seed)
     schema = prepared.schema
     dataset = SequenceDataset.from_table(prepared.table, schema, max_len=config.data.max_len)
@@ -400,10 +492,36 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     )
     monitor, mode = module.monitor
     trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    if not trainer.is_global_zero:
+        return _other_rank_result(module, trainer, run_dir, splits, dataset)
     metrics = {k: float(v) for k, v in _evaluator(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
     metrics["epochs"] = int(trainer.current_epoch)
     model_dir = _finish(module, run_dir, metrics, config)
     return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
+
+
+def _pretrain_streaming(config: PretrainConfig, run_dir: Path) -> TrainResult:
+    """`pretrain` with data.streaming: the method's own batches (views, pairs, sequences), shard by shard."""
+    index = _shard_index(config.data, config.seed, 0.0)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    splits = _write_hash_splits(index, run_dir)
+    module = SelfSupervisedModule(index.schema, config.method, config.model, getattr(config, config.method),
+                                  config.optimizer)
+    train_collate = partial(module.collate, train=True, seed=config.seed)
+    valid_collate = partial(module.collate, train=False, seed=config.seed)
+    # whole batches only (batch statistics), as in memory
+    train_loader = _stream(index, config.data, "train", train_collate, train=True, seed=config.seed,
+                           epoch_of=lambda: module.current_epoch, drop_last=True)
+    valid_loader = _stream(index, config.data, "valid", valid_collate)
+    monitor, mode = module.monitor
+    trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    if not trainer.is_global_zero:
+        return _other_rank_result(module, trainer, run_dir, splits, None)
+    valid_loader = _stream(index, config.data, "valid", valid_collate, single_process=True)  # every shard
+    metrics = {k: float(v) for k, v in _evaluator(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
+    metrics["epochs"] = int(trainer.current_epoch)
+    model_dir = _finish(module, run_dir, metrics, config)
+    return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, None)
 
 
 def _write_config(config: Any, path: Path) -> None:

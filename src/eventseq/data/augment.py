@@ -105,6 +105,10 @@ class ViewCollate:
         self.fixed_seed = fixed_seed
         self._rng: np.random.Generator | None = None
 
+    def reseed(self, entropy: Sequence[int]) -> None:
+        """Draw the next random views from a generator seeded by `entropy` (streaming: seed, epoch, shard)."""
+        self._rng = np.random.default_rng(list(entropy))
+
     def __call__(self, positions: Sequence[int]) -> Batch:
         positions = np.asarray(positions, dtype=np.int64)
         rng = _generator(self, positions)
@@ -135,6 +139,8 @@ class PairCollate:
         self.task = task
         self.fixed_seed = fixed_seed
         self._rng: np.random.Generator | None = None
+
+    reseed = ViewCollate.reseed
 
     def __call__(self, positions: Sequence[int]) -> Batch:
         positions = np.asarray(positions, dtype=np.int64)

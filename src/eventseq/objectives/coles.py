@@ -4,6 +4,8 @@ Each step samples `split_count` views (sub-sequences) per entity, encodes all vi
 in one pass, and trains the encoder so that views of the same entity are close: the margin loss
 with hard-negative mining of the paper, or an InfoNCE/softmax variant with a temperature.
 Validation metric: recall@k of same-entity views (k = split_count − 1).
+In a multi-process (DDP) run the views of every rank are gathered before the loss, so negatives
+come from the whole global batch and the loss equals the one-process loss on that batch.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import Encoder
-from eventseq.objectives.losses import info_nce_loss, margin_contrastive_loss, recall_at_k
+from eventseq.objectives.losses import gather_across_ranks, info_nce_loss, margin_contrastive_loss, recall_at_k
 
 
 @dataclass
@@ -64,9 +66,11 @@ class ColesObjective(nn.Module):
     def losses(self, encoder: Encoder, batch: Batch) -> dict[str, torch.Tensor]:
         config = self.config
         views = self.projection(encoder.embed(batch))  # [V, D], all views in one pass
+        # DDP: the views of every rank, so negatives come from the global batch (identity in one process)
+        views, owners = gather_across_ranks(views, batch.index)
         if config.loss == "margin":
-            loss = margin_contrastive_loss(views, batch.index, config.margin, config.negatives_per_anchor)
+            loss = margin_contrastive_loss(views, owners, config.margin, config.negatives_per_anchor)
         else:
-            loss = info_nce_loss(views, batch.index, config.temperature)
+            loss = info_nce_loss(views, owners, config.temperature)
         k = config.views.split_count - 1
-        return {"loss": loss, f"recall_at_{k}": recall_at_k(views.detach(), batch.index, k)}
+        return {"loss": loss, f"recall_at_{k}": recall_at_k(views.detach(), owners, k)}

@@ -6,7 +6,61 @@ Rows with the same `labels` value are positives (views of one entity); all other
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+
+
+class _AllGatherRows(torch.autograd.Function):
+    """all_gather of equal-shaped [n, D] blocks, keeping the gradient to this rank's rows.
+
+    Every rank computes the same loss over the gathered rows, so the gradient of this rank's rows
+    is the sum over ranks of their gradients (all_reduce); DDP's mean over ranks then gives
+    exactly the gradient of the single-process loss on the concatenated batch.
+    """
+
+    @staticmethod
+    def forward(ctx: object, rows: torch.Tensor) -> torch.Tensor:
+        ctx.rank, ctx.world = dist.get_rank(), dist.get_world_size()  # type: ignore[attr-defined]
+        parts = [torch.empty_like(rows) for _ in range(ctx.world)]  # type: ignore[attr-defined]
+        dist.all_gather(parts, rows.contiguous())
+        return torch.cat(parts)  # [world * n, D]
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad.chunk(ctx.world)[ctx.rank]  # type: ignore[attr-defined]
+
+
+def gather_across_ranks(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows and labels of every process of a torch.distributed run (DDP), rank 0's first.
+
+    Contrastive losses then see negatives from every rank, as if one process held the whole batch.
+    Ranks may hold different row counts (padded for the collective, then dropped). Labels are made
+    distinct across ranks (`label * world + rank`): entity positions are only unique within a rank.
+    Outside torch.distributed, or with one process, returns the inputs unchanged.
+
+    Args:
+        embeddings: [N, D] rows of this rank, with their gradient.
+        labels: [N] int64, equal for rows of the same entity.
+
+    Returns:
+        ([sum of N over ranks, D], [sum of N]).
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return embeddings, labels
+    world, rank = dist.get_world_size(), dist.get_rank()
+    count = torch.tensor([len(embeddings)], dtype=torch.int64, device=embeddings.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    counts_all = torch.cat(counts)  # [world]
+    width = int(counts_all.max())
+    rows = _AllGatherRows.apply(F.pad(embeddings, (0, 0, 0, width - len(embeddings))))  # [world * width, D]
+    padded_labels = F.pad(labels.to(torch.int64) * world + rank, (0, width - len(labels)), value=-1)
+    label_parts = [torch.empty_like(padded_labels) for _ in range(world)]
+    dist.all_gather(label_parts, padded_labels)
+    real = (torch.arange(width, device=embeddings.device)[None, :] < counts_all[:, None]).reshape(-1)
+    return rows[real], torch.cat(label_parts)[real]
 
 
 def _pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -121,7 +121,9 @@ class SelfSupervisedModule(L.LightningModule):
             return
         shown = ("loss", self.monitor[0].removeprefix("val_"))
         for name, value in losses.items():
-            self.log(f"{prefix}_{name}", value, on_step=False, on_epoch=True, prog_bar=name in shown, batch_size=count)
+            # sync_dist: under DDP the epoch value is the mean over ranks (a no-op in one process)
+            self.log(f"{prefix}_{name}", value, on_step=False, on_epoch=True, prog_bar=name in shown, batch_size=count,
+                     sync_dist=True)
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         losses = self.objective.losses(self.encoder, batch)

@@ -207,13 +207,14 @@ class SupervisedModule(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         loss = self.loss(self(batch), batch.target)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.batch_size)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.batch_size,
+                 sync_dist=True)  # under DDP: the mean over ranks (torchmetrics sync the other metrics)
         return loss
 
     def _evaluate(self, batch: Batch, metrics: torchmetrics.MetricCollection, prefix: str) -> None:
         output = self(batch)
         self.log(f"{prefix}_loss", self.loss(output, batch.target), on_epoch=True, prog_bar=True,
-                 batch_size=batch.batch_size)
+                 batch_size=batch.batch_size, sync_dist=True)
         task = self.head_config.task
         target = batch.target
         if task in ("binary", "multilabel"):
@@ -227,14 +228,14 @@ class SupervisedModule(L.LightningModule):
         self._evaluate(batch, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)  # equal on every rank already
         self.val_metrics.reset()
 
     def test_step(self, batch: Batch, batch_index: int) -> None:
         self._evaluate(batch, self.test_metrics, "test")
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
+        self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
