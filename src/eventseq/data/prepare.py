@@ -60,6 +60,13 @@ class PrepareConfig:
         fill_value: replacement used by invalid_numeric=fill (after the transform).
         null_time: rows with no time: drop (reported) or error.
         entities_without_events: labelled entities with no events: error or drop (reported).
+        quantize: numeric column -> number of quantile buckets; the edges are fitted on the
+            transformed values and saved in the schema, for bucket embeddings, piecewise-linear
+            encoding and combined tokens in the EventEncoder, and for event BPE.
+        bpe_fields: event BPE: the fields whose combination is an event's base token (categoricals,
+            quantized numerics); empty = no BPE. The table then holds one row per token.
+        bpe_merges: event BPE: most merges to learn (each adds a token for a frequent pair).
+        bpe_min_count: event BPE: stop when the most frequent pair occurs fewer times.
     """
 
     id_column: str = "entity_id"
@@ -75,6 +82,10 @@ class PrepareConfig:
     fill_value: float = 0.0
     null_time: str = "drop"
     entities_without_events: str = "error"
+    quantize: dict[str, int] = field(default_factory=dict)
+    bpe_fields: list[str] = field(default_factory=list)
+    bpe_merges: int = 200
+    bpe_min_count: int = 2
 
     def validate(self) -> None:
         choices = {
@@ -107,6 +118,23 @@ class PrepareConfig:
         duplicates = sorted({c for c in declared if declared.count(c) > 1})
         if duplicates:
             raise ConfigError(f"columns declared twice: {duplicates}")
+        for column, bins in self.quantize.items():
+            if column not in self.numeric:
+                raise ConfigError(
+                    f"quantize names '{column}', which is not a numeric column "
+                    f"(numeric: {list(self.numeric)}){did_you_mean(column, self.numeric)}"
+                )
+            if not isinstance(bins, int) or bins < 2:
+                raise ConfigError(f"quantize.{column}={bins!r}: expected a number of buckets >= 2")
+        for column in self.bpe_fields:
+            if column not in (*self.categorical, *self.quantize):
+                hint = " (a numeric field must also be in quantize)" if column in self.numeric else ""
+                raise ConfigError(
+                    f"bpe_fields names '{column}', which is not a categorical or quantized numeric "
+                    f"column{hint}{did_you_mean(column, [*self.categorical, *self.numeric])}"
+                )
+        if self.bpe_fields and (self.bpe_merges < 1 or self.bpe_min_count < 1):
+            raise ConfigError(f"bpe_merges={self.bpe_merges} and bpe_min_count={self.bpe_min_count} must be >= 1")
         if TIME_COLUMN in (*self.categorical, *self.numeric, *self.targets):
             raise ConfigError(f"'{TIME_COLUMN}' is reserved for the time list column")
 
@@ -121,6 +149,7 @@ class PrepareReport:
     rows_dropped: dict[str, int] = field(default_factory=dict)
     entities_dropped: dict[str, int] = field(default_factory=dict)
     unknown_values: dict[str, int] = field(default_factory=dict)
+    tokens_out: int | None = None
 
     def summary(self) -> str:
         lines = [
@@ -134,6 +163,9 @@ class PrepareReport:
         for column, count in self.unknown_values.items():
             if count:
                 lines.append(f"'{column}': {count:,} values encoded as unknown")
+        if self.tokens_out:
+            lines.append(f"event BPE: {self.events_out:,} events -> {self.tokens_out:,} tokens "
+                         f"({self.events_out / self.tokens_out:.2f}x shorter)")
         return "\n".join(lines)
 
 
@@ -250,8 +282,7 @@ class SequencePreparer:
     def fit(self, events: EventsLike, labels: EventsLike | None = None) -> SequencePreparer:
         """Learn vocabularies, numeric statistics and target classes. Returns self."""
         self.config.validate()
-        frame, label_frame = _load_inputs(events, labels, self.config)
-        self.schema_ = fit_schema(frame, label_frame, self.config)
+        self.fit_transform(events, labels)
         return self
 
     def transform(self, events: EventsLike, labels: EventsLike | None = None) -> PreparedData:
@@ -263,7 +294,14 @@ class SequencePreparer:
         self.config.validate()
         frame, label_frame = _load_inputs(events, labels, self.config)
         self.schema_ = fit_schema(frame, label_frame, self.config)
-        return _encode_frame(frame, label_frame, self.schema_, list(self.config.targets), self.config)
+        prepared = _encode_frame(frame, label_frame, self.schema_, list(self.config.targets), self.config)
+        if self.config.bpe_fields:
+            from eventseq.data.bpe import fit_bpe
+
+            self.schema_ = fit_bpe(prepared.table, self.schema_, self.config.bpe_fields,
+                                   self.config.bpe_merges, self.config.bpe_min_count)
+            prepared = _tokenized(prepared, self.schema_)
+        return prepared
 
 
 def _load_inputs(
@@ -319,7 +357,14 @@ def fit_schema(frame: pl.DataFrame, labels: pl.DataFrame | None, config: Prepare
         mean, std = (stats[0] or 0.0), (stats[1] or 1.0)
         if "standardize" not in transform:
             mean, std = 0.0, 1.0
-        features.append(NumericFeature(name=column, transform=transform, mean=float(mean), std=float(std) or 1.0))
+        mean, std = float(mean), float(std) or 1.0
+        edges: list[float] = []
+        if column in config.quantize:
+            from eventseq.data.tokens import quantile_edges
+
+            final = _apply_numeric_transform(pl.col(column).cast(pl.Float64), transform, mean, std)
+            edges = quantile_edges(frame, final, config.quantize[column])
+        features.append(NumericFeature(name=column, transform=transform, mean=mean, std=std, edges=edges))
     time_kind = _time_kind(frame.schema[config.time_column], config.time_column)
     targets = _fit_targets(frame, labels, config)
     return Schema(
@@ -393,11 +438,12 @@ def encode_events(
         ColumnError: a column the schema needs is missing or has the wrong type.
         DataError: empty input, null ids, invalid numerics under policy 'error'.
     """
+    raw_features = schema.bpe.features if schema.bpe is not None else schema.features
     config = config or PrepareConfig(
         id_column=schema.id_column,
         time_column=schema.time_column,
-        categorical=[f.name for f in schema.categorical],
-        numeric=[f.name for f in schema.numeric],
+        categorical=[f.name for f in raw_features if f.kind == "categorical"],
+        numeric=[f.name for f in raw_features if f.kind == "numeric"],
         invalid_numeric=schema.invalid_numeric,
         fill_value=schema.fill_value,
         targets={t: schema.target(t).task for t in (targets or [])},
@@ -421,6 +467,9 @@ def _encode_frame(
     targets: list[str],
     config: PrepareConfig,
 ) -> PreparedData:
+    if schema.bpe is not None:  # encode the raw features, then replay the fitted merges
+        raw = dataclasses.replace(schema, features=schema.bpe.features, bpe=None)
+        return _tokenized(_encode_frame(frame, labels, raw, targets, config), schema)
     report = PrepareReport(rows_in=frame.height)
     if frame.height == 0:
         raise DataError("the event table is empty: no rows to prepare")
@@ -521,6 +570,15 @@ def _encode_frame(
     table = table.select(id_column, TIME_COLUMN, *feature_names, *targets)
     report.entities_out = table.height
     report.events_out = int(frame.height)
+    return PreparedData(table=table, schema=schema, report=report)
+
+
+def _tokenized(prepared: PreparedData, schema: Schema) -> PreparedData:
+    """Apply the schema's event BPE to a table encoded with its raw features."""
+    from eventseq.data.bpe import apply_bpe
+
+    table = apply_bpe(prepared.table, schema)
+    report = dataclasses.replace(prepared.report, tokens_out=int(table.get_column(TIME_COLUMN).list.len().sum()))
     return PreparedData(table=table, schema=schema, report=report)
 
 
