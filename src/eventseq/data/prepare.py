@@ -67,6 +67,9 @@ class PrepareConfig:
             quantized numerics); empty = no BPE. The table then holds one row per token.
         bpe_merges: event BPE: most merges to learn (each adds a token for a frequent pair).
         bpe_min_count: event BPE: stop when the most frequent pair occurs fewer times.
+        source_column: several sources merged into one stream (`prepare({"card": .., "app": ..})`
+            sets it to "source"): the categorical naming each event's source; numerics a source
+            lacks are 0 for its events (not invalid) and each source gets its own event encoder.
     """
 
     id_column: str = "entity_id"
@@ -86,6 +89,7 @@ class PrepareConfig:
     bpe_fields: list[str] = field(default_factory=list)
     bpe_merges: int = 200
     bpe_min_count: int = 2
+    source_column: str | None = None
 
     def validate(self) -> None:
         choices = {
@@ -135,6 +139,8 @@ class PrepareConfig:
                 )
         if self.bpe_fields and (self.bpe_merges < 1 or self.bpe_min_count < 1):
             raise ConfigError(f"bpe_merges={self.bpe_merges} and bpe_min_count={self.bpe_min_count} must be >= 1")
+        if self.source_column is not None and self.source_column not in self.categorical:
+            raise ConfigError(f"source_column '{self.source_column}' must also be a categorical column")
         if TIME_COLUMN in (*self.categorical, *self.numeric, *self.targets):
             raise ConfigError(f"'{TIME_COLUMN}' is reserved for the time list column")
 
@@ -367,6 +373,12 @@ def fit_schema(frame: pl.DataFrame, labels: pl.DataFrame | None, config: Prepare
         features.append(NumericFeature(name=column, transform=transform, mean=mean, std=std, edges=edges))
     time_kind = _time_kind(frame.schema[config.time_column], config.time_column)
     targets = _fit_targets(frame, labels, config)
+    sources: dict[str, list[str]] = {}
+    if config.source_column is not None:
+        from eventseq.data.sources import fit_sources
+
+        names = [feature.name for feature in features if feature.name != config.source_column]
+        sources = fit_sources(frame, config.source_column, names)
     return Schema(
         id_column=config.id_column,
         time_column=config.time_column,
@@ -375,6 +387,8 @@ def fit_schema(frame: pl.DataFrame, labels: pl.DataFrame | None, config: Prepare
         targets=targets,
         invalid_numeric=config.invalid_numeric,
         fill_value=config.fill_value,
+        source_column=config.source_column,
+        sources=sources,
     )
 
 
@@ -416,7 +430,7 @@ def _apply_numeric_transform(values: pl.Expr, transform: str, mean: float, std: 
 
 
 def encode_events(
-    events: EventsLike,
+    events: EventsLike | dict[str, EventsLike],
     schema: Schema,
     labels: EventsLike | None = None,
     targets: list[str] | None = None,
@@ -447,7 +461,10 @@ def encode_events(
         invalid_numeric=schema.invalid_numeric,
         fill_value=schema.fill_value,
         targets={t: schema.target(t).task for t in (targets or [])},
+        source_column=schema.source_column,
     )
+    if isinstance(events, dict):
+        events = _merged(events, config)
     frame, label_frame = _load_inputs(events, labels, config)
     return _encode_frame(frame, label_frame, schema, targets or [], config)
 
@@ -508,10 +525,12 @@ def _encode_frame(
         dtype = frame.schema[feature.name]
         if not dtype.is_numeric():
             raise ColumnError(f"numeric column '{feature.name}' has dtype {dtype}: expected a number type")
-        encoded.append(
-            _apply_numeric_transform(pl.col(feature.name).cast(pl.Float64), feature.transform, feature.mean, feature.std)
-            .alias(feature.name)
-        )
+        value = _apply_numeric_transform(pl.col(feature.name).cast(pl.Float64), feature.transform, feature.mean,
+                                         feature.std)
+        lacking = [source for source, names in schema.sources.items() if feature.name not in names]
+        if lacking:  # not invalid: the field does not exist for events of these sources
+            value = pl.when(pl.col(schema.source_column).cast(pl.String).is_in(lacking)).then(0.0).otherwise(value)
+        encoded.append(value.alias(feature.name))
     frame = frame.with_columns(encoded)
 
     frame = _handle_invalid_numerics(frame, schema, config, report)
@@ -623,7 +642,7 @@ def _handle_invalid_numerics(
 
 
 def prepare(
-    events: EventsLike,
+    events: EventsLike | dict[str, EventsLike],
     config: PrepareConfig | None = None,
     labels: EventsLike | None = None,
     output: str | os.PathLike | None = None,
@@ -632,7 +651,8 @@ def prepare(
     """Fit a schema on raw events and encode them into a sequence table.
 
     Args:
-        events: raw event table: pandas/Polars DataFrame, Polars LazyFrame, or a Parquet/CSV path.
+        events: raw event table: pandas/Polars DataFrame, Polars LazyFrame, or a Parquet/CSV path;
+            or a dict source name -> such a table (several sources, merged by time).
         config: the column declaration; keyword `overrides` set individual PrepareConfig fields.
         labels: optional per-entity labels (id column + target columns).
         output: if given, a directory to write data.parquet, schema.json and report.json into.
@@ -649,10 +669,22 @@ def prepare(
         if not hasattr(config, key):
             raise ConfigError(f"unknown prepare option '{key}'{did_you_mean(key, asdict(config))}")
         setattr(config, key, value)
+    if isinstance(events, dict):
+        events = _merged(events, config)
     prepared = SequencePreparer(config).fit_transform(events, labels)
     if output is not None:
         prepared.save(output)
     return prepared
+
+
+def _merged(sources: dict[str, EventsLike], config: PrepareConfig) -> pl.LazyFrame:
+    """Several sources → one stream; sets (on `config`) the source column as a categorical."""
+    from eventseq.data.sources import SOURCE_COLUMN, merge_sources
+
+    config.source_column = config.source_column or SOURCE_COLUMN
+    if config.source_column not in config.categorical:
+        config.categorical = [*config.categorical, config.source_column]
+    return merge_sources(sources, config.id_column, config.time_column, config.source_column)
 
 
 def load_prepared(directory: str | os.PathLike) -> PreparedData:

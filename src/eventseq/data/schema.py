@@ -103,6 +103,8 @@ class Schema:
     invalid_numeric: str = "error"
     fill_value: float = 0.0
     bpe: EventBpe | None = None
+    source_column: str | None = None  # several sources merged into one stream (data/sources.py)
+    sources: dict[str, list[str]] = field(default_factory=dict)  # source -> the features it has
     version: int = SCHEMA_VERSION
 
     @property

@@ -15,17 +15,22 @@ Numerics quantized by `prepare` (`quantize`) can instead enter as a bucket embed
 (`numeric_encoding={amount: bins}`) or a piecewise-linear encoding (`ple`, Gorishniy et al.,
 2022), and `combined=[[mcc, amount]]` adds one embedding per combination of values (a combined
 event token, e.g. "grocery × amount bucket 3"); see data/tokens.py for what a bucket is.
+
+A schema of several merged sources (data/sources.py) gets one EventEncoder per source over that
+source's own fields (its own embeddings and numeric statistics), each projected to a common size,
+plus a source embedding; every event takes the vector of its own source.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from eventseq.data.batch import Batch
-from eventseq.data.schema import PADDING_ID, NumericFeature, Schema
+from eventseq.data.schema import FIRST_VALUE_ID, PADDING_ID, NumericFeature, Schema
 from eventseq.data.tokens import combine_digits, field_digits, field_size, piecewise_linear
 from eventseq.errors import ConfigError, did_you_mean
 
@@ -51,6 +56,8 @@ class EventEncoderConfig:
             ple need the field quantized in prepare (`quantize`).
         combined: combined event tokens: each a list of fields (categoricals, quantized numerics)
             whose combination of values gets its own embedding.
+        per_source: with several merged sources, one encoder per source (else one encoder over
+            every field, the source being one categorical among them).
     """
 
     embedding_dims: dict[str, int] = field(default_factory=dict)
@@ -63,6 +70,7 @@ class EventEncoderConfig:
     dropout: float = 0.0
     numeric_encoding: dict[str, str] = field(default_factory=dict)
     combined: list[list[str]] = field(default_factory=list)
+    per_source: bool = True
 
 
 NUMERIC_ENCODINGS = ("scalar", "bins", "ple")
@@ -111,6 +119,10 @@ class EventEncoder(nn.Module):
         config = config or EventEncoderConfig()
         self.schema = schema
         self.config = config
+        self.source_encoders: nn.ModuleDict | None = None
+        if schema.sources and config.per_source:
+            self._build_sources()
+            return
         if config.combine not in ("concat", "sum", "field_transformer"):
             raise ConfigError(f"event_encoder.combine={config.combine!r}: expected concat, sum or field_transformer")
         token_fields = self._check_token_config(schema, config)
@@ -173,6 +185,41 @@ class EventEncoder(nn.Module):
             output_dim = config.default_embedding_dim
         self.projection = nn.Linear(parts_dim, output_dim) if output_dim else None
         self.output_dim = output_dim or parts_dim
+
+    def _build_sources(self) -> None:
+        schema, config = self.schema, self.config
+        if config.combine == "field_transformer":
+            raise ConfigError("event_encoder.combine=field_transformer works on one source: set per_source=false")
+        encoders = {}
+        for source, names in schema.sources.items():
+            features = [feature for feature in schema.features if feature.name in names]
+            own = set(names) | {"+".join(group) for group in config.combined}
+            sub_config = dataclasses.replace(
+                config, output_dim=None, per_source=False,
+                embedding_dims={k: v for k, v in config.embedding_dims.items() if k in own},
+                numeric_encoding={k: v for k, v in config.numeric_encoding.items() if k in names},
+                combined=[group for group in config.combined if set(group) <= set(names)],
+            )
+            sub_schema = dataclasses.replace(schema, features=features, sources={}, source_column=None)
+            encoders[source] = EventEncoder(sub_schema, sub_config)
+        self.output_dim = config.output_dim or max(encoder.output_dim for encoder in encoders.values())
+        self.source_encoders = nn.ModuleDict(encoders)
+        self.source_projections = nn.ModuleDict({
+            source: nn.Linear(encoder.output_dim, self.output_dim) for source, encoder in encoders.items()})
+        source_feature = next(f for f in schema.categorical if f.name == schema.source_column)
+        self.source_embedding = nn.Embedding(source_feature.num_embeddings, self.output_dim, padding_idx=PADDING_ID)
+        self.source_ids = {source: source_feature.vocabulary.index(source) + FIRST_VALUE_ID
+                           for source in encoders}
+
+    def _forward_sources(self, batch: Batch) -> torch.Tensor:
+        source_ids = batch.features[self.schema.source_column]  # [B, T]
+        events = self.source_embedding(source_ids)  # [B, T, D]
+        for source, encoder in self.source_encoders.items():
+            own = batch.mask & (source_ids == self.source_ids[source])  # [B, T]
+            if own.any():
+                vectors = self.source_projections[source](encoder(batch, event_mask=own))
+                events = events + vectors * own.unsqueeze(-1)
+        return events * batch.mask.unsqueeze(-1)
 
     @staticmethod
     def _check_token_config(schema: Schema, config: EventEncoderConfig) -> dict[str, tuple[list, int]]:
@@ -237,16 +284,24 @@ class EventEncoder(nn.Module):
         """The fields in token order (field_transformer): categoricals, numerics, then the time delta."""
         return [*self.embeddings.keys(), *self.numeric_names, *(["time_delta"] if self.config.time_delta else [])]
 
-    def forward(self, batch: Batch, field_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, batch: Batch, field_mask: torch.Tensor | None = None, event_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Event vectors [B, T, output_dim], zero at padding.
 
         Args:
             field_mask: [B, T, fields] bool, field tokens to replace by the [MASK] token
                 (combine=field_transformer only; fields in `field_names` order).
+            event_mask: [B, T] bool, the events to encode (default: every real event); the
+                others are zero and stay out of the numeric statistics (one source's events).
         """
+        if self.source_encoders is not None:
+            if field_mask is not None:
+                raise ConfigError("field masking needs one event encoder: set event_encoder.per_source=false")
+            return self._forward_sources(batch)
         if field_mask is not None and self.config.combine != "field_transformer":
             raise ConfigError("field masking needs event_encoder.combine=field_transformer")
-        mask = batch.mask  # [B, T]
+        mask = batch.mask if event_mask is None else event_mask  # [B, T]
         parts = []
         for name, embedding in self.embeddings.items():
             ids = batch.features[name]
