@@ -53,6 +53,8 @@ def test_sources_merge_into_one_time_ordered_stream(tmp_path):
     # inference encodes a dict of sources with the saved schema the same way
     again = encode_events(_sources(), load_prepared(tmp_path / "prep").schema)
     assert again.table.equals(prepared.table)
+    # unknown values are counted among the events of sources that have the field only
+    assert prepared.report.unknown_values == {"mcc": 0, "screen": 0, "source": 0}
 
 
 def test_a_real_invalid_value_is_still_an_error():
@@ -111,3 +113,20 @@ def test_supervised_and_coles_train_on_several_sources(tmp_path, command):
     result = (train if command == "train" else pretrain)(config)
     assert all(np.isfinite(value) for value in result.metrics.values())
     assert result.module.encoder.event_encoder.source_encoders is not None
+
+
+def test_cli_prepares_sources_with_quantized_bpe_tokens(tmp_path):
+    from eventseq.cli import main
+
+    for name, frame in _sources(entities=5).items():
+        frame.write_parquet(tmp_path / f"{name}.parquet")
+    output = tmp_path / "prep"
+    code = main(["prepare", f"sources={{card:{tmp_path / 'card.parquet'},app:{tmp_path / 'app.parquet'}}}",
+                 "id_column=client", "time_column=ts", "categorical=[mcc,screen]", "numeric=[amount]",
+                 "quantize={amount:2}", "bpe_fields=[source,mcc]", "bpe_merges=3", f"output={output}"])
+    assert code == 0
+    prepared = load_prepared(output)
+    assert prepared.schema.sources == {"app": ["screen"], "card": ["mcc", "amount"]}
+    assert prepared.schema.bpe.fields == ["source", "mcc"] and len(prepared.schema.bpe.merges) == 3
+    assert next(f for f in prepared.schema.bpe.features if f.name == "amount").edges  # quantized
+    assert main(["prepare", "input=x.parquet", f"sources={{card:{tmp_path / 'card.parquet'}}}"]) == 2

@@ -537,7 +537,13 @@ def _encode_frame(
     if frame.height == 0:
         raise DataError("no events left after dropping invalid rows: " + report.summary().replace("\n", "; "))
     for feature in schema.categorical:  # counted on the events kept, after invalid rows are dropped
-        unknown = frame.select((pl.col(feature.name) == UNKNOWN_ID).sum()).item()
+        unknown_expr = pl.col(feature.name) == UNKNOWN_ID
+        lacking = [source for source, names in schema.sources.items() if feature.name not in names]
+        if lacking and feature.name != schema.source_column:  # "not there" is not "unknown"
+            vocabulary = _source_feature(schema).vocabulary
+            source_ids = [vocabulary.index(source) + FIRST_VALUE_ID for source in lacking if source in vocabulary]
+            unknown_expr = unknown_expr & ~pl.col(schema.source_column).is_in(source_ids)
+        unknown = frame.select(unknown_expr.sum()).item()
         report.unknown_values[feature.name] = int(unknown)
 
     feature_names = schema.feature_names
@@ -590,6 +596,10 @@ def _encode_frame(
     report.entities_out = table.height
     report.events_out = int(frame.height)
     return PreparedData(table=table, schema=schema, report=report)
+
+
+def _source_feature(schema: Schema) -> CategoricalFeature:
+    return next(feature for feature in schema.categorical if feature.name == schema.source_column)
 
 
 def _tokenized(prepared: PreparedData, schema: Schema) -> PreparedData:

@@ -120,7 +120,8 @@ class EventEncoder(nn.Module):
         self.schema = schema
         self.config = config
         self.source_encoders: nn.ModuleDict | None = None
-        if schema.sources and config.per_source:
+        # the source column may be gone (event BPE over it): then the tokens carry the source
+        if schema.sources and config.per_source and schema.source_column in schema.feature_names:
             self._build_sources()
             return
         if config.combine not in ("concat", "sum", "field_transformer"):
