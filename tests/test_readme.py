@@ -50,3 +50,12 @@ def test_recommender_example_runs(tmp_path, monkeypatch):
     table = namespace["table"]
     assert table["method"].to_list() == ["random order", "popularity", "full", "oracle"]
     assert (tmp_path / "runs" / "rec_pretrain" / "model" / "model.safetensors").exists()
+
+
+def test_event_encoding_examples_run(capsys):
+    namespace: dict = {}
+    exec(compile(_python_block("### Quantized numerics, combined tokens and event BPE"), "README.md", "exec"), namespace)
+    assert namespace["tokens"].report.tokens_out < namespace["tokens"].report.events_out
+    assert "x shorter" in capsys.readouterr().out
+    exec(compile(_python_block("### Several sources per entity"), "README.md", "exec"), namespace)
+    assert namespace["both"].schema.sources == {"app": ["screen"], "card": ["mcc", "amount"]}

@@ -29,12 +29,15 @@ class PrepareJob(PrepareConfig):
             as pytorch-lifestream keeps prepared data; targets are its scalar columns).
         labels: optional per-entity labels (Parquet/CSV) with the id column and the target columns.
         output: directory to write data.parquet, schema.json and report.json into.
+        sources: several event sources instead of `input`: source name -> file, e.g.
+            `sources={card:card.parquet,app:app.parquet}` (merged by time, see source_column).
     """
 
     input: str = ""
     input_format: str = "events"
     labels: str | None = None
     output: str = "prepared"
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -159,16 +162,19 @@ def _require(value: str, key: str) -> None:
 def run_prepare(job: PrepareJob) -> None:
     from eventseq.data.prepare import prepare
 
-    _require(job.input, "input")
+    if job.sources and job.input:
+        raise ConfigError("give either input= or sources=, not both")
+    if not job.sources:
+        _require(job.input, "input")
     config = PrepareConfig(**{k: getattr(job, k) for k in PrepareConfig.__dataclass_fields__})
     if job.input_format == "ptls":
         from eventseq.data.ptls_format import read_ptls_parquet
 
-        if job.labels:
-            raise ConfigError("input_format=ptls takes its targets from the ptls file's scalar columns, not labels=")
+        if job.labels or job.sources:
+            raise ConfigError("input_format=ptls reads one ptls file with its targets as scalar columns: no labels= or sources=")
         prepared = read_ptls_parquet(job.input, config, output=job.output)
     elif job.input_format == "events":
-        prepared = prepare(job.input, config, labels=job.labels, output=job.output)
+        prepared = prepare(dict(job.sources) or job.input, config, labels=job.labels, output=job.output)
     else:
         raise ConfigError(f"input_format={job.input_format!r}: expected events or ptls")
     print(prepared.report.summary())

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+import polars as pl
 import pytest
 import torch
 
+from eventseq.data import PrepareConfig
 from eventseq.errors import ConfigError
 from eventseq.nn import EventEncoder, EventEncoderConfig, MaskedBatchNorm
 
@@ -43,3 +48,65 @@ def test_ids_beyond_vocabulary_are_reported(small_prepared, small_batch):
     small_batch.features["shop"][0, 0] = 99
     with pytest.raises(ConfigError, match="different schema"):
         encoder(small_batch)
+
+
+@pytest.fixture
+def quantized(small_prepared):
+    """The small data again, with `amount` quantized into 4 buckets."""
+    from eventseq.data import SequenceDataset, prepare
+
+    table = small_prepared.table.explode(["event_time", "shop", "amount"])
+    config = PrepareConfig(id_column="client", time_column="event_time", categorical=["shop"],
+                           numeric=["amount"], quantize={"amount": 4})
+    events = table.with_columns(pl.col("shop").cast(pl.String))
+    prepared = prepare(events, config)
+    dataset = SequenceDataset.from_table(prepared.table, prepared.schema)
+    return prepared.schema, dataset.collate(np.arange(len(dataset)))
+
+
+@pytest.mark.parametrize(
+    "config, width",
+    [
+        (EventEncoderConfig(embedding_dims={"shop": 3, "amount": 4}, numeric_encoding={"amount": "bins"}), 3 + 4 + 1),
+        (EventEncoderConfig(embedding_dims={"shop": 3, "amount": 4}, numeric_encoding={"amount": "ple"}), 3 + 4 + 1),
+        (EventEncoderConfig(embedding_dims={"shop": 3, "shop+amount": 6}, combined=[["shop", "amount"]]), 3 + 6 + 2),
+        (EventEncoderConfig(default_embedding_dim=8, combine="sum", numeric_encoding={"amount": "bins"},
+                            combined=[["shop", "amount"]]), 8),
+    ],
+    ids=["bins", "ple", "combined", "sum"],
+)
+def test_quantized_numerics_and_combined_tokens(quantized, config, width):
+    schema, batch = quantized
+    encoder = EventEncoder(schema, config)
+    vectors = encoder(batch)
+    assert vectors.shape == (*batch.mask.shape, width) and encoder.output_dim == width
+    assert torch.all(vectors[~batch.mask] == 0)
+    # moving one event's amount to another bucket changes that event's vector and no other
+    changed = batch.features["amount"].clone()
+    edges = schema.numeric[0].edges
+    changed[11, 0] = edges[0] - 1.0 if changed[11, 0] > edges[len(edges) // 2] else edges[-1] + 1.0
+    encoder.eval()
+    before = encoder(batch)
+    after = encoder(dataclasses.replace(batch, features={**batch.features, "amount": changed}))
+    differs = (before != after).any(dim=-1)
+    assert differs[11, 0] and differs.sum() == 1
+
+
+def test_bucket_embedding_is_the_quantile_bucket(quantized):
+    schema, batch = quantized
+    encoder = EventEncoder(schema, EventEncoderConfig(embedding_dims={"amount": 2}, numeric_encoding={"amount": "bins"},
+                                                      time_delta=False))
+    table = encoder.token_tables["amount"]
+    vectors = encoder(batch)[..., -2:]  # the amount part comes after the shop embedding
+    edges = torch.tensor(schema.numeric[0].bucket_edges, dtype=torch.float32)
+    bucket = torch.bucketize(batch.features["amount"], edges, right=True) + 1
+    assert torch.allclose(vectors[batch.mask], table.weight[bucket[batch.mask]])
+
+
+def test_bins_need_quantize_in_prepare(small_prepared):
+    with pytest.raises(ConfigError, match=r"'amount'.*quantize"):
+        EventEncoder(small_prepared.schema, EventEncoderConfig(numeric_encoding={"amount": "bins"}))
+    with pytest.raises(ConfigError, match="numeric_encoding.amount"):
+        EventEncoder(small_prepared.schema, EventEncoderConfig(numeric_encoding={"amount": "onehot"}))
+    with pytest.raises(ConfigError, match="shpo"):
+        EventEncoder(small_prepared.schema, EventEncoderConfig(combined=[["shpo", "amount"]]))

@@ -60,6 +60,16 @@ class PrepareConfig:
         fill_value: replacement used by invalid_numeric=fill (after the transform).
         null_time: rows with no time: drop (reported) or error.
         entities_without_events: labelled entities with no events: error or drop (reported).
+        quantize: numeric column -> number of quantile buckets; the edges are fitted on the
+            transformed values and saved in the schema, for bucket embeddings, piecewise-linear
+            encoding and combined tokens in the EventEncoder, and for event BPE.
+        bpe_fields: event BPE: the fields whose combination is an event's base token (categoricals,
+            quantized numerics); empty = no BPE. The table then holds one row per token.
+        bpe_merges: event BPE: most merges to learn (each adds a token for a frequent pair).
+        bpe_min_count: event BPE: stop when the most frequent pair occurs fewer times.
+        source_column: several sources merged into one stream (`prepare({"card": .., "app": ..})`
+            sets it to "source"): the categorical naming each event's source; numerics a source
+            lacks are 0 for its events (not invalid) and each source gets its own event encoder.
     """
 
     id_column: str = "entity_id"
@@ -75,6 +85,11 @@ class PrepareConfig:
     fill_value: float = 0.0
     null_time: str = "drop"
     entities_without_events: str = "error"
+    quantize: dict[str, int] = field(default_factory=dict)
+    bpe_fields: list[str] = field(default_factory=list)
+    bpe_merges: int = 200
+    bpe_min_count: int = 2
+    source_column: str | None = None
 
     def validate(self) -> None:
         choices = {
@@ -107,6 +122,25 @@ class PrepareConfig:
         duplicates = sorted({c for c in declared if declared.count(c) > 1})
         if duplicates:
             raise ConfigError(f"columns declared twice: {duplicates}")
+        for column, bins in self.quantize.items():
+            if column not in self.numeric:
+                raise ConfigError(
+                    f"quantize names '{column}', which is not a numeric column "
+                    f"(numeric: {list(self.numeric)}){did_you_mean(column, self.numeric)}"
+                )
+            if not isinstance(bins, int) or bins < 2:
+                raise ConfigError(f"quantize.{column}={bins!r}: expected a number of buckets >= 2")
+        for column in self.bpe_fields:
+            if column not in (*self.categorical, *self.quantize):
+                hint = " (a numeric field must also be in quantize)" if column in self.numeric else ""
+                raise ConfigError(
+                    f"bpe_fields names '{column}', which is not a categorical or quantized numeric "
+                    f"column{hint}{did_you_mean(column, [*self.categorical, *self.numeric])}"
+                )
+        if self.bpe_fields and (self.bpe_merges < 1 or self.bpe_min_count < 1):
+            raise ConfigError(f"bpe_merges={self.bpe_merges} and bpe_min_count={self.bpe_min_count} must be >= 1")
+        if self.source_column is not None and self.source_column not in self.categorical:
+            raise ConfigError(f"source_column '{self.source_column}' must also be a categorical column")
         if TIME_COLUMN in (*self.categorical, *self.numeric, *self.targets):
             raise ConfigError(f"'{TIME_COLUMN}' is reserved for the time list column")
 
@@ -121,6 +155,7 @@ class PrepareReport:
     rows_dropped: dict[str, int] = field(default_factory=dict)
     entities_dropped: dict[str, int] = field(default_factory=dict)
     unknown_values: dict[str, int] = field(default_factory=dict)
+    tokens_out: int | None = None
 
     def summary(self) -> str:
         lines = [
@@ -134,6 +169,9 @@ class PrepareReport:
         for column, count in self.unknown_values.items():
             if count:
                 lines.append(f"'{column}': {count:,} values encoded as unknown")
+        if self.tokens_out:
+            lines.append(f"event BPE: {self.events_out:,} events -> {self.tokens_out:,} tokens "
+                         f"({self.events_out / self.tokens_out:.2f}x shorter)")
         return "\n".join(lines)
 
 
@@ -250,8 +288,7 @@ class SequencePreparer:
     def fit(self, events: EventsLike, labels: EventsLike | None = None) -> SequencePreparer:
         """Learn vocabularies, numeric statistics and target classes. Returns self."""
         self.config.validate()
-        frame, label_frame = _load_inputs(events, labels, self.config)
-        self.schema_ = fit_schema(frame, label_frame, self.config)
+        self.fit_transform(events, labels)
         return self
 
     def transform(self, events: EventsLike, labels: EventsLike | None = None) -> PreparedData:
@@ -263,7 +300,14 @@ class SequencePreparer:
         self.config.validate()
         frame, label_frame = _load_inputs(events, labels, self.config)
         self.schema_ = fit_schema(frame, label_frame, self.config)
-        return _encode_frame(frame, label_frame, self.schema_, list(self.config.targets), self.config)
+        prepared = _encode_frame(frame, label_frame, self.schema_, list(self.config.targets), self.config)
+        if self.config.bpe_fields:
+            from eventseq.data.bpe import fit_bpe
+
+            self.schema_ = fit_bpe(prepared.table, self.schema_, self.config.bpe_fields,
+                                   self.config.bpe_merges, self.config.bpe_min_count)
+            prepared = _tokenized(prepared, self.schema_)
+        return prepared
 
 
 def _load_inputs(
@@ -319,9 +363,22 @@ def fit_schema(frame: pl.DataFrame, labels: pl.DataFrame | None, config: Prepare
         mean, std = (stats[0] or 0.0), (stats[1] or 1.0)
         if "standardize" not in transform:
             mean, std = 0.0, 1.0
-        features.append(NumericFeature(name=column, transform=transform, mean=float(mean), std=float(std) or 1.0))
+        mean, std = float(mean), float(std) or 1.0
+        edges: list[float] = []
+        if column in config.quantize:
+            from eventseq.data.tokens import quantile_edges
+
+            final = _apply_numeric_transform(pl.col(column).cast(pl.Float64), transform, mean, std)
+            edges = quantile_edges(frame, final, config.quantize[column])
+        features.append(NumericFeature(name=column, transform=transform, mean=mean, std=std, edges=edges))
     time_kind = _time_kind(frame.schema[config.time_column], config.time_column)
     targets = _fit_targets(frame, labels, config)
+    sources: dict[str, list[str]] = {}
+    if config.source_column is not None:
+        from eventseq.data.sources import fit_sources
+
+        names = [feature.name for feature in features if feature.name != config.source_column]
+        sources = fit_sources(frame, config.source_column, names)
     return Schema(
         id_column=config.id_column,
         time_column=config.time_column,
@@ -330,6 +387,8 @@ def fit_schema(frame: pl.DataFrame, labels: pl.DataFrame | None, config: Prepare
         targets=targets,
         invalid_numeric=config.invalid_numeric,
         fill_value=config.fill_value,
+        source_column=config.source_column,
+        sources=sources,
     )
 
 
@@ -371,7 +430,7 @@ def _apply_numeric_transform(values: pl.Expr, transform: str, mean: float, std: 
 
 
 def encode_events(
-    events: EventsLike,
+    events: EventsLike | dict[str, EventsLike],
     schema: Schema,
     labels: EventsLike | None = None,
     targets: list[str] | None = None,
@@ -393,15 +452,19 @@ def encode_events(
         ColumnError: a column the schema needs is missing or has the wrong type.
         DataError: empty input, null ids, invalid numerics under policy 'error'.
     """
+    raw_features = schema.bpe.features if schema.bpe is not None else schema.features
     config = config or PrepareConfig(
         id_column=schema.id_column,
         time_column=schema.time_column,
-        categorical=[f.name for f in schema.categorical],
-        numeric=[f.name for f in schema.numeric],
+        categorical=[f.name for f in raw_features if f.kind == "categorical"],
+        numeric=[f.name for f in raw_features if f.kind == "numeric"],
         invalid_numeric=schema.invalid_numeric,
         fill_value=schema.fill_value,
         targets={t: schema.target(t).task for t in (targets or [])},
+        source_column=schema.source_column,
     )
+    if isinstance(events, dict):
+        events = _merged(events, config)
     frame, label_frame = _load_inputs(events, labels, config)
     return _encode_frame(frame, label_frame, schema, targets or [], config)
 
@@ -421,6 +484,9 @@ def _encode_frame(
     targets: list[str],
     config: PrepareConfig,
 ) -> PreparedData:
+    if schema.bpe is not None:  # encode the raw features, then replay the fitted merges
+        raw = dataclasses.replace(schema, features=schema.bpe.features, bpe=None)
+        return _tokenized(_encode_frame(frame, labels, raw, targets, config), schema)
     report = PrepareReport(rows_in=frame.height)
     if frame.height == 0:
         raise DataError("the event table is empty: no rows to prepare")
@@ -459,17 +525,25 @@ def _encode_frame(
         dtype = frame.schema[feature.name]
         if not dtype.is_numeric():
             raise ColumnError(f"numeric column '{feature.name}' has dtype {dtype}: expected a number type")
-        encoded.append(
-            _apply_numeric_transform(pl.col(feature.name).cast(pl.Float64), feature.transform, feature.mean, feature.std)
-            .alias(feature.name)
-        )
+        value = _apply_numeric_transform(pl.col(feature.name).cast(pl.Float64), feature.transform, feature.mean,
+                                         feature.std)
+        lacking = [source for source, names in schema.sources.items() if feature.name not in names]
+        if lacking:  # not invalid: the field does not exist for events of these sources
+            value = pl.when(pl.col(schema.source_column).cast(pl.String).is_in(lacking)).then(0.0).otherwise(value)
+        encoded.append(value.alias(feature.name))
     frame = frame.with_columns(encoded)
 
     frame = _handle_invalid_numerics(frame, schema, config, report)
     if frame.height == 0:
         raise DataError("no events left after dropping invalid rows: " + report.summary().replace("\n", "; "))
     for feature in schema.categorical:  # counted on the events kept, after invalid rows are dropped
-        unknown = frame.select((pl.col(feature.name) == UNKNOWN_ID).sum()).item()
+        unknown_expr = pl.col(feature.name) == UNKNOWN_ID
+        lacking = [source for source, names in schema.sources.items() if feature.name not in names]
+        if lacking and feature.name != schema.source_column:  # "not there" is not "unknown"
+            vocabulary = _source_feature(schema).vocabulary
+            source_ids = [vocabulary.index(source) + FIRST_VALUE_ID for source in lacking if source in vocabulary]
+            unknown_expr = unknown_expr & ~pl.col(schema.source_column).is_in(source_ids)
+        unknown = frame.select(unknown_expr.sum()).item()
         report.unknown_values[feature.name] = int(unknown)
 
     feature_names = schema.feature_names
@@ -524,6 +598,19 @@ def _encode_frame(
     return PreparedData(table=table, schema=schema, report=report)
 
 
+def _source_feature(schema: Schema) -> CategoricalFeature:
+    return next(feature for feature in schema.categorical if feature.name == schema.source_column)
+
+
+def _tokenized(prepared: PreparedData, schema: Schema) -> PreparedData:
+    """Apply the schema's event BPE to a table encoded with its raw features."""
+    from eventseq.data.bpe import apply_bpe
+
+    table = apply_bpe(prepared.table, schema)
+    report = dataclasses.replace(prepared.report, tokens_out=int(table.get_column(TIME_COLUMN).list.len().sum()))
+    return PreparedData(table=table, schema=schema, report=report)
+
+
 def _encode_target(target: Target) -> pl.Expr:
     column = pl.col(target.name)
     if target.task == "regression":
@@ -565,7 +652,7 @@ def _handle_invalid_numerics(
 
 
 def prepare(
-    events: EventsLike,
+    events: EventsLike | dict[str, EventsLike],
     config: PrepareConfig | None = None,
     labels: EventsLike | None = None,
     output: str | os.PathLike | None = None,
@@ -574,7 +661,8 @@ def prepare(
     """Fit a schema on raw events and encode them into a sequence table.
 
     Args:
-        events: raw event table: pandas/Polars DataFrame, Polars LazyFrame, or a Parquet/CSV path.
+        events: raw event table: pandas/Polars DataFrame, Polars LazyFrame, or a Parquet/CSV path;
+            or a dict source name -> such a table (several sources, merged by time).
         config: the column declaration; keyword `overrides` set individual PrepareConfig fields.
         labels: optional per-entity labels (id column + target columns).
         output: if given, a directory to write data.parquet, schema.json and report.json into.
@@ -591,10 +679,22 @@ def prepare(
         if not hasattr(config, key):
             raise ConfigError(f"unknown prepare option '{key}'{did_you_mean(key, asdict(config))}")
         setattr(config, key, value)
+    if isinstance(events, dict):
+        events = _merged(events, config)
     prepared = SequencePreparer(config).fit_transform(events, labels)
     if output is not None:
         prepared.save(output)
     return prepared
+
+
+def _merged(sources: dict[str, EventsLike], config: PrepareConfig) -> pl.LazyFrame:
+    """Several sources → one stream; sets (on `config`) the source column as a categorical."""
+    from eventseq.data.sources import SOURCE_COLUMN, merge_sources
+
+    config.source_column = config.source_column or SOURCE_COLUMN
+    if config.source_column not in config.categorical:
+        config.categorical = [*config.categorical, config.source_column]
+    return merge_sources(sources, config.id_column, config.time_column, config.source_column)
 
 
 def load_prepared(directory: str | os.PathLike) -> PreparedData:

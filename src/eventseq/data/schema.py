@@ -46,7 +46,21 @@ class NumericFeature:
     transform: str = "identity"
     mean: float = 0.0
     std: float = 1.0
+    edges: list[float] = field(default_factory=list)
     kind: str = "numeric"
+
+    @property
+    def bucket_edges(self) -> list[float]:
+        """The inner quantile edges: value v falls in bucket `#{edges <= v}`, 0 .. len(edges).
+
+        `edges` holds the fitted quantiles 0, 1/n, .., 1 of the transformed value (prepare's
+        `quantize`), deduplicated; the outer two bound piecewise-linear encoding.
+        """
+        return self.edges[1:-1]
+
+    @property
+    def num_buckets(self) -> int:
+        return max(len(self.edges) - 1, 0)
 
 
 @dataclass
@@ -56,6 +70,25 @@ class Target:
     name: str
     task: str
     classes: list[Any] | None = None
+
+
+@dataclass
+class EventBpe:
+    """Event byte-pair encoding fitted by `prepare` (data/bpe.py).
+
+    Each event's base token combines the values of `fields` (categorical ids, quantile buckets of
+    numerics); merge k turns the adjacent pair `merges[k]` into token `base_size + k`.
+    `vocabulary[i]` is the token encoded as categorical id `i + FIRST_VALUE_ID` in the
+    `event_token` column (tokens never seen in fitting are unknown).
+    `features` is the full fitted feature list of the raw events, so that inference can encode
+    raw events before applying the merges.
+    """
+
+    fields: list[str]
+    merges: list[list[int]]
+    features: list[CategoricalFeature | NumericFeature]
+    base_size: int
+    vocabulary: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -69,6 +102,9 @@ class Schema:
     targets: list[Target] = field(default_factory=list)
     invalid_numeric: str = "error"
     fill_value: float = 0.0
+    bpe: EventBpe | None = None
+    source_column: str | None = None  # several sources merged into one stream (data/sources.py)
+    sources: dict[str, list[str]] = field(default_factory=dict)  # source -> the features it has
     version: int = SCHEMA_VERSION
 
     @property
@@ -109,19 +145,15 @@ class Schema:
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> Schema:
         try:
-            features: list[CategoricalFeature | NumericFeature] = []
-            for item in payload["features"]:
-                item = dict(item)
-                kind = item.pop("kind")
-                if kind == "categorical":
-                    features.append(CategoricalFeature(**item))
-                elif kind == "numeric":
-                    features.append(NumericFeature(**item))
-                else:
-                    raise FileFormatError(f"schema feature '{item.get('name')}' has unknown kind '{kind}'")
+            features = _features_from_dicts(payload["features"])
             targets = [Target(**t) for t in payload.get("targets", [])]
-            rest = {k: v for k, v in payload.items() if k not in ("features", "targets")}
-            return cls(features=features, targets=targets, **rest)
+            bpe = None
+            if payload.get("bpe") is not None:
+                bpe_payload = dict(payload["bpe"])
+                bpe_payload["features"] = _features_from_dicts(bpe_payload["features"])
+                bpe = EventBpe(**bpe_payload)
+            rest = {k: v for k, v in payload.items() if k not in ("features", "targets", "bpe")}
+            return cls(features=features, targets=targets, bpe=bpe, **rest)
         except (KeyError, TypeError) as error:
             raise FileFormatError(f"not an eventseq schema: {error}") from None
 
@@ -131,3 +163,17 @@ class Schema:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as error:
             raise FileFormatError(f"schema is not valid JSON: {error}") from None
+
+
+def _features_from_dicts(items: list[dict[str, Any]]) -> list[CategoricalFeature | NumericFeature]:
+    features: list[CategoricalFeature | NumericFeature] = []
+    for item in items:
+        item = dict(item)
+        kind = item.pop("kind")
+        if kind == "categorical":
+            features.append(CategoricalFeature(**item))
+        elif kind == "numeric":
+            features.append(NumericFeature(**item))
+        else:
+            raise FileFormatError(f"schema feature '{item.get('name')}' has unknown kind '{kind}'")
+    return features

@@ -10,17 +10,28 @@ zero on output.
 position), runs a small transformer across the fields of each event, and flattens the result;
 `forward(batch, field_mask)` then replaces chosen field tokens by a learned [MASK] token, which is
 what TabFormer's masked-field pretraining needs.
+
+Numerics quantized by `prepare` (`quantize`) can instead enter as a bucket embedding
+(`numeric_encoding={amount: bins}`) or a piecewise-linear encoding (`ple`, Gorishniy et al.,
+2022), and `combined=[[mcc, amount]]` adds one embedding per combination of values (a combined
+event token, e.g. "grocery × amount bucket 3"); see data/tokens.py for what a bucket is.
+
+A schema of several merged sources (data/sources.py) gets one EventEncoder per source over that
+source's own fields (its own embeddings and numeric statistics), each projected to a common size,
+plus a source embedding; every event takes the vector of its own source.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from eventseq.data.batch import Batch
-from eventseq.data.schema import PADDING_ID, Schema
+from eventseq.data.schema import FIRST_VALUE_ID, PADDING_ID, NumericFeature, Schema
+from eventseq.data.tokens import combine_digits, field_digits, field_size, piecewise_linear
 from eventseq.errors import ConfigError, did_you_mean
 
 
@@ -29,7 +40,8 @@ class EventEncoderConfig:
     """How events become vectors.
 
     Attributes:
-        embedding_dims: embedding size per categorical field (missing fields use the default).
+        embedding_dims: embedding size per categorical field, bucketed/ple numeric field or
+            combined token (named `a+b`); missing ones use the default.
         default_embedding_dim: size for fields not in embedding_dims; None = min(32, 1.6·n^0.56).
         numeric_dim: project the numeric block to this size; None = numerics enter as scalars.
         time_delta: add log1p(seconds since the previous event) as a numeric input.
@@ -39,6 +51,13 @@ class EventEncoderConfig:
         field_heads: attention heads of the field transformer.
         output_dim: final linear projection size; None = no projection.
         dropout: dropout on the event vectors.
+        numeric_encoding: per numeric field: scalar (default: batch-normed value), bins (an
+            embedding per quantile bucket) or ple (piecewise-linear encoding + linear map); bins and
+            ple need the field quantized in prepare (`quantize`).
+        combined: combined event tokens: each a list of fields (categoricals, quantized numerics)
+            whose combination of values gets its own embedding.
+        per_source: with several merged sources, one encoder per source (else one encoder over
+            every field, the source being one categorical among them).
     """
 
     embedding_dims: dict[str, int] = field(default_factory=dict)
@@ -49,6 +68,12 @@ class EventEncoderConfig:
     field_heads: int = 2
     output_dim: int | None = None
     dropout: float = 0.0
+    numeric_encoding: dict[str, str] = field(default_factory=dict)
+    combined: list[list[str]] = field(default_factory=list)
+    per_source: bool = True
+
+
+NUMERIC_ENCODINGS = ("scalar", "bins", "ple")
 
 
 def default_embedding_dim(num_embeddings: int) -> int:
@@ -94,14 +119,20 @@ class EventEncoder(nn.Module):
         config = config or EventEncoderConfig()
         self.schema = schema
         self.config = config
+        self.source_encoders: nn.ModuleDict | None = None
+        # the source column may be gone (event BPE over it): then the tokens carry the source
+        if schema.sources and config.per_source and schema.source_column in schema.feature_names:
+            self._build_sources()
+            return
         if config.combine not in ("concat", "sum", "field_transformer"):
             raise ConfigError(f"event_encoder.combine={config.combine!r}: expected concat, sum or field_transformer")
-        names = [f.name for f in schema.categorical]
+        token_fields = self._check_token_config(schema, config)
+        names = [f.name for f in schema.categorical] + list(token_fields)
         for name in config.embedding_dims:
             if name not in names:
                 raise ConfigError(
-                    f"event_encoder.embedding_dims names '{name}', not a categorical field "
-                    f"(categoricals: {names}){did_you_mean(name, names)}"
+                    f"event_encoder.embedding_dims names '{name}', not a categorical field, bucketed "
+                    f"numeric or combined token (those: {names}){did_you_mean(name, names)}"
                 )
         shared = config.combine in ("sum", "field_transformer")  # every part has the same size
         if shared and config.default_embedding_dim is None:
@@ -117,7 +148,19 @@ class EventEncoder(nn.Module):
                 )
             self.embeddings[feature.name] = nn.Embedding(feature.num_embeddings, dim, padding_idx=PADDING_ID)
             parts_dim = parts_dim + dim if config.combine == "concat" else dim
-        self.numeric_names = [f.name for f in schema.numeric]
+        # quantized numerics and combined tokens: [fields], a table (or, for ple, a linear map)
+        self.token_fields = token_fields
+        self.token_tables = nn.ModuleDict()
+        for name, (fields, size) in token_fields.items():
+            dim = config.default_embedding_dim if shared else config.embedding_dims.get(
+                name, config.default_embedding_dim or default_embedding_dim(size + 1))
+            if config.numeric_encoding.get(name) == "ple":
+                self.token_tables[name] = nn.Linear(size, dim)
+            else:  # id 0 = padding, bucket/combination k = k + 1
+                self.token_tables[name] = nn.Embedding(size + 1, dim, padding_idx=PADDING_ID)
+            parts_dim = parts_dim + dim if config.combine == "concat" else dim
+        self.numeric_names = [f.name for f in schema.numeric
+                              if config.numeric_encoding.get(f.name, "scalar") == "scalar"]
         numeric_count = len(self.numeric_names) + int(config.time_delta)
         self.numeric_norm = MaskedBatchNorm(numeric_count) if numeric_count else None
         self.numeric_projection: nn.Module | None = None
@@ -144,6 +187,85 @@ class EventEncoder(nn.Module):
         self.projection = nn.Linear(parts_dim, output_dim) if output_dim else None
         self.output_dim = output_dim or parts_dim
 
+    def _build_sources(self) -> None:
+        schema, config = self.schema, self.config
+        if config.combine == "field_transformer":
+            raise ConfigError("event_encoder.combine=field_transformer works on one source: set per_source=false")
+        encoders = {}
+        for source, names in schema.sources.items():
+            features = [feature for feature in schema.features if feature.name in names]
+            own = set(names) | {"+".join(group) for group in config.combined}
+            sub_config = dataclasses.replace(
+                config, output_dim=None, per_source=False,
+                embedding_dims={k: v for k, v in config.embedding_dims.items() if k in own},
+                numeric_encoding={k: v for k, v in config.numeric_encoding.items() if k in names},
+                combined=[group for group in config.combined if set(group) <= set(names)],
+            )
+            sub_schema = dataclasses.replace(schema, features=features, sources={}, source_column=None)
+            encoders[source] = EventEncoder(sub_schema, sub_config)
+        self.output_dim = config.output_dim or max(encoder.output_dim for encoder in encoders.values())
+        self.source_encoders = nn.ModuleDict(encoders)
+        self.source_projections = nn.ModuleDict({
+            source: nn.Linear(encoder.output_dim, self.output_dim) for source, encoder in encoders.items()})
+        source_feature = next(f for f in schema.categorical if f.name == schema.source_column)
+        self.source_embedding = nn.Embedding(source_feature.num_embeddings, self.output_dim, padding_idx=PADDING_ID)
+        self.source_ids = {source: source_feature.vocabulary.index(source) + FIRST_VALUE_ID
+                           for source in encoders}
+
+    def _forward_sources(self, batch: Batch) -> torch.Tensor:
+        source_ids = batch.features[self.schema.source_column]  # [B, T]
+        events = self.source_embedding(source_ids)  # [B, T, D]
+        for source, encoder in self.source_encoders.items():
+            own = batch.mask & (source_ids == self.source_ids[source])  # [B, T]
+            if own.any():
+                vectors = self.source_projections[source](encoder(batch, event_mask=own))
+                events = events + vectors * own.unsqueeze(-1)
+        return events * batch.mask.unsqueeze(-1)
+
+    @staticmethod
+    def _check_token_config(schema: Schema, config: EventEncoderConfig) -> dict[str, tuple[list, int]]:
+        """Validate numeric_encoding and combined; returns {name: (schema fields, digit count)}."""
+        by_name = {feature.name: feature for feature in schema.features}
+        tokens: dict[str, tuple[list, int]] = {}
+        numeric = [f.name for f in schema.numeric]
+        for name, encoding in config.numeric_encoding.items():
+            if name not in numeric:
+                raise ConfigError(f"event_encoder.numeric_encoding names '{name}', not a numeric field "
+                                  f"(numerics: {numeric}){did_you_mean(name, numeric)}")
+            if encoding not in NUMERIC_ENCODINGS:
+                raise ConfigError(f"event_encoder.numeric_encoding.{name}={encoding!r}: expected one of "
+                                  f"{list(NUMERIC_ENCODINGS)}")
+            if encoding != "scalar":
+                tokens[name] = ([by_name[name]], field_size(by_name[name]))
+        for group in config.combined:
+            if len(group) < 2:
+                raise ConfigError(f"event_encoder.combined entry {group}: combine at least two fields")
+            for name in group:
+                if name not in by_name:
+                    raise ConfigError(f"event_encoder.combined names '{name}', not an event field "
+                                      f"(fields: {list(by_name)}){did_you_mean(name, list(by_name))}")
+            fields = [by_name[name] for name in group]
+            size = 1
+            for feature in fields:
+                size *= field_size(feature)
+            if size > 10_000_000:
+                raise ConfigError(f"event_encoder.combined {group} has {size:,} combinations: too many to embed")
+            tokens["+".join(group)] = (fields, size)
+        if tokens and config.combine == "field_transformer":
+            raise ConfigError("event_encoder.combine=field_transformer takes numerics as scalars: "
+                              "drop numeric_encoding and combined")
+        return tokens
+
+    def _token_part(self, name: str, batch: Batch, mask: torch.Tensor) -> torch.Tensor:
+        fields, _ = self.token_fields[name]
+        table = self.token_tables[name]
+        if isinstance(table, nn.Linear):  # piecewise-linear encoding of one numeric field
+            return table(piecewise_linear(fields[0], batch.features[fields[0].name].float()))
+        digits = [field_digits(feature, batch.features[feature.name].float() if isinstance(feature, NumericFeature)
+                               else batch.features[feature.name]) for feature in fields]
+        token = combine_digits(digits, [field_size(feature) for feature in fields]) + 1
+        return table(torch.where(mask, token, torch.zeros_like(token)))
+
     def _build_field_transformer(self, numeric_count: int) -> int:
         dim = self.config.default_embedding_dim
         if dim % self.config.field_heads:
@@ -163,16 +285,24 @@ class EventEncoder(nn.Module):
         """The fields in token order (field_transformer): categoricals, numerics, then the time delta."""
         return [*self.embeddings.keys(), *self.numeric_names, *(["time_delta"] if self.config.time_delta else [])]
 
-    def forward(self, batch: Batch, field_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, batch: Batch, field_mask: torch.Tensor | None = None, event_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Event vectors [B, T, output_dim], zero at padding.
 
         Args:
             field_mask: [B, T, fields] bool, field tokens to replace by the [MASK] token
                 (combine=field_transformer only; fields in `field_names` order).
+            event_mask: [B, T] bool, the events to encode (default: every real event); the
+                others are zero and stay out of the numeric statistics (one source's events).
         """
+        if self.source_encoders is not None:
+            if field_mask is not None:
+                raise ConfigError("field masking needs one event encoder: set event_encoder.per_source=false")
+            return self._forward_sources(batch)
         if field_mask is not None and self.config.combine != "field_transformer":
             raise ConfigError("field masking needs event_encoder.combine=field_transformer")
-        mask = batch.mask  # [B, T]
+        mask = batch.mask if event_mask is None else event_mask  # [B, T]
         parts = []
         for name, embedding in self.embeddings.items():
             ids = batch.features[name]
@@ -182,6 +312,8 @@ class EventEncoder(nn.Module):
                     f"{embedding.num_embeddings} entries: data was encoded with a different schema"
                 )
             parts.append(embedding(ids))  # [B, T, d]
+        for name in self.token_tables:
+            parts.append(self._token_part(name, batch, mask))  # [B, T, d]
         if self.numeric_norm is not None:
             columns = [batch.features[name].float() for name in self.numeric_names]
             if self.config.time_delta:

@@ -73,6 +73,8 @@ class Word2VecObjective(nn.Module):
         if not self.fields:
             raise ConfigError("word2vec needs at least one categorical field; the schema has none")
         self.config = config
+        if encoder.event_encoder.source_encoders is not None:
+            raise ConfigError("word2vec trains one embedding table per field: set event_encoder.per_source=false")
         tables = encoder.event_encoder.embeddings
         self.embedding_dim = sum(tables[name].embedding_dim for name in self.fields)
         # context vectors ("output" vectors of word2vec), zero-initialised as in the original code
