@@ -31,6 +31,7 @@ from eventseq._io import atomic_path, open_parquet
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.prepare import SCHEMA_METADATA_KEY, DATA_FILE, EventsLike, encode_events
 from eventseq.data.schema import Schema
+from eventseq.data.text import TEXTS_FILE, TextTable, read_text_tables
 from eventseq.errors import ConfigError, DataError, FileFormatError
 from eventseq.nn.encoder import Encoder
 from eventseq.nn.sequence_encoder import SequenceEncoderConfig
@@ -43,8 +44,11 @@ LEVELS = ("entity", "event")
 EVENTS_PER_WRITE = 262_144
 
 
-def _chunks_of_sequence_tables(data: Any, schema: Schema, chunk_rows: int) -> Iterator[pa.Table]:
-    """Yield sequence-table chunks encoded with `schema`, streaming prepared Parquet by row batches."""
+def _chunks_of_sequence_tables(
+    data: Any, schema: Schema, chunk_rows: int
+) -> Iterator[tuple[pa.Table, dict[str, TextTable]]]:
+    """Yield sequence-table chunks encoded with `schema`, streaming prepared Parquet by row batches,
+    each with the text tables its text ids point into (empty without text features)."""
     path = None
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
@@ -60,16 +64,17 @@ def _chunks_of_sequence_tables(data: Any, schema: Schema, chunk_rows: int) -> It
                     f"{path} was prepared with a different schema than the model's "
                     f"(different vocabularies or transforms): pass the raw events instead"
                 )
+            texts = read_text_tables(path.parent / TEXTS_FILE, schema.text)
             try:
                 for batch in parquet.iter_batches(batch_size=chunk_rows):
-                    yield pa.Table.from_batches([batch])
+                    yield pa.Table.from_batches([batch]), texts
             except (pa.ArrowInvalid, OSError) as error:
                 raise FileFormatError(f"cannot read {path}: corrupt or truncated ({error})") from None
             return
     prepared = encode_events(data, schema)
     table = prepared.table.to_arrow()
     for start in range(0, table.num_rows, chunk_rows):
-        yield table.slice(start, chunk_rows)
+        yield table.slice(start, chunk_rows), prepared.texts
 
 
 def quantized_copy(module: L.LightningModule) -> L.LightningModule:
@@ -112,9 +117,9 @@ def _run(
     bar = tqdm(desc=f"{mode}", unit=" entities", disable=not progress)
     chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows)
     frames = (
-        _entity_frame(module, SequenceDataset.from_table(chunk, module.schema, max_len=max_len), mode, batch_size,
-                      device, bar)
-        for chunk in chunks
+        _entity_frame(module, SequenceDataset.from_table(chunk, module.schema, max_len=max_len, texts=texts), mode,
+                      batch_size, device, bar)
+        for chunk, texts in chunks
     )
     result = _write_frames(frames, output)
     bar.close()
@@ -345,8 +350,8 @@ def _run_events(
     chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows)
     frames = (
         frame
-        for chunk in chunks
-        for frame in _event_frames(module, SequenceDataset.from_table(chunk, module.schema, max_len=limit),
+        for chunk, texts in chunks
+        for frame in _event_frames(module, SequenceDataset.from_table(chunk, module.schema, max_len=limit, texts=texts),
                                    batch_size, device, bar, left_out)
     )
     result = _write_frames(frames, output)

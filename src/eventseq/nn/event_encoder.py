@@ -10,6 +10,11 @@ zero on output.
 position), runs a small transformer across the fields of each event, and flattens the result;
 `forward(batch, field_mask)` then replaces chosen field tokens by a learned [MASK] token, which is
 what TabFormer's masked-field pretraining needs.
+
+Text fields (eventseq.data.text) arrive as one precomputed sentence vector per distinct text of
+the batch; each text field has a Linear from the encoder's size to its embedding size, applied to
+those distinct vectors before they are placed at their events. They come after the numerics (and
+the time delta) in the concatenation and among the field tokens.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ class EventEncoderConfig:
     """How events become vectors.
 
     Attributes:
-        embedding_dims: embedding size per categorical field (missing fields use the default).
-        default_embedding_dim: size for fields not in embedding_dims; None = min(32, 1.6·n^0.56).
+        embedding_dims: embedding size per categorical or text field (missing fields use the default).
+        default_embedding_dim: size for fields not in embedding_dims; None = min(32, 1.6·n^0.56)
+            for a categorical, 32 for a text field.
         numeric_dim: project the numeric block to this size; None = numerics enter as scalars.
         time_delta: add log1p(seconds since the previous event) as a numeric input.
         combine: concat (sizes may differ), sum (all parts get default_embedding_dim) or
@@ -49,6 +55,9 @@ class EventEncoderConfig:
     field_heads: int = 2
     output_dim: int | None = None
     dropout: float = 0.0
+
+
+TEXT_EMBEDDING_DIM = 32  # default size a text field is projected to (combine=concat)
 
 
 def default_embedding_dim(num_embeddings: int) -> int:
@@ -96,12 +105,12 @@ class EventEncoder(nn.Module):
         self.config = config
         if config.combine not in ("concat", "sum", "field_transformer"):
             raise ConfigError(f"event_encoder.combine={config.combine!r}: expected concat, sum or field_transformer")
-        names = [f.name for f in schema.categorical]
+        names = [f.name for f in (*schema.categorical, *schema.text)]
         for name in config.embedding_dims:
             if name not in names:
                 raise ConfigError(
-                    f"event_encoder.embedding_dims names '{name}', not a categorical field "
-                    f"(categoricals: {names}){did_you_mean(name, names)}"
+                    f"event_encoder.embedding_dims names '{name}', not a categorical or text field "
+                    f"(fields: {names}){did_you_mean(name, names)}"
                 )
         shared = config.combine in ("sum", "field_transformer")  # every part has the same size
         if shared and config.default_embedding_dim is None:
@@ -121,7 +130,14 @@ class EventEncoder(nn.Module):
         numeric_count = len(self.numeric_names) + int(config.time_delta)
         self.numeric_norm = MaskedBatchNorm(numeric_count) if numeric_count else None
         self.numeric_projection: nn.Module | None = None
-        self.field_count = len(schema.categorical) + numeric_count
+        self.field_count = len(schema.categorical) + numeric_count + len(schema.text)
+        self.text_projections = nn.ModuleDict()  # text field -> Linear(encoder dim, embedding size)
+        for feature in schema.text:
+            dim = config.default_embedding_dim if shared else config.embedding_dims.get(
+                feature.name, config.default_embedding_dim or TEXT_EMBEDDING_DIM)
+            self.text_projections[feature.name] = nn.Linear(feature.dim, dim)
+            if config.combine != "field_transformer":
+                parts_dim = parts_dim + dim if config.combine == "concat" else dim
         if config.combine == "field_transformer":
             parts_dim = self._build_field_transformer(numeric_count)
         elif numeric_count:
@@ -160,8 +176,9 @@ class EventEncoder(nn.Module):
 
     @property
     def field_names(self) -> list[str]:
-        """The fields in token order (field_transformer): categoricals, numerics, then the time delta."""
-        return [*self.embeddings.keys(), *self.numeric_names, *(["time_delta"] if self.config.time_delta else [])]
+        """The fields in token order (field_transformer): categoricals, numerics, the time delta, texts."""
+        return [*self.embeddings.keys(), *self.numeric_names, *(["time_delta"] if self.config.time_delta else []),
+                *self.text_projections.keys()]
 
     def forward(self, batch: Batch, field_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Event vectors [B, T, output_dim], zero at padding.
@@ -194,6 +211,12 @@ class EventEncoder(nn.Module):
                 numeric = self.numeric_projection(numeric)
             if self.config.combine != "field_transformer":
                 parts.append(numeric)
+        for name, projection in self.text_projections.items():
+            if name not in batch.text_vectors:
+                raise ConfigError(f"the batch has no text vectors for text field '{name}': build batches with "
+                                  f"SequenceDataset.from_table(..., texts=prepared.texts)")
+            # each distinct text of the batch projected once [U, d], then placed at its events [B, T, d]
+            parts.append(projection(batch.text_vectors[name])[batch.features[name]])
         if self.config.combine == "field_transformer":
             events = self._fields(torch.stack(parts, dim=2), mask, field_mask)
         elif self.config.combine == "sum":
