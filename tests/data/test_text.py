@@ -125,6 +125,14 @@ def test_cache_parts_are_merged_and_still_hit(text_encoder, tmp_path, monkeypatc
     np.testing.assert_allclose(vectors[1], text_encoder.vector("alpha"), rtol=1e-6)
 
 
+def test_long_runs_are_encoded_and_cached_chunk_by_chunk(text_encoder, tmp_path, monkeypatch):
+    monkeypatch.setattr(text_module, "ENCODE_CHUNK", 2)
+    vectors = encode_distinct_texts(["a", "b", "c", "d", "e"], "test-counting")
+    assert text_encoder.calls == [["a", "b"], ["c", "d"], ["e"]]
+    assert len(list((tmp_path / "text_cache").rglob("*.parquet"))) == 3  # one cache part per chunk
+    np.testing.assert_allclose(vectors[4], text_encoder.vector("e"), rtol=1e-6)
+
+
 def test_unreadable_cache_is_skipped_with_a_warning(text_encoder, tmp_path):
     encode_distinct_texts(["alpha"], "test-counting")
     for part in (tmp_path / "text_cache").rglob("*.parquet"):

@@ -40,6 +40,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from tqdm.auto import tqdm
 
 from eventseq._io import read_parquet, write_parquet
 from eventseq.data.schema import FIRST_VALUE_ID, PADDING_ID, UNKNOWN_ID, TextFeature
@@ -50,8 +51,11 @@ FIRST_TEXT_ID = FIRST_VALUE_ID  # the first distinct text
 TEXTS_FILE = "texts.parquet"
 DEFAULT_TEXT_ENCODER = "all-minilm-l6-v2"
 CACHE_ENV = "EVENTSEQ_TEXT_CACHE"
-# the cache keeps one Parquet part per encoding call; past this many parts they are merged into one
+# the cache keeps one Parquet part per encoded chunk; past this many parts they are merged into one
 CACHE_MAX_PARTS = 32
+# texts per encoder call: each chunk is cached as soon as it is encoded, so a long run that is
+# interrupted keeps what it did
+ENCODE_CHUNK = 8192
 
 
 @runtime_checkable
@@ -112,6 +116,7 @@ class MiniLmEncoder:
         # similar lengths together: less padding per forward pass
         order = pl.Series(texts, dtype=pl.String).str.len_chars().arg_sort().to_numpy()
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        bar = tqdm(total=len(texts), desc=f"encoding texts ({self.name})", unit=" texts", disable=len(texts) < 2048)
         with torch.no_grad():
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
@@ -123,6 +128,8 @@ class MiniLmEncoder:
                 weights = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)  # [b, tokens, 1]
                 pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
                 vectors[rows] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
+                bar.update(len(rows))
+        bar.close()
         return vectors
 
 
@@ -290,16 +297,17 @@ def encode_distinct_texts(
             hit = positions["position"].to_numpy()
             vectors[hit] = positions["vector"].to_numpy()
             missing = np.setdiff1d(missing, hit)
-    if len(missing):
-        computed = np.asarray(get_text_encoder(encoder).encode([texts[i] for i in missing]), dtype=np.float32)
-        if computed.shape != (len(missing), dim):
+    for start in range(0, len(missing), ENCODE_CHUNK):
+        chunk = missing[start : start + ENCODE_CHUNK]
+        computed = np.asarray(get_text_encoder(encoder).encode([texts[i] for i in chunk]), dtype=np.float32)
+        if computed.shape != (len(chunk), dim):
             raise ConfigError(
-                f"text encoder '{encoder}' returned an array of shape {computed.shape} for {len(missing)} texts; "
-                f"expected ({len(missing)}, {dim})"
+                f"text encoder '{encoder}' returned an array of shape {computed.shape} for {len(chunk)} texts; "
+                f"expected ({len(chunk)}, {dim})"
             )
-        vectors[missing] = computed
+        vectors[chunk] = computed
         if directory is not None and keys is not None:
-            _cache_write(directory, [keys[i] for i in missing], computed)
+            _cache_write(directory, [keys[i] for i in chunk], computed)
     return vectors
 
 
