@@ -246,6 +246,13 @@ def test_register_rejects_an_object_that_is_not_an_encoder(text_encoder):
         register_text_encoder(object())  # type: ignore[arg-type]
 
 
+def test_register_refuses_a_built_in_name(text_encoder):
+    impostor = CharNgramEncoder(8)
+    impostor.name = "all-minilm-l6-v2"
+    with pytest.raises(ConfigError, match="is built in"):
+        register_text_encoder(impostor)
+
+
 def test_encoder_returning_the_wrong_shape_is_a_config_error(text_encoder, monkeypatch):
     monkeypatch.setattr(text_encoder, "encode", lambda texts: np.zeros((len(texts), 2), dtype=np.float32))
     with pytest.raises(ConfigError, match=r"shape \(3, 2\) for 3 texts; expected \(3, 6\)"):

@@ -158,6 +158,7 @@ TEXT_ENCODERS: dict[str, Callable[[], TextEncoder]] = {
     MiniLmEncoder.name: MiniLmEncoder,
     "char-ngrams-256": lambda: CharNgramEncoder(256),
 }
+BUILT_IN_TEXT_ENCODERS = frozenset(TEXT_ENCODERS)
 _loaded: dict[str, TextEncoder] = {}
 
 
@@ -167,13 +168,17 @@ def register_text_encoder(encoder: TextEncoder) -> None:
     Register it again in every process that prepares data or runs a model whose schema names it.
 
     Raises:
-        ConfigError: the object lacks `name`, `dim` or `encode`.
+        ConfigError: the object lacks `name`, `dim` or `encode`, or takes a built-in encoder's name
+            (the name keys the vector cache: two models under one name would mix their vectors).
     """
-    if not isinstance(encoder, TextEncoder) or not isinstance(encoder.name, str) or not encoder.name:
+    if (not isinstance(encoder, TextEncoder) or not isinstance(encoder.name, str) or not encoder.name
+            or not isinstance(encoder.dim, int)):
         raise ConfigError(
             f"a text encoder needs a non-empty str `name`, an int `dim` and `encode(list[str]) -> "
             f"[n, dim] array`; got {type(encoder).__name__}"
         )
+    if encoder.name in BUILT_IN_TEXT_ENCODERS:
+        raise ConfigError(f"text encoder name '{encoder.name}' is built in; give your encoder its own name")
     TEXT_ENCODERS[encoder.name] = lambda: encoder
     _loaded[encoder.name] = encoder
 
