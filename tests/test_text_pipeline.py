@@ -125,3 +125,31 @@ def test_readme_text_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["scores"].height == 200
     assert namespace["prepared"].texts["merchant"].texts.len() == 8
+
+
+@pytest.mark.parametrize("method", ["coles", "vicreg", "barlow_twins", "cpc", "mlm", "rtd", "gpt", "nsp", "sop",
+                                    "tabformer", "word2vec"])
+def test_every_self_supervised_method_takes_a_text_field(text_prepared_dir, method):
+    from eventseq.nn import EncoderConfig, SequenceEncoderConfig
+    from eventseq.objectives.selfsupervised import METHODS, SelfSupervisedModule
+
+    assert method in METHODS
+    sequence = SequenceEncoderConfig(type="gru", hidden_size=8)
+    event = EventEncoderConfig()
+    if method in ("mlm", "tabformer"):  # bidirectional encoders
+        sequence = SequenceEncoderConfig(type="transformer", hidden_size=8, num_heads=2, num_layers=1, pooling="mean")
+    if method == "tabformer":
+        event = EventEncoderConfig(combine="field_transformer", default_embedding_dim=4)
+    prepared = load_prepared(text_prepared_dir)
+    dataset = SequenceDataset.from_table(prepared.table, prepared.schema, texts=prepared.texts, max_len=20)
+    torch.manual_seed(0)
+    module = SelfSupervisedModule(prepared.schema, method, EncoderConfig(event, sequence), None, None)
+    batch = module.collate(dataset, train=False, seed=0)(np.arange(24))
+    loss = module.objective.losses(module.encoder, batch)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss)
+    gradient = module.encoder.event_encoder.text_projections["merchant"].weight.grad
+    if method == "word2vec":  # trains the categorical embedding tables only
+        assert gradient is None or not bool(gradient.any())
+    else:  # the text vectors reach the loss
+        assert gradient is not None and bool(gradient.any())
