@@ -159,3 +159,57 @@ def sharded_dir(prepared_dir, tmp_path_factory) -> Path:
 def make_shards():
     """`make_shards(prepared_dir, output, parts, row_group_size=None)` → a sharded prepare directory."""
     return write_shards
+
+# ----------------------------------------------------------------- text fields (eventseq.data.text)
+
+
+class CountingTextEncoder:
+    """Deterministic stand-in sentence encoder (no model, no download) that records what it encodes.
+
+    A text's vector is the first `dim` bytes of its SHA-256 scaled to [0, 1]: distinct texts get
+    distinct vectors, the same text always the same one.
+    """
+
+    name = "test-counting"
+    dim = 6
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    @property
+    def encoded(self) -> list[str]:
+        return [text for call in self.calls for text in call]
+
+    def vector(self, text: str) -> np.ndarray:
+        import hashlib
+
+        return np.frombuffer(hashlib.sha256(text.encode()).digest()[: self.dim], dtype=np.uint8) / 255.0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        return np.array([self.vector(text) for text in texts], dtype=np.float32).reshape(len(texts), self.dim)
+
+
+def _register_counting_encoder(monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> CountingTextEncoder:
+    from eventseq.data import text
+
+    # the registry is restored when monkeypatch undoes, so no test sees another test's encoder
+    monkeypatch.setattr(text, "TEXT_ENCODERS", dict(text.TEXT_ENCODERS))
+    monkeypatch.setattr(text, "_loaded", {})
+    monkeypatch.setenv(text.CACHE_ENV, str(cache_dir))
+    encoder = CountingTextEncoder()
+    text.register_text_encoder(encoder)
+    return encoder
+
+
+@pytest.fixture
+def text_encoder(monkeypatch, tmp_path) -> CountingTextEncoder:
+    """A fresh CountingTextEncoder registered as 'test-counting'; the text cache in tmp_path/text_cache."""
+    return _register_counting_encoder(monkeypatch, tmp_path / "text_cache")
+
+
+@pytest.fixture(scope="module")
+def module_text_encoder(tmp_path_factory):
+    """The same for a whole test module (for fixtures that train a model once)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield _register_counting_encoder(monkeypatch, tmp_path_factory.mktemp("text_cache"))

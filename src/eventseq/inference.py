@@ -37,6 +37,7 @@ from eventseq.data.dataset import SequenceDataset
 from eventseq.data.prepare import SCHEMA_METADATA_KEY, DATA_FILE, EventsLike, encode_events
 from eventseq.data.schema import TIME_COLUMN, Schema
 from eventseq.data.shards import ShardIndex, distributed_rank, is_sharded, read_shard_schema
+from eventseq.data.text import TEXTS_FILE, TextTable, read_text_tables
 from eventseq.errors import ConfigError, DataError, FileFormatError
 from eventseq.nn.encoder import Encoder
 from eventseq.nn.sequence_encoder import SequenceEncoderConfig
@@ -51,8 +52,9 @@ EVENTS_PER_WRITE = 262_144
 
 def _chunks_of_sequence_tables(
     data: Any, schema: Schema, chunk_rows: int, rank: int = 0, world: int = 1
-) -> Iterator[pa.Table]:
-    """Yield sequence-table chunks encoded with `schema`, streaming prepared Parquet by row batches.
+) -> Iterator[tuple[pa.Table, dict[str, TextTable]]]:
+    """Yield sequence-table chunks encoded with `schema`, streaming prepared Parquet by row batches,
+    each with the text tables its text ids point into (empty without text features).
 
     With several processes (`world` > 1) only this `rank`'s share: its part files (or row groups)
     of sharded input, every world-th chunk of other input.
@@ -65,7 +67,9 @@ def _chunks_of_sequence_tables(
             yield chunk
 
 
-def _chunks_of_shards(path: Path, schema: Schema, chunk_rows: int, rank: int, world: int) -> Iterator[pa.Table]:
+def _chunks_of_shards(
+    path: Path, schema: Schema, chunk_rows: int, rank: int, world: int
+) -> Iterator[tuple[pa.Table, dict[str, TextTable]]]:
     """This rank's part files (row groups when there are fewer files than ranks), by row batches."""
     if read_shard_schema(path).fingerprint() != schema.fingerprint():
         raise DataError(
@@ -73,18 +77,20 @@ def _chunks_of_shards(path: Path, schema: Schema, chunk_rows: int, rank: int, wo
             f"(different vocabularies or transforms): pass the raw events instead"
         )
     index = ShardIndex(path, schema)
+    directory = path if path.is_dir() and (path / DATA_FILE).exists() else path.parent
+    texts = read_text_tables(directory / TEXTS_FILE, schema.text)
     columns = [schema.id_column, TIME_COLUMN, *schema.feature_names]
     for unit in index.units(world, strict=False)[rank::world]:
         file = index.files[unit.file]
         try:
             for batch in open_parquet(file).iter_batches(batch_size=chunk_rows, row_groups=list(unit.row_groups),
                                                          columns=columns):
-                yield pa.Table.from_batches([batch])
+                yield pa.Table.from_batches([batch]), texts
         except (pa.ArrowInvalid, OSError) as error:
             raise FileFormatError(f"cannot read {file}: corrupt or truncated ({error})") from None
 
 
-def _all_chunks(data: Any, schema: Schema, chunk_rows: int) -> Iterator[pa.Table]:
+def _all_chunks(data: Any, schema: Schema, chunk_rows: int) -> Iterator[tuple[pa.Table, dict[str, TextTable]]]:
     path = None
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
@@ -100,16 +106,17 @@ def _all_chunks(data: Any, schema: Schema, chunk_rows: int) -> Iterator[pa.Table
                     f"{path} was prepared with a different schema than the model's "
                     f"(different vocabularies or transforms): pass the raw events instead"
                 )
+            texts = read_text_tables(path.parent / TEXTS_FILE, schema.text)
             try:
                 for batch in parquet.iter_batches(batch_size=chunk_rows):
-                    yield pa.Table.from_batches([batch])
+                    yield pa.Table.from_batches([batch]), texts
             except (pa.ArrowInvalid, OSError) as error:
                 raise FileFormatError(f"cannot read {path}: corrupt or truncated ({error})") from None
             return
     prepared = encode_events(data, schema)
     table = prepared.table.to_arrow()
     for start in range(0, table.num_rows, chunk_rows):
-        yield table.slice(start, chunk_rows)
+        yield table.slice(start, chunk_rows), prepared.texts
 
 
 def quantized_copy(module: L.LightningModule) -> L.LightningModule:
@@ -153,9 +160,9 @@ def _run(
     bar = tqdm(desc=f"{mode}", unit=" entities", disable=not progress)
     chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows, rank, world)
     frames = (
-        _entity_frame(module, SequenceDataset.from_table(chunk, module.schema, max_len=max_len), mode, batch_size,
-                      device, bar)
-        for chunk in chunks
+        _entity_frame(module, SequenceDataset.from_table(chunk, module.schema, max_len=max_len, texts=texts), mode,
+                      batch_size, device, bar)
+        for chunk, texts in chunks
     )
     result = _write_frames(frames, output, rank if world > 1 else None)
     bar.close()
@@ -397,8 +404,8 @@ def _run_events(
     chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows, rank, world)
     frames = (
         frame
-        for chunk in chunks
-        for frame in _event_frames(module, SequenceDataset.from_table(chunk, module.schema, max_len=limit),
+        for chunk, texts in chunks
+        for frame in _event_frames(module, SequenceDataset.from_table(chunk, module.schema, max_len=limit, texts=texts),
                                    batch_size, device, bar, left_out)
     )
     result = _write_frames(frames, output, rank if world > 1 else None)

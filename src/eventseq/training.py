@@ -410,7 +410,8 @@ def train(config: TrainConfig) -> TrainResult:
         prepared = _load_prepared(config.data, config.seed)
         schema = prepared.schema
         head = resolve_head(schema, config.head)
-        dataset = SequenceDataset.from_table(prepared.table, schema, target=head.targets, max_len=config.data.max_len)
+        dataset = SequenceDataset.from_table(prepared.table, schema, target=head.targets, max_len=config.data.max_len,
+                                             texts=prepared.texts)
         run_dir.mkdir(parents=True, exist_ok=True)
         labels = dataset.target_values()
         stratify = labels if head.task in ("binary", "multiclass") else None
@@ -470,7 +471,7 @@ def pretrain(config: PretrainConfig) -> TrainResult:
         return _pretrain_streaming(config, run_dir)
     prepared = _load_prepared(config.data, config.seed)
     schema = prepared.schema
-    dataset = SequenceDataset.from_table(prepared.table, schema, max_len=config.data.max_len)
+    dataset = SequenceDataset.from_table(prepared.table, schema, max_len=config.data.max_len, texts=prepared.texts)
     run_dir.mkdir(parents=True, exist_ok=True)
     splits = split_by_entity(len(dataset), config.data.valid_fraction, 0.0, None, config.data.split_seed)
     _write_splits(dataset, splits, run_dir)

@@ -87,9 +87,9 @@ def test_fingerprint_changes_with_encoding_state(schema):
 
 def test_unknown_feature_kind(schema):
     payload = schema.to_dict()
-    payload["features"][0]["kind"] = "text"
+    payload["features"][0]["kind"] = "image"
 
-    with pytest.raises(FileFormatError, match="'mcc' has unknown kind 'text'"):
+    with pytest.raises(FileFormatError, match="'mcc' has unknown kind 'image'"):
         Schema.from_dict(payload)
 
 

@@ -13,11 +13,11 @@ from eventseq.data.prepare import (
     read_events,
 )
 from eventseq.data.sampler import LengthBucketSampler
-from eventseq.data.schema import CategoricalFeature, NumericFeature, Schema, Target
+from eventseq.data.schema import CategoricalFeature, NumericFeature, Schema, Target, TextFeature
 from eventseq.data.splits import split_by_entity, split_by_time
 
 __all__ = [
     "Batch", "SequenceDataset", "PrepareConfig", "PreparedData", "PrepareReport", "SequencePreparer",
     "encode_events", "load_prepared", "prepare", "read_events", "LengthBucketSampler",
-    "CategoricalFeature", "NumericFeature", "Schema", "Target", "split_by_entity", "split_by_time",
+    "CategoricalFeature", "NumericFeature", "Schema", "Target", "TextFeature", "split_by_entity", "split_by_time",
 ]

@@ -16,12 +16,14 @@ class Batch:
     points back to the entity row each sequence came from.
     """
 
-    features: dict[str, torch.Tensor]  # name -> [B, T] (int64 categorical ids, float32 numerics)
+    features: dict[str, torch.Tensor]  # name -> [B, T] (int64 categorical ids / text rows, float32 numerics)
     event_time: torch.Tensor  # [B, T] int64 seconds
     lengths: torch.Tensor  # [B] int64
     index: torch.Tensor  # [B] int64 row in the dataset
     target: torch.Tensor | None = None  # [B] or [B, K]
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    # text feature -> [U, dim] float32: the batch's distinct texts; features[name] indexes its rows
+    text_vectors: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def mask(self) -> torch.Tensor:
@@ -46,6 +48,7 @@ class Batch:
             index=self.index.to(device),
             target=None if self.target is None else self.target.to(device),
             extra={name: value.to(device) for name, value in self.extra.items()},
+            text_vectors={name: value.to(device) for name, value in self.text_vectors.items()},
         )
 
     def __len__(self) -> int:

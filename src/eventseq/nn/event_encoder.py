@@ -19,6 +19,11 @@ event token, e.g. "grocery × amount bucket 3"); see data/tokens.py for what a b
 A schema of several merged sources (data/sources.py) gets one EventEncoder per source over that
 source's own fields (its own embeddings and numeric statistics), each projected to a common size,
 plus a source embedding; every event takes the vector of its own source.
+
+Text fields (eventseq.data.text) arrive as one precomputed sentence vector per distinct text of
+the batch; each text field has a Linear from the encoder's size to its embedding size, applied to
+those distinct vectors before they are placed at their events. They come after the numerics (and
+the time delta) in the concatenation and among the field tokens.
 """
 
 from __future__ import annotations
@@ -40,9 +45,10 @@ class EventEncoderConfig:
     """How events become vectors.
 
     Attributes:
-        embedding_dims: embedding size per categorical field, bucketed/ple numeric field or
-            combined token (named `a+b`); missing ones use the default.
-        default_embedding_dim: size for fields not in embedding_dims; None = min(32, 1.6·n^0.56).
+        embedding_dims: embedding size per categorical field, text field, bucketed/ple numeric
+            field or combined token (named `a+b`); missing ones use the default.
+        default_embedding_dim: size for fields not in embedding_dims; None = min(32, 1.6·n^0.56)
+            for a categorical, 32 for a text field.
         numeric_dim: project the numeric block to this size; None = numerics enter as scalars.
         time_delta: add log1p(seconds since the previous event) as a numeric input.
         combine: concat (sizes may differ), sum (all parts get default_embedding_dim) or
@@ -74,6 +80,9 @@ class EventEncoderConfig:
 
 
 NUMERIC_ENCODINGS = ("scalar", "bins", "ple")
+
+
+TEXT_EMBEDDING_DIM = 32  # default size a text field is projected to (combine=concat)
 
 
 def default_embedding_dim(num_embeddings: int) -> int:
@@ -127,11 +136,11 @@ class EventEncoder(nn.Module):
         if config.combine not in ("concat", "sum", "field_transformer"):
             raise ConfigError(f"event_encoder.combine={config.combine!r}: expected concat, sum or field_transformer")
         token_fields = self._check_token_config(schema, config)
-        names = [f.name for f in schema.categorical] + list(token_fields)
+        names = [f.name for f in (*schema.categorical, *schema.text)] + list(token_fields)
         for name in config.embedding_dims:
             if name not in names:
                 raise ConfigError(
-                    f"event_encoder.embedding_dims names '{name}', not a categorical field, bucketed "
+                    f"event_encoder.embedding_dims names '{name}', not a categorical or text field, bucketed "
                     f"numeric or combined token (those: {names}){did_you_mean(name, names)}"
                 )
         shared = config.combine in ("sum", "field_transformer")  # every part has the same size
@@ -164,7 +173,14 @@ class EventEncoder(nn.Module):
         numeric_count = len(self.numeric_names) + int(config.time_delta)
         self.numeric_norm = MaskedBatchNorm(numeric_count) if numeric_count else None
         self.numeric_projection: nn.Module | None = None
-        self.field_count = len(schema.categorical) + numeric_count
+        self.field_count = len(schema.categorical) + numeric_count + len(schema.text)
+        self.text_projections = nn.ModuleDict()  # text field -> Linear(encoder dim, embedding size)
+        for feature in schema.text:
+            dim = config.default_embedding_dim if shared else config.embedding_dims.get(
+                feature.name, config.default_embedding_dim or TEXT_EMBEDDING_DIM)
+            self.text_projections[feature.name] = nn.Linear(feature.dim, dim)
+            if config.combine != "field_transformer":
+                parts_dim = parts_dim + dim if config.combine == "concat" else dim
         if config.combine == "field_transformer":
             parts_dim = self._build_field_transformer(numeric_count)
         elif numeric_count:
@@ -245,6 +261,8 @@ class EventEncoder(nn.Module):
                     raise ConfigError(f"event_encoder.combined names '{name}', not an event field "
                                       f"(fields: {list(by_name)}){did_you_mean(name, list(by_name))}")
             fields = [by_name[name] for name in group]
+            if any(feature.kind == "text" for feature in fields):
+                raise ConfigError(f"event_encoder.combined {group}: a text field cannot be part of a combined token")
             size = 1
             for feature in fields:
                 size *= field_size(feature)
@@ -282,8 +300,9 @@ class EventEncoder(nn.Module):
 
     @property
     def field_names(self) -> list[str]:
-        """The fields in token order (field_transformer): categoricals, numerics, then the time delta."""
-        return [*self.embeddings.keys(), *self.numeric_names, *(["time_delta"] if self.config.time_delta else [])]
+        """The fields in token order (field_transformer): categoricals, numerics, the time delta, texts."""
+        return [*self.embeddings.keys(), *self.numeric_names, *(["time_delta"] if self.config.time_delta else []),
+                *self.text_projections.keys()]
 
     def forward(
         self, batch: Batch, field_mask: torch.Tensor | None = None, event_mask: torch.Tensor | None = None
@@ -326,6 +345,12 @@ class EventEncoder(nn.Module):
                 numeric = self.numeric_projection(numeric)
             if self.config.combine != "field_transformer":
                 parts.append(numeric)
+        for name, projection in self.text_projections.items():
+            if name not in batch.text_vectors:
+                raise ConfigError(f"the batch has no text vectors for text field '{name}': build batches with "
+                                  f"SequenceDataset.from_table(..., texts=prepared.texts)")
+            # each distinct text of the batch projected once [U, d], then placed at its events [B, T, d]
+            parts.append(projection(batch.text_vectors[name])[batch.features[name]])
         if self.config.combine == "field_transformer":
             events = self._fields(torch.stack(parts, dim=2), mask, field_mask)
         elif self.config.combine == "sum":
