@@ -11,12 +11,13 @@ Unknown keys and wrong types raise ConfigError naming the key (and the closest v
 `describe` turns the dataclasses' docstrings into the `--help` text, so every option is explained
 in exactly one place.
 
-Why not hydra-core's compose API: its override grammar is not ours (values such as
-`data.path=/a=b` or `output=runs/a@b` need quoting there, a new key of a mapping option such as
-`model.event_encoder.embedding_dims.mcc=4` needs a leading `+`), its errors would have to be
-translated into ConfigError, it keeps a process-wide singleton, and its groups are global to a search
-path while ours depend on the command (`data` is a group of `train` but a plain path of `rec
-pretrain`). The composition itself is the short code below.
+Why not hydra-core's compose API (tried: hydra-core 1.3.8 over TrainConfig in the ConfigStore):
+it requires omegaconf<2.4, older than ours; its override grammar rejects command lines we accept
+(`data.path=/data/a=b` is a parse error, and `model.event_encoder.embedding_dims.mcc=4` must be
+spelt `+model...` since the key is new); a misspelt key (`trainr.max_epochs=3`) gets "to append to
+your config use +trainr.max_epochs=3" instead of the closest valid key; it keeps a process-wide
+singleton; and its groups belong to a search path while ours depend on the command (`data` is a
+group of `train` but a plain path of `rec pretrain`). The composition itself is the short code below.
 """
 
 from __future__ import annotations
