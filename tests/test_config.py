@@ -85,7 +85,8 @@ def test_precedence_defaults_then_groups_then_file_then_overrides(tmp_path):
 
     replaced = load_config(PretrainConfig, path, ["trainer=quick"])  # the command line replaces the file's choice
     assert (replaced.trainer.max_epochs, replaced.trainer.patience) == (1, 5)
-    self_first = _write(tmp_path / "self_first.yaml", "defaults:\n  - _self_\n  - trainer: long\ntrainer:\n  patience: 5\n")
+    self_first = _write(tmp_path / "self_first.yaml",
+                        "defaults:\n  - _self_\n  - trainer: long\ntrainer:\n  patience: 5\n")
     assert load_config(PretrainConfig, self_first).trainer.patience == 10  # an option after _self_ wins over the file
 
 
@@ -243,12 +244,14 @@ def test_pretrain_saves_the_config_that_ran(prepared_dir, tmp_path, monkeypatch)
 
 
 def test_train_from_the_command_line_saves_the_config_that_ran(prepared_dir, tmp_path):
-    run = tmp_path / "run"
-    arguments = ["encoder=transformer", "trainer=quick", f"data.path={prepared_dir}", "data.batch_size=32",
-                 f"output={run}", "model.sequence_encoder.hidden_size=8", "model.sequence_encoder.num_layers=1"]
-    assert main(["train", *arguments]) == 0
-    ran = asdict(load_config(TrainConfig, overrides=arguments))
-    assert asdict(load_config(TrainConfig, run / "config.yaml")) == ran
+    run, team = tmp_path / "run", tmp_path / "team"
+    _write(team / "data" / "tiny.yaml", f"path: {prepared_dir}\nbatch_size: 32\n")
+    arguments = ["encoder=transformer", "data=tiny", "trainer=quick", f"output={run}",
+                 "model.sequence_encoder.hidden_size=8", "model.sequence_encoder.num_layers=1"]
+    assert main(["train", "--config-dir", str(team), *arguments]) == 0
+    ran = asdict(load_config(TrainConfig, overrides=arguments, config_dirs=[team]))
+    assert ran["data"]["path"] == str(prepared_dir) and ran["model"]["sequence_encoder"]["type"] == "transformer"
+    assert asdict(load_config(TrainConfig, run / "config.yaml")) == ran  # no --config-dir needed to re-run
     extra = json.loads((run / "model" / "config.json").read_text())["extra"]
     assert extra["train_config"] == _json(ran)
-    assert extra["config_groups"] == {"encoder": "transformer", "trainer": "quick"}
+    assert extra["config_groups"] == {"encoder": "transformer", "data": "tiny", "trainer": "quick"}

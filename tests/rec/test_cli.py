@@ -30,7 +30,8 @@ def test_generate_prepare_pretrain_finetune_evaluate_score(tmp_path, capsys):
     assert main(["rec", "generate", f"output={data}", "n_users=150", "n_items=60", "n_days=90"]) == 0
     assert main(["rec", "prepare", f"input={data / 'log.parquet'}", f"output={prepared}", "valid_days=20"]) == 0
     assert "groups" in capsys.readouterr().out
-    assert main(["rec", "pretrain", f"data={prepared}", f"output={tmp_path / 'pre'}", "trainer=quick", *TINY_MODEL]) == 0
+    assert main(["rec", "pretrain", f"data={prepared}", f"output={tmp_path / 'pre'}", "trainer=quick",
+                 *TINY_MODEL]) == 0
     saved = json.loads((tmp_path / "pre" / "model" / "config.json").read_text())["extra"]
     assert saved["config_groups"] == {"trainer": "quick"} and saved["train_config"]["data"] == str(prepared)
     assert "# config groups: trainer=quick" in (tmp_path / "pre" / "config.yaml").read_text()
