@@ -73,7 +73,7 @@ def test_unknown_key_exits_2_with_a_suggestion(command, override, suggestion, ca
     [
         ("trainer.max_epochs=abc", "trainer.max_epochs"),
         ("trainer.progress_bar=maybe", "trainer.progress_bar"),
-        ("trainer=5", "trainer"),
+        ("head=5", "head"),  # (trainer=5 chooses an option of the trainer group: tests/test_config.py)
     ],
 )
 def test_bad_value_type_exits_2_naming_the_key(override, key, capsys):
@@ -169,7 +169,7 @@ def test_pretrain_and_embed_with_a_map(prepared_dir, synthetic, tmp_path):
 
 def test_pretrain_unknown_method(prepared_dir, tmp_path, capsys):
     assert main(["pretrain", f"data.path={prepared_dir}", f"output={tmp_path}", "method=simclr"]) == 2
-    assert "available methods: coles" in capsys.readouterr().err
+    assert "available method options: barlow_twins, coles" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ load_config

@@ -1,4 +1,5 @@
-"""The `eventseq` command line. Each command reads a YAML config (--config) plus key=value overrides.
+"""The `eventseq` command line. Each command reads a YAML config (--config) plus key=value overrides;
+train, pretrain and the rec training commands also take config group options (`encoder=transformer`).
 
 Every command is a thin wrapper over the Python API (`eventseq.prepare`, `eventseq.train`,
 `eventseq.predict`, `eventseq.embed`, `eventseq.demo.run_demo`), so notebooks and pipelines get
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventseq.config import describe, load_config
+from eventseq.config import config_groups, config_search_path, describe, describe_groups, load_config
 from eventseq.data.prepare import PrepareConfig
 from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError, FileFormatError
 from eventseq.training import PretrainConfig, TrainConfig
@@ -382,33 +384,41 @@ def _commands() -> dict[str, tuple[type, Callable[[Any], None], str]]:
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(config_dirs: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The argument parser; `config_dirs` (from --config-dir) add their group options to --help."""
+    search_path = config_search_path([directory for directory in config_dirs if Path(directory).is_dir()])
     parser = argparse.ArgumentParser(
         prog="eventseq",
         description="Deep learning on event sequences. Each command takes --config FILE.yaml and key=value overrides.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_commands(sub, _commands())
+    _add_commands(sub, _commands(), search_path)
     from eventseq.rec.cli import COMMANDS as REC_COMMANDS
 
     rec = sub.add_parser("rec", help="the sequential recommender / ranker (eventseq rec COMMAND --help)",
                          description="The two-stage recommender: pretrain on positives, fine-tune on request groups.")
-    _add_commands(rec.add_subparsers(dest="rec_command", metavar="COMMAND"), REC_COMMANDS)
+    _add_commands(rec.add_subparsers(dest="rec_command", metavar="COMMAND"), REC_COMMANDS, search_path)
     rec.set_defaults(print_rec_help=rec.print_help)
     return parser
 
 
-def _add_commands(sub: Any, commands: dict[str, tuple[type, Callable[[Any], Any], str]]) -> None:
+def _add_commands(sub: Any, commands: dict[str, tuple[type, Callable[[Any], Any], str]],
+                  search_path: list[Path]) -> None:
     for name, (schema, _, summary) in commands.items():
         command = sub.add_parser(
             name,
             help=summary,
             description=f"{summary}. Options (set in YAML or as key=value; nested keys with dots):",
-            epilog="\n".join(describe(schema)),
+            epilog="\n".join(describe(schema) + describe_groups(schema, search_path)),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        command.add_argument("--config", help="YAML file with options (overridden by key=value)")
-        command.add_argument("overrides", nargs="*", metavar="key=value", help="option overrides")
+        command.add_argument("--config", help="YAML file with options (overridden by key=value); it may start "
+                                              "with a defaults list of config group options")
+        if config_groups(schema):
+            command.add_argument("--config-dir", action="append", default=[], metavar="DIR",
+                                 help="also look for config group options in DIR/<group>/<option>.yaml "
+                                      "(before ./configs and the shipped ones; repeatable)")
+        command.add_argument("overrides", nargs="*", metavar="key=value", help="option overrides and group=option")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,7 +426,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # Lightning's start-up notices (devices, tips) drown the command's own output
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    parser = build_parser()
+    # --config-dir first, so that --help lists its options (no abbreviations: --config is not --config-dir)
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    early.add_argument("--config-dir", action="append", default=[])
+    parser = build_parser(early.parse_known_args(argv)[0].config_dir)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
@@ -433,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         schema, function, _ = _commands()[args.command]
     try:
-        job = load_config(schema, args.config, args.overrides)
+        job = load_config(schema, args.config, args.overrides, getattr(args, "config_dir", []))
         function(job)
     except EventseqError as error:
         print(f"eventseq {name}: error: {error}", file=sys.stderr)

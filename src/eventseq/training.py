@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
@@ -25,6 +25,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from eventseq._io import atomic_path, write_json, write_parquet
+from eventseq.config import PRETRAIN_GROUPS, TRAIN_GROUPS, ConfigGroup, group_choices, resolved_yaml
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.prepare import PreparedData, load_prepared
 from eventseq.data.sampler import LengthBucketSampler
@@ -134,6 +135,8 @@ class TrainConfig:
     resume: bool = False
     init_from: str | None = None
 
+    config_groups: ClassVar[tuple[ConfigGroup, ...]] = TRAIN_GROUPS  # `encoder=gru` etc. (eventseq/configs/)
+
 
 @dataclass
 class PretrainConfig:
@@ -166,6 +169,8 @@ class PretrainConfig:
     output: str = "runs/pretrain"
     seed: int = 0
     resume: bool = False
+
+    config_groups: ClassVar[tuple[ConfigGroup, ...]] = PRETRAIN_GROUPS  # `method=vicreg` etc. (eventseq/configs/)
 
 
 @dataclass
@@ -377,7 +382,8 @@ def _evaluator(config: TrainerSection) -> L.Trainer:
 def _finish(module: L.LightningModule, run_dir: Path, metrics: dict[str, float], config: Any) -> Path:
     from eventseq.plots import plot_training_curves
 
-    info = {"metrics": metrics, "train_config": asdict(config)}
+    choices = {choice.group: choice.option for choice in group_choices(config)}
+    info = {"metrics": metrics, "train_config": asdict(config), "config_groups": choices}
     model_dir = save_model(module, run_dir / "model", extra=info)
     module.saved_info = info  # as load_model sets it: inference reads the training max_len from here
     write_json(run_dir / "metrics.json", metrics)
@@ -526,7 +532,5 @@ def _pretrain_streaming(config: PretrainConfig, run_dir: Path) -> TrainResult:
 
 
 def _write_config(config: Any, path: Path) -> None:
-    import yaml
-
     with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(asdict(config), sort_keys=False))
+        tmp.write_text(resolved_yaml(config))  # every key as it ran, and the config group options chosen

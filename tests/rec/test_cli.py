@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
@@ -28,7 +30,11 @@ def test_generate_prepare_pretrain_finetune_evaluate_score(tmp_path, capsys):
     assert main(["rec", "generate", f"output={data}", "n_users=150", "n_items=60", "n_days=90"]) == 0
     assert main(["rec", "prepare", f"input={data / 'log.parquet'}", f"output={prepared}", "valid_days=20"]) == 0
     assert "groups" in capsys.readouterr().out
-    assert main(["rec", "pretrain", f"data={prepared}", f"output={tmp_path / 'pre'}", *TINY_MODEL]) == 0
+    assert main(["rec", "pretrain", f"data={prepared}", f"output={tmp_path / 'pre'}", "trainer=quick",
+                 *TINY_MODEL]) == 0
+    saved = json.loads((tmp_path / "pre" / "model" / "config.json").read_text())["extra"]
+    assert saved["config_groups"] == {"trainer": "quick"} and saved["train_config"]["data"] == str(prepared)
+    assert "# config groups: trainer=quick" in (tmp_path / "pre" / "config.yaml").read_text()
     assert main(["rec", "finetune", f"data={prepared}", f"output={tmp_path / 'ft'}", "init=full",
                  f"init_from={tmp_path / 'pre' / 'model'}", "trainer.max_epochs=1", "trainer.progress_bar=false"]) == 0
     report = tmp_path / "evaluation.md"

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
@@ -19,6 +19,7 @@ import polars as pl
 import torch
 
 from eventseq._io import write_parquet
+from eventseq.config import REC_GROUPS, ConfigGroup
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.sampler import LengthBucketSampler
 from eventseq.errors import ConfigError
@@ -54,6 +55,8 @@ class RecPretrainConfig:
     seed: int = 0
     resume: bool = False
 
+    config_groups: ClassVar[tuple[ConfigGroup, ...]] = REC_GROUPS  # `trainer=quick` etc. (eventseq/configs/)
+
 
 @dataclass
 class RecFinetuneConfig:
@@ -80,6 +83,8 @@ class RecFinetuneConfig:
     output: str = "runs/rec_finetune"
     seed: int = 0
     resume: bool = False
+
+    config_groups: ClassVar[tuple[ConfigGroup, ...]] = REC_GROUPS
 
 
 @dataclass
