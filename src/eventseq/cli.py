@@ -29,12 +29,20 @@ class PrepareJob(PrepareConfig):
             as pytorch-lifestream keeps prepared data; targets are its scalar columns).
         labels: optional per-entity labels (Parquet/CSV) with the id column and the target columns.
         output: directory to write data.parquet, schema.json and report.json into.
+        engine: polars (in this process) or spark (a PySpark job: the same schema and table, written
+            by the executors; needs `pip install 'eventseq[spark]'` and Java 17+; reuses an active
+            SparkSession, else runs Spark locally).
+        shards: write data.parquet as a directory of this many part files (part-00000.parquet, ...),
+            each holding whole entities in id order; null: one file with polars, one part per
+            million events with spark.
     """
 
     input: str = ""
     input_format: str = "events"
     labels: str | None = None
     output: str = "prepared"
+    engine: str = "polars"
+    shards: int | None = None
 
 
 @dataclass
@@ -166,12 +174,19 @@ def run_prepare(job: PrepareJob) -> None:
 
         if job.labels:
             raise ConfigError("input_format=ptls takes its targets from the ptls file's scalar columns, not labels=")
-        prepared = read_ptls_parquet(job.input, config, output=job.output)
-    elif job.input_format == "events":
-        prepared = prepare(job.input, config, labels=job.labels, output=job.output)
-    else:
+        if job.engine != "polars" or job.shards is not None:
+            raise ConfigError("input_format=ptls is read with engine=polars into one file (no engine=, shards=)")
+        report = read_ptls_parquet(job.input, config, output=job.output).report
+    elif job.input_format != "events":
         raise ConfigError(f"input_format={job.input_format!r}: expected events or ptls")
-    print(prepared.report.summary())
+    elif job.engine == "spark":  # written by the executors, never collected here
+        from eventseq.data.spark import prepare_spark
+
+        report = prepare_spark(job.input, config, labels=job.labels, output=job.output, shards=job.shards).report
+    else:
+        report = prepare(job.input, config, labels=job.labels, output=job.output, engine=job.engine,
+                         shards=job.shards).report
+    print(report.summary())
     print(f"written: {job.output}/")
 
 
