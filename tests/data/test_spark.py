@@ -66,6 +66,7 @@ def spark():
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "3")  # input DataFrames come in 3 partitions
         .config("spark.sql.session.timeZone", "UTC")
         # tiny data: compiling generated code and the JVM's optimising compiler cost more than they save
         .config("spark.sql.codegen.wholeStage", "false")
@@ -82,12 +83,12 @@ def polars_prepared() -> PreparedData:
     return prepare(pl.DataFrame(EVENT_ROWS), CONFIG, labels=pl.DataFrame(LABEL_ROWS))
 
 
-def _spark_events(spark, partitions: int):
-    """EVENT_ROWS as a Spark DataFrame split into `partitions` slices, in input order."""
-    utc = [t.replace(tzinfo=dt.timezone.utc) if t else None for t in EVENT_ROWS["ts"]]  # naive = UTC, as Polars
-    records = list(zip(*{**EVENT_ROWS, "ts": utc}.values()))
-    schema = "client_id long, ts timestamp, mcc string, channel long, amount double, qty long"
-    return spark.createDataFrame(spark.sparkContext.parallelize(records, partitions), schema)
+def _spark_events(spark):
+    """EVENT_ROWS as a Spark DataFrame, in input order, in several partitions (spark.default.parallelism)."""
+    events = pl.DataFrame(EVENT_ROWS).with_columns(pl.col("ts").dt.replace_time_zone("UTC"))  # naive = UTC
+    frame = spark.createDataFrame(events.to_arrow(compat_level=pl.CompatLevel.oldest()))
+    assert frame.rdd.getNumPartitions() == 3  # ties must keep input order across partitions too
+    return frame
 
 
 def _assert_same(actual: PreparedData, expected: PreparedData) -> None:
@@ -134,7 +135,7 @@ def spark_output(spark, tmp_path_factory):
     """Spark engine on a 3-partition Spark DataFrame, written as 3 shards."""
     output = tmp_path_factory.mktemp("spark") / "prepared"
     labels = spark.createDataFrame(pd.DataFrame(LABEL_ROWS))
-    prepared = prepare(_spark_events(spark, partitions=3), CONFIG, labels=labels, output=output,
+    prepared = prepare(_spark_events(spark), CONFIG, labels=labels, output=output,
                        engine="spark", shards=3)
     return output, prepared
 

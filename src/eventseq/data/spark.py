@@ -68,7 +68,8 @@ class SparkPrepared:
 
     Attributes:
         table: one row per entity, partitioned by entity-id range and sorted by id inside each
-            partition; lazy (using it again recomputes it from the input).
+            partition. Without `output`, Spark keeps it cached until `to_prepared` or
+            `unpersist`; after writing `output` it is released (using it recomputes it).
         schema: the fitted schema, as the Polars engine fits it.
         report: rows in, events and entities out, drops with reasons.
     """
@@ -81,7 +82,7 @@ class SparkPrepared:
     def to_prepared(self) -> PreparedData:
         """Collect the table into this process as PreparedData (a Polars table, sorted by id).
 
-        It must fit in this process's memory; then the cached input is released.
+        It must fit in this process's memory; then what Spark cached is released.
         """
         table = pl.from_arrow(_to_arrow(self.table))
         assert isinstance(table, pl.DataFrame)
@@ -91,7 +92,7 @@ class SparkPrepared:
         return PreparedData(table=table, schema=self.schema, report=self.report)
 
     def unpersist(self) -> None:
-        """Release the input rows Spark cached for this preparation."""
+        """Release what Spark cached for this preparation (the input rows and the table)."""
         for frame in self._cached:
             frame.unpersist()
         self._cached.clear()
@@ -136,6 +137,7 @@ def spark_session() -> SparkSession:
                 SparkSession.builder.master("local[*]")
                 .appName("eventseq-prepare")
                 .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.shuffle.partitions", str(min(8, cores)))
                 .config("spark.sql.session.timeZone", "UTC")
                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -376,14 +378,15 @@ def _prepare(
     cached = [base]
     try:
         result = _fit_and_encode(spark, base, label_frame, config, targets_in_events, label_targets,
-                                 event_schema[time_column], raw.schema[time_column].dataType, output, shards, events)
+                                 event_schema[time_column], raw.schema[time_column].dataType, output, shards,
+                                 events, cached)
     except BaseException:
-        base.unpersist()
+        for frame in cached:
+            frame.unpersist()
         raise
-    if output is None:
-        result._cached.extend(cached)  # the lazy table still reads the cached input
-    else:
-        base.unpersist()
+    result._cached.extend(cached)
+    if output is not None:
+        result.unpersist()
     return result
 
 
@@ -399,7 +402,9 @@ def _fit_and_encode(
     output: str | os.PathLike | None,
     shards: int | None,
     events: Any,
+    cached: list[DataFrame],
 ) -> SparkPrepared:
+    from pyspark import StorageLevel
     from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
 
@@ -479,13 +484,17 @@ def _fit_and_encode(
         *targets_in_events,
     )
     if label_frame is not None and label_targets:
-        table = _join_labels(table, label_frame, id_column, label_targets, config, report)
+        table = _join_labels(table, frame.select(id_column).distinct(), label_frame, id_column, label_targets,
+                             config, report)
     targets = list(config.targets)
     table = table.select(id_column, TIME_COLUMN, *schema.feature_names, *[_encoded_target(schema.target(t))
                                                                            for t in targets])
     report.events_out, report.entities_out = events_out, entities_out
 
     shards = shards or max(1, math.ceil(events_out / EVENTS_PER_PART))
+    # cached, so that sampling the id ranges and writing the parts group the events only once
+    table = table.persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(table)
     table = table.repartitionByRange(shards, F.col(id_column)).sortWithinPartitions(id_column)
     if output is not None:
         _write(table, schema, report, Path(output))
@@ -591,8 +600,8 @@ def _check_constant_targets(frame: DataFrame, id_column: str, targets: list[str]
 
 
 def _join_labels(
-    table: DataFrame, labels: DataFrame, id_column: str, label_targets: list[str], config: PrepareConfig,
-    report: PrepareReport,
+    table: DataFrame, entity_ids: DataFrame, labels: DataFrame, id_column: str, label_targets: list[str],
+    config: PrepareConfig, report: PrepareReport,
 ) -> DataFrame:
     """Attach label columns, with the Polars engine's checks (one row per entity, entities without events)."""
     from pyspark.sql import functions as F
@@ -606,7 +615,7 @@ def _join_labels(
         )
     id_type = table.schema[id_column].dataType.simpleString()
     labels = labels.select(F.expr(f"try_cast(`{id_column}` AS {id_type})").alias(id_column), *label_targets)
-    missing = (labels.join(table.select(id_column), on=id_column, how="left_anti")
+    missing = (labels.join(entity_ids, on=id_column, how="left_anti")
                .agg(F.count(F.lit(1)).alias("rows"), F.min(id_column).alias("first")).first())
     if missing["rows"]:
         if config.entities_without_events == "error":
