@@ -31,7 +31,8 @@ START = dt.datetime(2024, 3, 1)
 # must keep input order. With min_frequency=2: mcc 'rare' (1x) and null map to unknown, channel 9
 # (1x) too. Row 6 has no time (dropped, reported); row 7's amount is NaN (dropped under
 # invalid_numeric=drop). Client 7 is labelled but has no events (dropped under
-# entities_without_events=drop); client 10 has no label (null targets).
+# entities_without_events=drop); client 10 has no label (null segment, spend). `region` is a target
+# taken from the event table (constant per client).
 EVENT_ROWS = {
     "client_id": [2, 1, 1, 2, 1, 3, 3, 3, 2, 4, 4, 10, 4],
     "ts": [START + dt.timedelta(seconds=s) if s is not None else None
@@ -40,6 +41,7 @@ EVENT_ROWS = {
     "channel": [1, 2, 1, 1, 2, 9, 1, 2, 1, 2, 2, 1, 1],
     "amount": [10.0, -3.0, 5.0, 0.0, 2.5, 100.0, 1.0, math.nan, 7.0, 3.0, 4.0, 1e6, -0.5],
     "qty": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
+    "region": ["n", "n", "n", "n", "n", "s", "s", "s", "n", "s", "s", "s", "s"],  # a target, constant per client
 }
 LABEL_ROWS = {
     "client_id": [1, 2, 3, 4, 7],
@@ -49,7 +51,7 @@ LABEL_ROWS = {
 CONFIG = PrepareConfig(
     id_column="client_id", time_column="ts", categorical=["mcc", "channel"], numeric=["amount", "qty"],
     numeric_transform={"amount": "log_standardize"}, min_frequency=2,
-    targets={"segment": "multiclass", "spend": "regression"},
+    targets={"segment": "multiclass", "spend": "regression", "region": "binary"},
     invalid_numeric="drop", entities_without_events="drop",
 )
 
@@ -127,7 +129,8 @@ def test_pandas_polars_and_spark_prepare_the_same(spark, polars_prepared):
     assert client_4["mcc"] == [UNKNOWN_ID, 3, 3]  # fuel (rare) at t=3, then the tie at t=7
     assert client_4["qty"] == [13.0, 10.0, 11.0]  # the tie keeps input order
     assert spark_prepared.table["client_id"].to_list() == [1, 2, 3, 4, 10]
-    assert spark_prepared.table["segment"].to_list() == [1, 0, 2, 0, None]
+    assert spark_prepared.table["segment"].to_list() == [1, 0, 2, 0, None]  # from the labels table
+    assert spark_prepared.table["region"].to_list() == [0, 0, 1, 1, 1]  # from the event table
 
 
 @pytest.fixture(scope="module")
@@ -221,8 +224,10 @@ def _error(engine: str, events: pl.DataFrame, **overrides) -> Exception:
         ({"client_id": [2, 1, None, *EVENT_ROWS["client_id"][3:]]}, {}, DataError, "first at row 2"),
         ({}, {"invalid_numeric": "error"}, DataError, "first at row 7"),
         ({}, {"targets": {"segment": "binary"}}, DataError, "target 'segment'"),
+        ({"region": ["n", "n", "n", "s", *EVENT_ROWS["region"][4:]]}, {}, DataError, "within entity 2"),
     ],
-    ids=["missing-column", "string-time", "null-id", "nan-numeric", "binary-with-three-classes"],
+    ids=["missing-column", "string-time", "null-id", "nan-numeric", "binary-with-three-classes",
+         "target-not-constant"],
 )
 def test_bad_input_raises_the_polars_engines_error(spark, change, overrides, error_class, named):
     events = pl.DataFrame({**EVENT_ROWS, **change})
