@@ -53,7 +53,7 @@ from eventseq.data.prepare import (
     schema_from_statistics,
 )
 from eventseq.data.schema import FIRST_VALUE_ID, TIME_COLUMN, UNKNOWN_ID, Schema, Target
-from eventseq.errors import ConfigError, DataError, FileFormatError
+from eventseq.errors import ColumnError, ConfigError, DataError, FileFormatError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -172,7 +172,7 @@ def _spark_frame(spark: SparkSession, source: Any, columns: list[str], what: str
                 open_parquet(path)
             text = str(path.resolve())  # the JVM resolves relative paths from its own start directory
         if text.endswith(".csv"):
-            frame = spark.read.csv(text, header=True, inferSchema=True)
+            frame = _read_csv(spark, text)
         else:
             frame = spark.read.parquet(text)
         return frame, _polars_schema(frame)
@@ -187,6 +187,16 @@ def _spark_frame(spark: SparkSession, source: Any, columns: list[str], what: str
         f"{what} must be a pandas/Polars/PySpark DataFrame, a Polars LazyFrame or a Parquet/CSV path, "
         f"got {type(source).__name__}"
     )
+
+
+def _read_csv(spark: SparkSession, path: str) -> DataFrame:
+    """A CSV file with inferred types close to Polars': int64 integers, 'inf'/'-inf' as numbers."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import IntegerType
+
+    frame = spark.read.options(header=True, inferSchema=True, positiveInf="inf", negativeInf="-inf").csv(path)
+    return frame.select([F.col(f"`{f.name}`").cast("long").alias(f.name) if isinstance(f.dataType, IntegerType)
+                         else F.col(f"`{f.name}`") for f in frame.schema.fields])
 
 
 def _from_polars(spark: SparkSession, frame: pl.DataFrame) -> DataFrame:
@@ -354,6 +364,12 @@ def _prepare(
 
     id_column, time_column = config.id_column, config.time_column
     event_columns = [id_column, time_column, *config.categorical, *config.numeric]
+    for column in [*event_columns, *config.targets]:
+        if "." in column or "`" in column:
+            raise ColumnError(
+                f"column '{column}': engine=spark does not take column names with '.' or '`' (Spark reads "
+                f"'a.b' as field b of a struct a); rename the column, or use engine=polars"
+            )
 
     # ---- inputs and the checks that need no data (as prepare._load_inputs does them)
     raw, event_schema = _spark_frame(spark, events, [*event_columns, *config.targets], "events")
