@@ -150,7 +150,7 @@ def test_spark_dataframe_input_sharded_output_round_trips(spark_output, polars_p
     _assert_same(prepared, polars_prepared)
 
 
-def test_sharded_output_layout(spark_output):
+def test_sharded_output_layout(spark_output, polars_prepared):
     output, _ = spark_output
 
     assert sorted(p.name for p in output.iterdir()) == ["data.parquet", "report.json", "schema.json"]
@@ -158,9 +158,11 @@ def test_sharded_output_layout(spark_output):
     assert [p.name for p in parts] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     ids = [pq.read_table(p).column("client_id").to_pylist() for p in parts]
     assert sum(ids, []) == [1, 2, 3, 4, 10]  # whole entities, disjoint, in id order across parts
+    polars_types = polars_prepared.table.to_arrow().schema.types  # the Arrow types of a Polars-engine file
     for part in parts:
-        metadata = pq.read_schema(part).metadata
-        assert Schema.from_json(metadata[SCHEMA_METADATA_KEY].decode()) == load_prepared(output).schema
+        arrow_schema = pq.read_schema(part)
+        assert Schema.from_json(arrow_schema.metadata[SCHEMA_METADATA_KEY].decode()) == load_prepared(output).schema
+        assert arrow_schema.types == polars_types
     assert ds.dataset(output / "data.parquet").to_table().num_rows == 5  # pyarrow reads the directory
     alone = load_prepared(output / "data.parquet")  # the parts alone: schema from their metadata
     assert alone.table.equals(load_prepared(output).table)

@@ -673,10 +673,12 @@ def _part_writer(directory: str, metadata: dict[bytes, bytes]) -> BatchMap:
                 if batch.num_rows == 0:
                     continue
                 if writer is None:
-                    # Spark names list items "element"; write plain Arrow lists, as Polars does
+                    # the Arrow types the Polars engine writes (64-bit offsets), so that readers of
+                    # the parts see one layout whichever engine prepared them
                     schema = pa.schema(
-                        [pa.field(f.name, pa.list_(f.type.value_type)) if pa.types.is_list(f.type)
-                         or pa.types.is_large_list(f.type) else f for f in batch.schema],
+                        [pa.field(f.name, pa.large_list(f.type.value_type)) if pa.types.is_list(f.type)
+                         else pa.field(f.name, pa.large_string()) if pa.types.is_string(f.type)
+                         else f for f in batch.schema],
                         metadata=metadata,
                     )
                     writer = pq.ParquetWriter(temporary, schema)
