@@ -23,8 +23,6 @@ from eventseq.data.schema import UNKNOWN_ID, Schema
 from eventseq.datasets import SYNTHETIC_COLUMNS
 from eventseq.errors import ColumnError, ConfigError, DataError
 
-pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="the Spark engine needs Java (none on PATH)")
-
 START = dt.datetime(2024, 3, 1)
 
 # Input order matters. Time ties: client 1 (rows 1, 4), client 2 (rows 0, 3), client 4 (rows 9, 10)
@@ -58,7 +56,12 @@ CONFIG = PrepareConfig(
 
 @pytest.fixture(scope="session")
 def spark():
-    """One local Spark session (one core) for the whole test run; eventseq reuses the active session."""
+    """One local Spark session (one core) for the whole test run; eventseq reuses the active session.
+
+    Tests that need it are skipped where Java is missing (Spark runs on the JVM); the others run.
+    """
+    if shutil.which("java") is None:
+        pytest.skip("the Spark engine needs Java 17+ and there is no `java` on PATH")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
