@@ -73,6 +73,16 @@ def test_raw_events_and_prepared_directory_give_the_same_predictions(trained, sy
         _assert_same_result(predict(trained.model_dir, data, progress=False), from_prepared)
 
 
+def test_sharded_prepared_directory_gives_the_same_predictions(trained, prepared_dir, tmp_path):
+    load_prepared(prepared_dir).save(tmp_path / "sharded", shards=3)  # data.parquet/part-0000{0,1,2}.parquet
+    assert len(list((tmp_path / "sharded" / "data.parquet").glob("part-*.parquet"))) == 3
+    from_one_file = predict(trained.model_dir, prepared_dir, progress=False)
+    for data in [tmp_path / "sharded", tmp_path / "sharded" / "data.parquet"]:
+        from_parts = predict(trained.model_dir, data, chunk_rows=50, progress=False)
+        assert from_parts["entity_id"].to_list() == from_one_file["entity_id"].to_list()
+        _assert_same_result(from_parts, from_one_file)
+
+
 def test_unseen_and_null_categories_are_encoded_as_unknown(trained, synthetic):
     events = synthetic.events
     changed = pl.col("entity_id") < 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -10,10 +11,13 @@ from eventseq._io import (
     atomic_directory,
     atomic_path,
     open_parquet,
+    parquet_part_files,
     read_json,
     read_parquet,
+    read_parquet_parts,
     write_json,
     write_parquet,
+    write_parquet_parts,
 )
 from eventseq.errors import FileFormatError
 
@@ -165,3 +169,46 @@ def test_open_parquet(tmp_path, parquet_file):
         open_parquet(tmp_path / "bad.parquet")
     with pytest.raises(FileFormatError, match="none.parquet"):
         open_parquet(tmp_path / "none.parquet")
+
+
+# ----------------------------------------------------------------------------- sharded tables
+
+
+def test_write_parquet_parts_then_read_them_in_order(tmp_path, small_table):
+    paths = write_parquet_parts([small_table.slice(0, 2), small_table.slice(2)], tmp_path / "data.parquet")
+
+    assert [p.name for p in paths] == ["part-00000.parquet", "part-00001.parquet"]
+    assert sorted(p.name for p in (tmp_path / "data.parquet").iterdir()) == [p.name for p in paths]
+    assert read_parquet_parts(tmp_path / "data.parquet").equals(small_table)
+
+
+def test_part_files_ignore_spark_markers_as_pyarrow_does(tmp_path, small_table):
+    directory = tmp_path / "data.parquet"
+    write_parquet_parts([small_table.slice(0, 1), small_table.slice(1)], directory)
+    (directory / "_SUCCESS").write_text("")  # what Spark's own writer leaves next to the parts
+    (directory / ".part-00000.parquet.crc").write_bytes(b"not parquet")
+
+    assert [p.name for p in parquet_part_files(directory)] == ["part-00000.parquet", "part-00001.parquet"]
+    assert read_parquet_parts(directory).num_rows == 3
+    assert ds.dataset(directory).to_table().num_rows == 3  # pyarrow skips names starting with _ or .
+
+
+def test_parts_replace_a_file_and_a_file_replaces_parts(tmp_path, small_table):
+    path = tmp_path / "data.parquet"
+    write_parquet(small_table, path)
+    write_parquet_parts([small_table], path)
+    assert path.is_dir() and read_parquet_parts(path).equals(small_table)
+
+    write_parquet(small_table.slice(1), path)
+    assert path.is_file() and read_parquet_parts(path).num_rows == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.parquet"]  # no temporary or old copies
+
+
+def test_part_directory_without_parts_or_with_a_corrupt_part(tmp_path, small_table):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileFormatError, match="empty.*without part-"):
+        parquet_part_files(tmp_path / "empty")
+    write_parquet_parts([small_table, small_table], tmp_path / "parts")
+    (tmp_path / "parts" / "part-00001.parquet").write_bytes(b"garbage")
+    with pytest.raises(FileFormatError, match="part-00001.parquet"):
+        read_parquet_parts(tmp_path / "parts")

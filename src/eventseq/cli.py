@@ -33,6 +33,12 @@ class PrepareJob(PrepareConfig):
         output: directory to write data.parquet, schema.json and report.json into.
         sources: several event sources instead of `input`: source name -> file, e.g.
             `sources={card:card.parquet,app:app.parquet}` (merged by time, see source_column).
+        engine: polars (in this process) or spark (a PySpark job: the same schema and table, written
+            by the executors; needs `pip install 'eventseq[spark]'` and Java 17+; reuses an active
+            SparkSession, else runs Spark locally).
+        shards: write data.parquet as a directory of this many part files (part-00000.parquet, ...),
+            each holding whole entities in id order; null: one file with polars, one part per
+            million events with spark.
     """
 
     input: str = ""
@@ -40,6 +46,8 @@ class PrepareJob(PrepareConfig):
     labels: str | None = None
     output: str = "prepared"
     sources: dict[str, str] = field(default_factory=dict)
+    engine: str = "polars"
+    shards: int | None = None
 
 
 @dataclass
@@ -173,13 +181,21 @@ def run_prepare(job: PrepareJob) -> None:
         from eventseq.data.ptls_format import read_ptls_parquet
 
         if job.labels or job.sources:
-            raise ConfigError("input_format=ptls reads one ptls file with its targets as scalar columns: no labels= or sources=")
-        prepared = read_ptls_parquet(job.input, config, output=job.output)
-    elif job.input_format == "events":
-        prepared = prepare(dict(job.sources) or job.input, config, labels=job.labels, output=job.output)
-    else:
+            raise ConfigError("input_format=ptls reads one ptls file with its targets as scalar columns: "
+                              "no labels= or sources=")
+        if job.engine != "polars" or job.shards is not None:
+            raise ConfigError("input_format=ptls is read with engine=polars into one file (no engine=, shards=)")
+        report = read_ptls_parquet(job.input, config, output=job.output).report
+    elif job.input_format != "events":
         raise ConfigError(f"input_format={job.input_format!r}: expected events or ptls")
-    print(prepared.report.summary())
+    elif job.engine == "spark":  # written by the executors, never collected here
+        from eventseq.data.spark import prepare_spark
+
+        report = prepare_spark(job.input, config, labels=job.labels, output=job.output, shards=job.shards).report
+    else:
+        report = prepare(dict(job.sources) or job.input, config, labels=job.labels, output=job.output,
+                         engine=job.engine, shards=job.shards).report
+    print(report.summary())
     print(f"written: {job.output}/")
 
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from eventseq._io import atomic_path, open_parquet
+from eventseq._io import atomic_path, open_parquet, parquet_part_files
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.prepare import SCHEMA_METADATA_KEY, DATA_FILE, EventsLike, encode_events
 from eventseq.data.schema import TIME_COLUMN, Schema
@@ -96,9 +96,11 @@ def _all_chunks(data: Any, schema: Schema, chunk_rows: int) -> Iterator[tuple[pa
         path = Path(data)
         if path.is_dir() and (path / DATA_FILE).exists():
             path = path / DATA_FILE
-    if path is not None and path.is_file() and path.suffix == ".parquet":
-        parquet = open_parquet(path)
-        raw_schema = (parquet.schema_arrow.metadata or {}).get(SCHEMA_METADATA_KEY)
+    # a prepared table: one Parquet file, or a directory of part files (engine=spark, shards=)
+    if path is not None and ((path.is_file() and path.suffix == ".parquet")
+                             or (path.is_dir() and any(path.glob("part-*.parquet")))):
+        parts = parquet_part_files(path)
+        raw_schema = (open_parquet(parts[0]).schema_arrow.metadata or {}).get(SCHEMA_METADATA_KEY)
         if raw_schema is not None:
             prepared_with = Schema.from_json(raw_schema.decode())
             if prepared_with.fingerprint() != schema.fingerprint():
@@ -107,11 +109,12 @@ def _all_chunks(data: Any, schema: Schema, chunk_rows: int) -> Iterator[tuple[pa
                     f"(different vocabularies or transforms): pass the raw events instead"
                 )
             texts = read_text_tables(path.parent / TEXTS_FILE, schema.text)
-            try:
-                for batch in parquet.iter_batches(batch_size=chunk_rows):
-                    yield pa.Table.from_batches([batch]), texts
-            except (pa.ArrowInvalid, OSError) as error:
-                raise FileFormatError(f"cannot read {path}: corrupt or truncated ({error})") from None
+            for part in parts:
+                try:
+                    for batch in open_parquet(part).iter_batches(batch_size=chunk_rows):
+                        yield pa.Table.from_batches([batch]), texts
+                except (pa.ArrowInvalid, OSError) as error:
+                    raise FileFormatError(f"cannot read {part}: corrupt or truncated ({error})") from None
             return
     prepared = encode_events(data, schema)
     table = prepared.table.to_arrow()

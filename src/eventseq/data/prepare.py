@@ -17,7 +17,15 @@ from typing import Any, Union
 import pandas as pd
 import polars as pl
 
-from eventseq._io import atomic_path, read_json, write_json
+from eventseq._io import (
+    atomic_path,
+    open_parquet,
+    parquet_part_files,
+    read_json,
+    read_parquet_parts,
+    write_json,
+    write_parquet_parts,
+)
 from eventseq.data.schema import (
     FIRST_VALUE_ID,
     NUMERIC_TRANSFORMS,
@@ -41,7 +49,9 @@ from eventseq.data.text import (
 )
 from eventseq.errors import ColumnError, ConfigError, DataError, FileFormatError, did_you_mean
 
+# (with engine="spark", `prepare` also takes a PySpark DataFrame)
 EventsLike = Union[pd.DataFrame, pl.DataFrame, pl.LazyFrame, str, os.PathLike]
+ENGINES = ("polars", "spark")
 
 DATA_FILE = "data.parquet"
 SCHEMA_FILE = "schema.json"
@@ -210,8 +220,16 @@ class PreparedData:
     report: PrepareReport
     texts: dict[str, TextTable] = field(default_factory=dict)
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Write data.parquet (schema also in its metadata), schema.json, report.json (and texts.parquet)."""
+    def save(self, directory: str | os.PathLike, shards: int | None = None) -> Path:
+        """Write data.parquet (schema also in its metadata), schema.json, report.json (and texts.parquet).
+
+        Args:
+            directory: the prepare directory (created if needed).
+            shards: None writes `data.parquet` as one file; a number writes it as a directory of
+                that many part files `data.parquet/part-00000.parquet`, ... (fewer if there are
+                fewer entities), each holding whole entities, in id order, with the schema in
+                its metadata.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         arrow = self.table.to_arrow()
@@ -220,8 +238,15 @@ class PreparedData:
         arrow = arrow.replace_schema_metadata(metadata)
         import pyarrow.parquet as pq
 
-        with atomic_path(directory / DATA_FILE) as tmp:
-            pq.write_table(arrow, tmp)
+        if shards is None:
+            with atomic_path(directory / DATA_FILE) as tmp:
+                pq.write_table(arrow, tmp)
+        else:
+            _check_shards(shards)
+            # one row per entity, so contiguous row ranges are whole entities in id order
+            bounds = sorted({round(index * arrow.num_rows / shards) for index in range(shards + 1)})
+            write_parquet_parts([arrow.slice(start, end - start) for start, end in zip(bounds, bounds[1:])],
+                                directory / DATA_FILE)
         if self.schema.text:
             write_text_tables(self.texts, directory / TEXTS_FILE)
         write_json(directory / SCHEMA_FILE, self.schema.to_dict())
@@ -251,6 +276,8 @@ def read_events(events: EventsLike) -> pl.LazyFrame:
         if path.is_file():
             open_parquet(path)  # fail early, naming the file, if it is corrupt
         return pl.scan_parquet(path)
+    if type(events).__module__.startswith("pyspark"):
+        raise DataError("events is a PySpark DataFrame: pass engine='spark' to prepare it with Spark")
     raise DataError(
         f"events must be a pandas/Polars DataFrame, a Polars LazyFrame or a Parquet path, "
         f"got {type(events).__name__}"
@@ -364,15 +391,124 @@ def _load_inputs(
     return frame, label_frame
 
 
-def fit_schema(frame: pl.DataFrame, labels: pl.DataFrame | None, config: PrepareConfig) -> Schema:
-    """Learn the schema from an event frame (and optional per-entity labels)."""
-    if frame.height == 0:
+def fit_schema(frame: pl.DataFrame | pl.LazyFrame, labels: pl.DataFrame | None, config: PrepareConfig) -> Schema:
+    """Learn the schema from an event frame (and optional per-entity labels).
+
+    A LazyFrame is aggregated with Polars' streaming engine, so fitting never holds the events.
+    """
+    return schema_from_statistics(fit_statistics(frame.lazy(), labels, config), config)
+
+
+def _final_moments(moments: tuple[float | None, float | None], transform: str) -> tuple[float, float]:
+    """The mean and std a numeric feature is standardized with (0 and 1 unless it is standardized)."""
+    mean, std = (moments[0] or 0.0), (moments[1] or 1.0)
+    if "standardize" not in transform:
+        return 0.0, 1.0
+    return float(mean), float(std) or 1.0
+
+
+def fit_statistics(events: pl.LazyFrame, labels: pl.DataFrame | None, config: PrepareConfig) -> FitStatistics:
+    """Compute with Polars what fitting a schema reads from the data (see FitStatistics)."""
+    columns = events.collect_schema()
+    for column in config.numeric:
+        _require_numeric(columns[column], column)
+
+    def collect(*frames: pl.LazyFrame) -> list[pl.DataFrame]:
+        try:
+            return pl.collect_all(list(frames), engine="streaming")
+        except (pl.exceptions.ComputeError, OSError) as error:
+            raise FileFormatError(f"cannot read the events: {error}") from None
+
+    rows = collect(events.select(pl.len()))[0].item()
+    if rows == 0:
         raise DataError("the event table is empty: no rows to prepare")
-    features: list[CategoricalFeature | NumericFeature] = []
+    counted = collect(*[
+        events.select(pl.col(column).cast(pl.String).drop_nulls().value_counts(sort=False)).unnest(column)
+        for column in config.categorical
+    ])
+    category_counts = dict(zip(config.categorical, counted))
+    transforms = {column: config.numeric_transform.get(column, config.default_numeric_transform)
+                  for column in config.numeric}
+    numeric_moments: dict[str, tuple[float | None, float | None]] = {}
+    if config.numeric:
+        expressions = []
+        for column in config.numeric:
+            values = _apply_numeric_transform(pl.col(column).cast(pl.Float64), transforms[column], 0.0, 1.0)
+            finite = values.filter(values.is_finite())
+            expressions += [finite.mean().alias(f"{column}/mean"), finite.std().alias(f"{column}/std")]
+        moments = collect(events.select(expressions))[0].row(0, named=True)
+        numeric_moments = {column: (moments[f"{column}/mean"], moments[f"{column}/std"]) for column in config.numeric}
+    edges: dict[str, list[float]] = {}
+    if config.quantize:
+        from eventseq.data.tokens import quantile_expressions
+
+        expressions = []
+        for column, bins in config.quantize.items():
+            mean, std = _final_moments(numeric_moments[column], transforms[column])
+            final = _apply_numeric_transform(pl.col(column).cast(pl.Float64), transforms[column], mean, std)
+            expressions += quantile_expressions(final, bins, prefix=f"{column}/")
+        quantiles = collect(events.select(expressions))[0].row(0, named=True)
+        for column, bins in config.quantize.items():
+            values = sorted({float(quantiles[f"{column}/{i}"]) for i in range(bins + 1)
+                             if quantiles[f"{column}/{i}"] is not None})
+            edges[column] = values if len(values) >= 2 else []
+    target_values = {}
+    for column in config.targets:
+        if labels is not None and column in labels.columns:
+            target_values[column] = labels.get_column(column)
+        else:  # only the distinct values: the events may not fit in memory
+            target_values[column] = collect(events.select(pl.col(column).unique()))[0].get_column(column)
+    sources: dict[str, list[str]] = {}
+    if config.source_column is not None:
+        from eventseq.data.sources import fit_sources
+
+        names = [c for c in (*config.categorical, *config.numeric, *config.text) if c != config.source_column]
+        sources = fit_sources(events, config.source_column, names)
+    text_features = fit_text_features(columns, config.text, config.text_encoder)
+    return FitStatistics(columns[config.time_column], category_counts, numeric_moments, target_values,
+                         edges, sources, text_features)
+
+
+@dataclass
+class FitStatistics:
+    """What fitting a schema reads from the data, whichever engine computed it.
+
+    `fit_statistics` computes it with Polars, `eventseq.data.spark` with Spark;
+    `schema_from_statistics` turns it into the Schema, so both engines share every rule (vocabulary
+    order, rare values, numeric defaults, target classes and their errors).
+
+    Attributes:
+        time_dtype: the raw time column's dtype, as Polars names it.
+        category_counts: per categorical column, a frame of its non-null values cast to strings
+            (in a column named like the feature) and their occurrences (`count`).
+        numeric_moments: per numeric column, the mean and sample standard deviation (ddof=1) of its
+            finite transformed values (transform with mean 0, std 1); None where undefined.
+        target_values: per target column, its values (all of them, or only the distinct ones).
+        edges: per quantized numeric column, its quantile edges (see data/tokens.py).
+        sources: per source, the features it has (several merged sources, data/sources.py).
+        text_features: the fitted text features (data/text.py).
+    """
+
+    time_dtype: pl.DataType
+    category_counts: dict[str, pl.DataFrame]
+    numeric_moments: dict[str, tuple[float | None, float | None]]
+    target_values: dict[str, pl.Series]
+    edges: dict[str, list[float]] = field(default_factory=dict)
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    text_features: list[Any] = field(default_factory=list)
+
+
+def schema_from_statistics(statistics: FitStatistics, config: PrepareConfig) -> Schema:
+    """Build the Schema from the statistics an engine computed (see FitStatistics).
+
+    Raises:
+        ColumnError: the time column or a regression target has the wrong dtype.
+        DataError: a target without values, with one class, or binary with more than two classes.
+    """
+    features: list[Any] = []
     for column in config.categorical:
         counts = (
-            frame.select(pl.col(column).cast(pl.String).drop_nulls().value_counts(sort=False))
-            .unnest(column)
+            statistics.category_counts[column]
             .filter(pl.col("count") >= config.min_frequency)
             .sort(["count", column], descending=[True, False])
         )
@@ -380,35 +516,13 @@ def fit_schema(frame: pl.DataFrame, labels: pl.DataFrame | None, config: Prepare
             counts = counts.head(config.max_vocab_size)
         features.append(CategoricalFeature(name=column, vocabulary=counts[column].to_list()))
     for column in config.numeric:
-        dtype = frame.schema[column]
-        if not dtype.is_numeric():
-            raise ColumnError(f"numeric column '{column}' has dtype {dtype}: expected a number type")
         transform = config.numeric_transform.get(column, config.default_numeric_transform)
-        values = _apply_numeric_transform(pl.col(column).cast(pl.Float64), transform, 0.0, 1.0)
-        stats = frame.select(
-            values.filter(values.is_finite()).mean().alias("mean"),
-            values.filter(values.is_finite()).std().alias("std"),
-        ).row(0)
-        mean, std = (stats[0] or 0.0), (stats[1] or 1.0)
-        if "standardize" not in transform:
-            mean, std = 0.0, 1.0
-        mean, std = float(mean), float(std) or 1.0
-        edges: list[float] = []
-        if column in config.quantize:
-            from eventseq.data.tokens import quantile_edges
-
-            final = _apply_numeric_transform(pl.col(column).cast(pl.Float64), transform, mean, std)
-            edges = quantile_edges(frame, final, config.quantize[column])
-        features.append(NumericFeature(name=column, transform=transform, mean=mean, std=std, edges=edges))
-    features.extend(fit_text_features(frame.schema, config.text, config.text_encoder))
-    time_kind = _time_kind(frame.schema[config.time_column], config.time_column)
-    targets = _fit_targets(frame, labels, config)
-    sources: dict[str, list[str]] = {}
-    if config.source_column is not None:
-        from eventseq.data.sources import fit_sources
-
-        names = [feature.name for feature in features if feature.name != config.source_column]
-        sources = fit_sources(frame, config.source_column, names)
+        mean, std = _final_moments(statistics.numeric_moments[column], transform)
+        features.append(NumericFeature(name=column, transform=transform, mean=mean, std=std,
+                                       edges=statistics.edges.get(column, [])))
+    features.extend(statistics.text_features)
+    time_kind = _time_kind(statistics.time_dtype, config.time_column)
+    targets = [_fit_target(column, task, statistics.target_values[column]) for column, task in config.targets.items()]
     return Schema(
         id_column=config.id_column,
         time_column=config.time_column,
@@ -418,34 +532,34 @@ def fit_schema(frame: pl.DataFrame, labels: pl.DataFrame | None, config: Prepare
         invalid_numeric=config.invalid_numeric,
         fill_value=config.fill_value,
         source_column=config.source_column,
-        sources=sources,
+        sources=statistics.sources,
     )
 
 
-def _fit_targets(frame: pl.DataFrame, labels: pl.DataFrame | None, config: PrepareConfig) -> list[Target]:
-    targets: list[Target] = []
-    for column, task in config.targets.items():
-        source = labels if labels is not None and column in labels.columns else frame
-        values = source.get_column(column).drop_nulls()
-        if values.len() == 0:
-            raise DataError(f"target '{column}' has no non-null values")
-        if task == "regression":
-            if not values.dtype.is_numeric():
-                raise ColumnError(f"regression target '{column}' has dtype {values.dtype}: expected numbers")
-            targets.append(Target(name=column, task=task))
-            continue
-        classes = values.unique().sort().to_list()
-        if len(classes) < 2:
-            raise DataError(
-                f"target '{column}' has one class ({classes[0]!r}): a {task} target needs at least two"
-            )
-        if task in ("binary", "multilabel") and len(classes) != 2:
-            raise DataError(
-                f"target '{column}' is declared {task} but has {len(classes)} classes "
-                f"({classes[:10]}...): use multiclass, or map it to two values"
-            )
-        targets.append(Target(name=column, task=task, classes=classes))
-    return targets
+def _require_numeric(dtype: pl.DataType, column: str) -> None:
+    if not dtype.is_numeric():
+        raise ColumnError(f"numeric column '{column}' has dtype {dtype}: expected a number type")
+
+
+def _fit_target(column: str, task: str, values: pl.Series) -> Target:
+    values = values.drop_nulls()
+    if values.len() == 0:
+        raise DataError(f"target '{column}' has no non-null values")
+    if task == "regression":
+        if not values.dtype.is_numeric():
+            raise ColumnError(f"regression target '{column}' has dtype {values.dtype}: expected numbers")
+        return Target(name=column, task=task)
+    classes = values.unique().sort().to_list()
+    if len(classes) < 2:
+        raise DataError(
+            f"target '{column}' has one class ({classes[0]!r}): a {task} target needs at least two"
+        )
+    if task in ("binary", "multilabel") and len(classes) != 2:
+        raise DataError(
+            f"target '{column}' is declared {task} but has {len(classes)} classes "
+            f"({classes[:10]}...): use multiclass, or map it to two values"
+        )
+    return Target(name=column, task=task, classes=classes)
 
 
 def _apply_numeric_transform(values: pl.Expr, transform: str, mean: float, std: float) -> pl.Expr:
@@ -553,9 +667,7 @@ def _encode_frame(
     for feature in schema.categorical:
         encoded.append(encode_categorical(pl.col(feature.name), feature).alias(feature.name))
     for feature in schema.numeric:
-        dtype = frame.schema[feature.name]
-        if not dtype.is_numeric():
-            raise ColumnError(f"numeric column '{feature.name}' has dtype {dtype}: expected a number type")
+        _require_numeric(frame.schema[feature.name], feature.name)
         value = _apply_numeric_transform(pl.col(feature.name).cast(pl.Float64), feature.transform, feature.mean,
                                          feature.std)
         lacking = [source for source, names in schema.sources.items() if feature.name not in names]
@@ -689,16 +801,24 @@ def prepare(
     config: PrepareConfig | None = None,
     labels: EventsLike | None = None,
     output: str | os.PathLike | None = None,
+    engine: str = "polars",
+    shards: int | None = None,
     **overrides: Any,
 ) -> PreparedData:
     """Fit a schema on raw events and encode them into a sequence table.
 
     Args:
-        events: raw event table: pandas/Polars DataFrame, Polars LazyFrame, or a Parquet/CSV path;
-            or a dict source name -> such a table (several sources, merged by time).
+        events: raw event table: pandas/Polars DataFrame, Polars LazyFrame, or a Parquet/CSV path
+            (with engine="spark" also a PySpark DataFrame); or a dict source name -> such a table
+            (several sources, merged by time).
         config: the column declaration; keyword `overrides` set individual PrepareConfig fields.
         labels: optional per-entity labels (id column + target columns).
         output: if given, a directory to write data.parquet, schema.json and report.json into.
+        engine: "polars" (in process) or "spark" (a PySpark job, `eventseq.data.spark`: the same
+            schema and table; the result is collected here, so for tables larger than this
+            process's memory call `eventseq.data.spark.prepare_spark` or the CLI instead).
+        shards: write data.parquet as a directory of this many part files (see PreparedData.save);
+            None: one file with polars, one part per million events with spark.
 
     Returns:
         PreparedData (table, schema, report).
@@ -710,13 +830,26 @@ def prepare(
     config = dataclasses.replace(config) if config is not None else PrepareConfig()
     for key, value in overrides.items():
         if not hasattr(config, key):
-            raise ConfigError(f"unknown prepare option '{key}'{did_you_mean(key, asdict(config))}")
+            raise ConfigError(
+                f"unknown prepare option '{key}'{did_you_mean(key, [*asdict(config), 'engine', 'shards'])}"
+            )
         setattr(config, key, value)
+    if engine not in ENGINES:
+        raise ConfigError(f"engine={engine!r}: expected one of {list(ENGINES)}")
+    if shards is not None:
+        _check_shards(shards)
+    if engine == "spark":
+        from eventseq.data.spark import prepare_spark
+
+        result = prepare_spark(events, config, labels, output=output, shards=shards)
+        if output is None:
+            return result.to_prepared()
+        return PreparedData(table=load_prepared(output).table, schema=result.schema, report=result.report)
     if isinstance(events, dict):
         events = _merged(events, config)
     prepared = SequencePreparer(config).fit_transform(events, labels)
     if output is not None:
-        prepared.save(output)
+        prepared.save(output, shards=shards)
     return prepared
 
 
@@ -730,29 +863,46 @@ def _merged(sources: dict[str, EventsLike], config: PrepareConfig) -> pl.LazyFra
     return merge_sources(sources, config.id_column, config.time_column, config.source_column)
 
 
-def load_prepared(directory: str | os.PathLike) -> PreparedData:
-    """Load a directory written by `prepare` (data.parquet + schema.json)."""
-    from eventseq._io import read_parquet
+def _check_shards(shards: Any) -> None:
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ConfigError(f"shards={shards!r}: expected a whole number >= 1, or None")
 
+
+def load_prepared(directory: str | os.PathLike) -> PreparedData:
+    """Load what `prepare` wrote: a prepare directory, or its data.parquet alone.
+
+    Args:
+        directory: a prepare directory (data.parquet + schema.json + report.json), where
+            data.parquet is one file or a directory of part files; or a data.parquet file or
+            part-file directory alone (the schema then comes from the Parquet metadata).
+
+    Returns:
+        PreparedData with the sequence table in entity-id order.
+
+    Raises:
+        FileFormatError: missing or corrupt files, no schema, or columns the schema names are absent.
+    """
     directory = Path(directory)
-    if directory.is_file():  # a single Parquet file with the schema in its metadata
+    data_path = directory / DATA_FILE
+    if directory.is_file() or (directory.is_dir() and not (directory / SCHEMA_FILE).exists()
+                               and not data_path.exists() and any(directory.glob("part-*.parquet"))):
+        # data.parquet alone (a file or a directory of parts): the schema is in its metadata
         data_path = directory
-        arrow = read_parquet(data_path)
-        raw = (arrow.schema.metadata or {}).get(SCHEMA_METADATA_KEY)
+        raw = (open_parquet(parquet_part_files(data_path)[0]).schema_arrow.metadata or {}).get(SCHEMA_METADATA_KEY)
         if raw is None:
             raise FileFormatError(f"{data_path} has no eventseq schema in its metadata; pass the prepare directory")
         schema = Schema.from_json(raw.decode())
         report = PrepareReport()
     else:
-        data_path = directory / DATA_FILE
-        arrow = read_parquet(data_path)
         schema = Schema.from_dict(read_json(directory / SCHEMA_FILE, "schema"))
         report_path = directory / REPORT_FILE
         report = PrepareReport(**read_json(report_path)) if report_path.exists() else PrepareReport()
-    table = pl.from_arrow(arrow)
+    table = pl.from_arrow(read_parquet_parts(data_path))
     assert isinstance(table, pl.DataFrame)
     missing = [c for c in [schema.id_column, TIME_COLUMN, *schema.feature_names] if c not in table.columns]
     if missing:
         raise FileFormatError(f"{directory}: sequence table lacks columns {missing} named by its schema")
+    if not table.get_column(schema.id_column).is_sorted():  # parts written elsewhere, in another order
+        table = table.sort(schema.id_column, maintain_order=True)
     texts = read_text_tables(data_path.parent / TEXTS_FILE, schema.text)
     return PreparedData(table=table, schema=schema, report=report, texts=texts)

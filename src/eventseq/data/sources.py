@@ -69,12 +69,13 @@ def merge_sources(
         raise DataError(f"cannot merge the sources {list(sources)}: {error}") from None
 
 
-def fit_sources(frame: pl.DataFrame, source_column: str, features: list[str]) -> dict[str, list[str]]:
+def fit_sources(frame: pl.DataFrame | pl.LazyFrame, source_column: str, features: list[str]) -> dict[str, list[str]]:
     """Source -> the features it has (any non-null value among its rows), in feature order."""
     present = (
-        frame.group_by(source_column)
+        frame.lazy().group_by(source_column)
         .agg([pl.col(name).is_not_null().any().alias(name) for name in features])
         .sort(source_column)
+        .collect(engine="streaming")
     )
     return {
         str(row[source_column]): [name for name in features if row[name]]

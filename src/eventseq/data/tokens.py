@@ -23,12 +23,15 @@ from eventseq.errors import ConfigError
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 
+def quantile_expressions(values: pl.Expr, bins: int, prefix: str = "") -> list[pl.Expr]:
+    """Quantiles 0, 1/bins, .., 1 of the finite `values`, named `prefix0` .. `prefix{bins}`."""
+    finite = values.filter(values.is_finite())
+    return [finite.quantile(i / bins, interpolation="linear").alias(f"{prefix}{i}") for i in range(bins + 1)]
+
+
 def quantile_edges(frame: pl.DataFrame, values: pl.Expr, bins: int) -> list[float]:
     """Quantiles 0, 1/bins, .., 1 of the finite `values` (deduplicated: heavy ties give fewer buckets)."""
-    finite = values.filter(values.is_finite())
-    quantiles = frame.select(
-        [finite.quantile(i / bins, interpolation="linear").alias(str(i)) for i in range(bins + 1)]
-    ).row(0)
+    quantiles = frame.select(quantile_expressions(values, bins)).row(0)
     edges = sorted({float(q) for q in quantiles if q is not None})
     return edges if len(edges) >= 2 else []
 
