@@ -37,8 +37,9 @@ class PrepareJob(PrepareConfig):
             by the executors; needs `pip install 'eventseq[spark]'` and Java 17+; reuses an active
             SparkSession, else runs Spark locally).
         shards: write data.parquet as a directory of this many part files (part-00000.parquet, ...),
-            each holding whole entities in id order; null: one file with polars, one part per
-            million events with spark.
+            each holding whole entities; null: one file with polars, one part per million events
+            with spark. With polars the entities are split by a hash of their id and one shard at a
+            time is read, encoded and written (`prepare_in_shards`): memory for one shard, not the log.
     """
 
     input: str = ""
@@ -192,9 +193,13 @@ def run_prepare(job: PrepareJob) -> None:
         from eventseq.data.spark import prepare_spark
 
         report = prepare_spark(job.input, config, labels=job.labels, output=job.output, shards=job.shards).report
+    elif job.shards is not None:  # one hash shard of entities in memory at a time
+        from eventseq.data.prepare import prepare_in_shards
+
+        _, report = prepare_in_shards(dict(job.sources) or job.input, config, job.output, job.shards, labels=job.labels)
     else:
         report = prepare(dict(job.sources) or job.input, config, labels=job.labels, output=job.output,
-                         engine=job.engine, shards=job.shards).report
+                         engine=job.engine).report
     print(report.summary())
     print(f"written: {job.output}/")
 

@@ -18,6 +18,8 @@ import pandas as pd
 import polars as pl
 
 from eventseq._io import (
+    PART_FILE,
+    atomic_directory,
     atomic_path,
     open_parquet,
     parquet_part_files,
@@ -369,13 +371,20 @@ class SequencePreparer:
 def _load_inputs(
     events: EventsLike, labels: EventsLike | None, config: PrepareConfig
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    lazy, label_frame = _scan_inputs(events, labels, config)
+    what = f"events {events}" if isinstance(events, (str, os.PathLike)) else "events"
+    return _collect(lazy, what), label_frame
+
+
+def _scan_inputs(
+    events: EventsLike, labels: EventsLike | None, config: PrepareConfig
+) -> tuple[pl.LazyFrame, pl.DataFrame | None]:
+    """The event table as a LazyFrame of the declared columns (checked), and the labels collected."""
     lazy = read_events(events)
     label_lazy = read_events(labels) if labels is not None else None
     event_columns = [config.id_column, config.time_column, *config.categorical, *config.numeric, *config.text]
     event_schema = lazy.collect_schema()
     _check_columns(event_schema, event_columns, "the event table")
-    def describe(source: EventsLike, what: str) -> str:
-        return f"{what} {source}" if isinstance(source, (str, os.PathLike)) else what
 
     label_frame = None
     targets_in_events = [t for t in config.targets if t in event_schema.names()]
@@ -384,11 +393,11 @@ def _load_inputs(
         _check_columns(label_schema, [config.id_column], "the labels table")
         missing = [t for t in config.targets if t not in targets_in_events]
         _check_columns(label_schema, missing, "the labels table")
-        label_frame = _collect(label_lazy.select(config.id_column, *missing), describe(labels, "labels"))
+        what = f"labels {labels}" if isinstance(labels, (str, os.PathLike)) else "labels"
+        label_frame = _collect(label_lazy.select(config.id_column, *missing), what)
     else:
         _check_columns(event_schema, list(config.targets), "the event table (no labels table given)")
-    frame = _collect(lazy.select(*event_columns, *targets_in_events), describe(events, "events"))
-    return frame, label_frame
+    return lazy.select(*event_columns, *targets_in_events), label_frame
 
 
 def fit_schema(frame: pl.DataFrame | pl.LazyFrame, labels: pl.DataFrame | None, config: PrepareConfig) -> Schema:
@@ -636,7 +645,8 @@ def _encode_frame(
     if frame.height == 0:
         raise DataError("the event table is empty: no rows to prepare")
     id_column, time_column = schema.id_column, schema.time_column
-    frame = frame.with_row_index(_ROW)
+    if _ROW not in frame.columns:  # prepare_in_shards numbers the rows before splitting them
+        frame = frame.with_row_index(_ROW)
 
     null_ids = frame.get_column(id_column).null_count()
     if null_ids:
@@ -851,6 +861,96 @@ def prepare(
     if output is not None:
         prepared.save(output, shards=shards)
     return prepared
+
+
+def prepare_in_shards(
+    events: EventsLike | dict[str, EventsLike],
+    config: PrepareConfig,
+    output: str | os.PathLike,
+    shards: int,
+    labels: EventsLike | None = None,
+) -> tuple[Schema, PrepareReport]:
+    """Prepare an event log larger than memory with Polars: the memory held is one shard's.
+
+    The schema is fitted with streaming aggregations over the whole log (`fit_statistics`); then
+    the entities are split by a hash of their id into `shards` groups, and each group is read
+    (streaming scan + filter), encoded by the same `_encode_frame` as `prepare` and written as one
+    part file `output/data.parquet/part-<k>.parquet` before the next is read. Event BPE learns its
+    merges on the first non-empty shard (a sample of entities) and applies them to every shard.
+    The part files hold whole entities, sorted by id within each part.
+
+    Args:
+        events: raw events (a Parquet file or directory, CSV, a LazyFrame, a DataFrame) or a dict of
+            sources.
+        config: the column declaration and policies.
+        output: the prepare directory to write (data.parquet/, schema.json, report.json).
+        shards: number of hash groups (= part files; empty groups write no file).
+        labels: optional per-entity labels table (read into memory: one row per entity).
+
+    Returns:
+        (schema, report), summed over the shards; the table is never held whole.
+
+    Raises:
+        ConfigError: text fields (their ids are per dataset), bad shards; otherwise as `prepare`.
+    """
+    config = dataclasses.replace(config)
+    _check_shards(shards)
+    if isinstance(events, dict):
+        events = _merged(events, config)
+    config.validate()
+    if config.text:
+        raise ConfigError("text fields are not supported with shards= yet (their ids are per dataset): "
+                          "prepare them in one piece")
+    lazy, label_frame = _scan_inputs(events, labels, config)
+    lazy = lazy.with_row_index(_ROW)  # row numbers of the whole input, for error messages
+    schema = schema_from_statistics(fit_statistics(lazy, label_frame, config), config)
+    raw_schema = schema
+    id_column = config.id_column
+    id_dtype = lazy.collect_schema()[id_column]
+    shard_of = pl.col(id_column).hash(seed=0) % shards
+    if label_frame is not None:
+        label_frame = label_frame.with_columns(pl.col(id_column).cast(id_dtype, strict=False))
+    report = PrepareReport()
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(output / DATA_FILE) as tmp:
+        written = 0
+        for shard in range(shards):
+            frame = lazy.filter(shard_of == shard).collect(engine="streaming")
+            if frame.height == 0:
+                continue
+            shard_labels = None if label_frame is None else label_frame.filter(shard_of == shard)
+            prepared = _encode_frame(frame, shard_labels, raw_schema, list(config.targets), config)
+            if config.bpe_fields:
+                if schema.bpe is None:
+                    from eventseq.data.bpe import fit_bpe
+
+                    schema = fit_bpe(prepared.table, raw_schema, config.bpe_fields, config.bpe_merges,
+                                     config.bpe_min_count)
+                prepared = _tokenized(prepared, schema)
+            _add_report(report, prepared.report)
+            arrow = prepared.table.to_arrow()
+            metadata = {**(arrow.schema.metadata or {}), SCHEMA_METADATA_KEY: schema.to_json().encode()}
+            import pyarrow.parquet as pq
+
+            pq.write_table(arrow.replace_schema_metadata(metadata), tmp / PART_FILE.format(index=written))
+            written += 1
+            del frame, prepared, arrow
+    write_json(output / SCHEMA_FILE, schema.to_dict())
+    write_json(output / REPORT_FILE, asdict(report))
+    return schema, report
+
+
+def _add_report(total: PrepareReport, part: PrepareReport) -> None:
+    """Add one shard's counts to the running report."""
+    total.rows_in += part.rows_in
+    total.events_out += part.events_out
+    total.entities_out += part.entities_out
+    total.tokens_out = None if part.tokens_out is None else (total.tokens_out or 0) + part.tokens_out
+    for mine, theirs in [(total.rows_dropped, part.rows_dropped), (total.entities_dropped, part.entities_dropped),
+                         (total.unknown_values, part.unknown_values)]:
+        for key, count in theirs.items():
+            mine[key] = mine.get(key, 0) + count
 
 
 def _merged(sources: dict[str, EventsLike], config: PrepareConfig) -> pl.LazyFrame:
