@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 import time
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--output", default="benchmarks/results/event_bpe.md")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    load_at_start = os.getloadavg()
     data = make_transactions(n_entities=args.entities, seed=0)
     base = PrepareConfig(**SYNTHETIC_COLUMNS, quantize={"amount": 4})
     rows, feature_sets = [], {}
@@ -81,6 +83,9 @@ def main() -> None:
     lines = [
         f"`{' '.join(['python', *sys.argv])}` — {args.entities:,} synthetic entities, "
         f"{rows[0]['events']:,} events; GRU hidden 64, {args.epochs} epochs; torch {torch.__version__}, 2 threads",
+        "",
+        f"Load average {load_at_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: the seconds "
+        "columns are wall-clock times on a shared machine (the token counts are what shortens training).",
         "",
         "| variant | tokens | events/token | token vocabulary | prepare s | aggregates→LightGBM AUROC "
         f"({args.folds} folds) | GRU test AUROC | GRU train s |",
