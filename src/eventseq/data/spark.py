@@ -53,7 +53,7 @@ from eventseq.data.prepare import (
     schema_from_statistics,
 )
 from eventseq.data.schema import FIRST_VALUE_ID, TIME_COLUMN, UNKNOWN_ID, Schema, Target
-from eventseq.errors import ColumnError, ConfigError, DataError, FileFormatError
+from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError, FileFormatError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -109,12 +109,24 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+def local_memory() -> str:
+    """The heap of a local Spark session: $EVENTSEQ_SPARK_MEMORY (e.g. "6g"), else half the RAM, 1g to 8g."""
+    if os.environ.get("EVENTSEQ_SPARK_MEMORY"):
+        return os.environ["EVENTSEQ_SPARK_MEMORY"]
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "2g"
+    return f"{min(8, max(1, total // 2**31))}g"
+
+
 def spark_session() -> SparkSession:
     """The active SparkSession (a cluster user's own), or else a local one created for eventseq.
 
-    The local session runs on every core with the web UI off, few shuffle partitions, UTC as the
-    session time zone and this Python for the workers. For more driver memory or another master,
-    create your own session before calling eventseq: it is reused as is.
+    The local session runs on every core with the web UI off, 64 shuffle partitions (adaptive
+    execution merges small ones), UTC as the session time zone, this Python for the workers and a
+    heap of `local_memory()`. For another master or other settings, create your own session before
+    calling eventseq: it is reused as is.
 
     Raises:
         ConfigError: PySpark is not installed, or Java is missing or Spark cannot start.
@@ -131,14 +143,18 @@ def spark_session() -> SparkSession:
             raise ConfigError("engine=spark needs Java 17 or newer: no `java` on PATH and JAVA_HOME is not set")
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need this Python's pyarrow
-        cores = os.cpu_count() or 1
         try:
             session = (
                 SparkSession.builder.master("local[*]")
                 .appName("eventseq-prepare")
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", "false")
-                .config("spark.sql.shuffle.partitions", str(min(8, cores)))
+                # local mode runs the executors inside the driver's JVM: its heap is all Spark has
+                .config("spark.driver.memory", local_memory())
+                # enough partitions that one task's group of entities fits; adaptive execution merges
+                # them back when the data is small
+                .config("spark.sql.shuffle.partitions", "64")
+                .config("spark.sql.adaptive.enabled", "true")
                 .config("spark.sql.session.timeZone", "UTC")
                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                 .getOrCreate()
@@ -354,7 +370,19 @@ def prepare_spark(
         _check_shards(shards)
     spark = spark or spark_session()
     with _quiet():
-        return _prepare(spark, events, config, labels, output, shards)
+        try:
+            return _prepare(spark, events, config, labels, output, shards)
+        except EventseqError:
+            raise
+        except Exception as error:  # a failed Spark job: its JVM stack trace says little to a user
+            if type(error).__module__.split(".")[0] not in ("pyspark", "py4j"):
+                raise
+            first = next((line.strip() for line in str(error).splitlines()
+                          if "Error" in line or "Exception" in line), str(error).splitlines()[0])
+            hint = (" Spark ran out of memory: set EVENTSEQ_SPARK_MEMORY (now "
+                    f"{spark.conf.get('spark.driver.memory', 'default')}) or pass a session with more."
+                    if "OUT_OF_MEMORY" in str(error) or "OutOfMemory" in str(error) else "")
+            raise DataError(f"the Spark job failed: {first[:300]}.{hint}") from None
 
 
 def _prepare(
