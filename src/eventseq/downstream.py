@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from eventseq.data.schema import PADDING_ID, TIME_COLUMN, NumericFeature, Schema
+from eventseq.data.schema import FIRST_VALUE_ID, PADDING_ID, TIME_COLUMN, NumericFeature, Schema
 from eventseq.errors import ColumnError, ConfigError, DataError, did_you_mean
 
 MODELS = ("logreg", "lightgbm", "catboost")
@@ -92,6 +92,7 @@ class AggregateFeatures:
         if self.max_categories is not None and (not isinstance(self.max_categories, int) or self.max_categories < 0):
             raise ConfigError(f"max_categories={self.max_categories!r}: expected an integer >= 0 or None")
         self._check_table(table)
+        table = self._without_absent_fields(table)
         categories: dict[str, list[int]] = {}
         for feature in self.schema.categorical:
             counts = (
@@ -116,6 +117,7 @@ class AggregateFeatures:
         if not hasattr(self, "categories_"):
             raise ConfigError("AggregateFeatures is not fitted: call fit(table) first")
         self._check_table(table)
+        table = self._without_absent_fields(table)
         times = pl.col(TIME_COLUMN)
         n_events = times.list.len()
         span = (times.list.max() - times.list.min()).cast(pl.Float64)
@@ -149,6 +151,34 @@ class AggregateFeatures:
         if clashes:
             raise ColumnError(f"aggregate feature names clash: {clashes}; rename the feature columns")
         return table.select(columns)
+
+    def _without_absent_fields(self, table: pl.DataFrame) -> pl.DataFrame:
+        """Several merged sources: a field's value at events of a source that lacks it becomes null.
+
+        prepare stores 0 (numerics) and the unknown id (categoricals) there, which are placeholders,
+        not values: nulls are left out of every statistic and count.
+        """
+        schema = self.schema
+        if not schema.sources or schema.source_column not in table.columns:
+            return table
+        source_feature = next(f for f in schema.categorical if f.name == schema.source_column)
+        lacking = {}
+        for feature in schema.features:
+            sources = [source for source, names in schema.sources.items()
+                       if feature.name not in names and source in source_feature.vocabulary]
+            if sources and feature.name != schema.source_column:
+                lacking[feature.name] = [source_feature.vocabulary.index(source) + FIRST_VALUE_ID for source in sources]
+        if not lacking:
+            return table
+        row = "__eventseq_row__"
+        names = [schema.source_column, *lacking]
+        events = table.select(pl.int_range(pl.len()).alias(row), *names).explode(names)
+        events = events.with_columns([
+            pl.when(pl.col(schema.source_column).is_in(ids)).then(None).otherwise(pl.col(name)).alias(name)
+            for name, ids in lacking.items()
+        ])
+        lists = events.group_by(row, maintain_order=True).agg(list(lacking))
+        return table.with_columns(lists.sort(row).select(list(lacking)))
 
     def fit_transform(self, table: pl.DataFrame) -> pl.DataFrame:
         """`fit(table)`, then `transform(table)`."""

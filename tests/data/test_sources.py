@@ -130,3 +130,18 @@ def test_cli_prepares_sources_with_quantized_bpe_tokens(tmp_path):
     assert prepared.schema.bpe.fields == ["source", "mcc"] and len(prepared.schema.bpe.merges) == 3
     assert next(f for f in prepared.schema.bpe.features if f.name == "amount").edges  # quantized
     assert main(["prepare", "input=x.parquet", f"sources={{card:{tmp_path / 'card.parquet'}}}"]) == 2
+
+
+def test_aggregates_leave_out_fields_a_source_lacks():
+    from eventseq.downstream import aggregate_features
+
+    card = pl.DataFrame({"client": [1, 1, 2], "ts": [10, 30, 15], "mcc": ["food", "fuel", "food"],
+                         "amount": [12.5, 40.0, 7.0]})
+    app = pl.DataFrame({"client": [1, 2, 2], "ts": [20, 5, 16], "screen": ["home", "pay", "home"]})
+    prepared = prepare({"card": card, "app": app}, _config(default_numeric_transform="log_standardize"))
+    features = aggregate_features(prepared.table, prepared.schema, max_categories=None).sort("client")
+    assert features["amount_sum"].to_list() == pytest.approx([52.5, 7.0])
+    assert features["amount_mean"].to_list() == pytest.approx([26.25, 7.0])
+    assert features["amount_min"].to_list() == pytest.approx([12.5, 7.0])
+    assert f"mcc_count_{UNKNOWN_ID}" not in features.columns  # app events are not "unknown merchants"
+    assert features["n_events"].to_list() == [3, 3]
