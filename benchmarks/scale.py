@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/eventseq_scale")
     parser.add_argument("--output", default="benchmarks/results/scale.md")
     parser.add_argument("--keep", action="store_true", help="keep the generated and prepared data")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="also prepare with Polars in one piece (no shards=), to compare the peak memory")
+    parser.add_argument("--skip-embed", action="store_true")
     args = parser.parse_args()
     workdir = Path(args.workdir)
     raw = workdir / "raw"
@@ -124,23 +127,32 @@ def main() -> None:
         outputs[engine] = output
         rows.append((f"prepare, {engine}", seconds, memory, events / seconds, "events/s"))
         print(rows[-1], flush=True)
+    if args.in_memory:
+        output = workdir / "prepared_in_memory"
+        seconds, memory = measure([*eventseq, "prepare", f"input={raw}", f"output={output}", *columns])
+        rows.append(("prepare, polars in one piece (no shards)", seconds, memory, events / seconds, "events/s"))
+        print(rows[-1], flush=True)
+        shutil.rmtree(output, ignore_errors=True)
     counts = {engine: pl.scan_parquet(path / "data.parquet").select(
         pl.len(), pl.col("event_time").list.len().sum()).collect().row(0) for engine, path in outputs.items()}
     if len(set(counts.values())) != 1:
         raise SystemExit(f"the engines disagree on (entities, events): {counts}")
     entities = next(iter(counts.values()))[0]
     first = next(iter(outputs.values()))
-    model_dir = workdir / "model"
-    make_model(first, model_dir)
-    embeddings = workdir / "embeddings.parquet"
-    seconds, memory = measure([*eventseq, "embed", f"model={model_dir}", f"data={first}", f"output={embeddings}",
-                               "batch_size=512", "progress=false"])
-    rows.append(("embed (GRU 64), from the prepared shards", seconds, memory, entities / seconds, "entities/s"))
-    print(rows[-1], flush=True)
+    if not args.skip_embed:
+        model_dir = workdir / "model"
+        make_model(first, model_dir)
+        embeddings = workdir / "embeddings.parquet"
+        seconds, memory = measure([*eventseq, "embed", f"model={model_dir}", f"data={first}",
+                                   f"output={embeddings}", "batch_size=512", "progress=false"])
+        rows.append(("embed (GRU 64), from the prepared shards", seconds, memory, entities / seconds, "entities/s"))
+        print(rows[-1], flush=True)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
               f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
-    lines = [f"`python benchmarks/scale.py --events {args.events} --shards {args.shards} --engines {args.engines}` "
-             f"— {events:,} events, {entities:,} clients; {machine}", "",
+    flags = "".join(f" --{name}" for name in ("in-memory", "skip-embed") if getattr(args, name.replace("-", "_")))
+    lines = [f"`python benchmarks/scale.py --events {args.events} --shards {args.shards} --engines {args.engines}{flags}` "
+             f"— {events:,} events, {entities:,} clients; {machine}; load average {os.getloadavg()[0]:.1f} "
+             "at the end (other jobs shared the machine)", "",
              "| step | wall time | peak memory (process tree) | rate |", "|---|---|---|---|"]
     for name, seconds, memory, rate, unit in rows:
         lines.append(f"| {name} | {seconds / 60:.1f} min | {memory:.2f} GiB | {rate:,.0f} {unit} |")
