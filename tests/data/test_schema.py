@@ -85,6 +85,17 @@ def test_fingerprint_changes_with_encoding_state(schema):
     assert other.fingerprint() != schema.fingerprint()
 
 
+def test_fingerprint_ignores_the_last_bits_of_fitted_floats(schema):
+    # Polars and Spark fit amount's mean as 2.6480532610737324 and 2.6480532610737337
+    numeric = next(index for index, f in enumerate(schema.features) if f.kind == "numeric")
+    close, far = Schema.from_json(schema.to_json()), Schema.from_json(schema.to_json())
+    close.features[numeric].mean = schema.features[numeric].mean * (1 + 5e-16) + 1e-15
+    far.features[numeric].mean = schema.features[numeric].mean + 1e-6
+
+    assert close.fingerprint() == schema.fingerprint()
+    assert far.fingerprint() != schema.fingerprint()
+
+
 def test_unknown_feature_kind(schema):
     payload = schema.to_dict()
     payload["features"][0]["kind"] = "image"

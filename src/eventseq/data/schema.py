@@ -156,8 +156,13 @@ class Schema:
         return json.dumps(self.to_dict(), indent=2, default=str)
 
     def fingerprint(self) -> str:
-        """Short hash of the encoding state: equal fingerprints encode raw data identically."""
-        payload = self.to_dict()
+        """Short hash of the encoding state: equal fingerprints encode raw data identically.
+
+        Fitted floats (means, stds, quantile edges) count to 10 significant digits: two engines
+        summing in another order (Polars, Spark) differ in the last bits of a mean, which changes
+        no float32 value of the table, and must not make the same data look differently encoded.
+        """
+        payload = _rounded(self.to_dict())
         payload.pop("targets")
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -182,6 +187,17 @@ class Schema:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as error:
             raise FileFormatError(f"schema is not valid JSON: {error}") from None
+
+
+def _rounded(value: Any) -> Any:
+    """`value` with every float rounded to 10 significant digits (nested dicts and lists)."""
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
 
 
 def _features_from_dicts(items: list[dict[str, Any]]) -> list[CategoricalFeature | NumericFeature | TextFeature]:
