@@ -114,3 +114,14 @@ def test_bpe_config_errors():
         prepare(_events(), _bpe_config(bpe_fields=["shpo"]))
     with pytest.raises(ConfigError, match="quantize.amount"):
         prepare(_events(), _bpe_config(quantize={"amount": 1}))
+
+
+def test_fit_learns_the_merges_without_encoding_the_labels():
+    from eventseq.data.prepare import SequencePreparer
+
+    events = _events()
+    # a labels table naming an entity with no events: fit (schema + merges) does not care, as before BPE
+    labels = pl.DataFrame({"client": [0, 1, 999], "label": [0, 1, 1]})
+    preparer = SequencePreparer(_bpe_config(targets={"label": "binary"})).fit(events, labels)
+    assert preparer.schema_.bpe is not None and preparer.schema_.target("label").classes == [0, 1]
+    assert encode_events(events, preparer.schema_).table.equals(prepare(events, _bpe_config()).table)

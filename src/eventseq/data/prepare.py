@@ -346,7 +346,14 @@ class SequencePreparer:
     def fit(self, events: EventsLike, labels: EventsLike | None = None) -> SequencePreparer:
         """Learn vocabularies, numeric statistics and target classes. Returns self."""
         self.config.validate()
-        self.fit_transform(events, labels)
+        frame, label_frame = _load_inputs(events, labels, self.config)
+        self.schema_ = fit_schema(frame, label_frame, self.config)
+        if self.config.bpe_fields:  # the merges are learned on the encoded events (labels play no part)
+            from eventseq.data.bpe import fit_bpe
+
+            encoded = _encode_frame(frame, None, self.schema_, [], self.config)
+            self.schema_ = fit_bpe(encoded.table, self.schema_, self.config.bpe_fields, self.config.bpe_merges,
+                                   self.config.bpe_min_count)
         return self
 
     def transform(self, events: EventsLike, labels: EventsLike | None = None) -> PreparedData:
