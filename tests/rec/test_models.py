@@ -10,7 +10,7 @@ from eventseq.rec.batches import history_windows
 from eventseq.rec.data import prepare_rec
 from eventseq.rec.finetune import RankerModule
 from eventseq.rec.model import RecModelConfig
-from eventseq.rec.pretrain import NextPositiveConfig, NextPositiveModule
+from eventseq.rec.pretrain import NextPositiveConfig, NextPositiveModule, accidental_hits, sampled_softmax_loss
 from eventseq.rec.runs import (RecFinetuneConfig, RecPretrainConfig, evaluate_rec, finetune_rec, pretrain_rec,
                                score_rec)
 from eventseq.rec.synthetic import make_interactions
@@ -169,3 +169,36 @@ def load_model_schema(rec_dir):
     from eventseq.rec.data import load_rec_data
 
     return load_rec_data(rec_dir).schema
+
+
+def test_accidental_hits_are_exactly_the_negatives_equal_to_each_target():
+    targets = torch.tensor([5, 7, 5, 9, 2])
+    negatives = torch.tensor([7, 5, 3, 5, 8, 7])
+    rows, columns = accidental_hits(targets, negatives)
+    expected = targets[:, None] == negatives[None, :]
+    got = torch.zeros_like(expected)
+    got[rows, columns] = True
+    assert torch.equal(got, expected)
+    assert len(rows) == int(expected.sum())  # each hit once
+    empty_rows, empty_columns = accidental_hits(torch.tensor([1, 4]), negatives)
+    assert len(empty_rows) == 0 and len(empty_columns) == 0
+
+
+def test_sampled_softmax_masks_accidental_hits_like_a_dense_mask():
+    generator = torch.Generator().manual_seed(0)
+    query = torch.nn.functional.normalize(torch.randn(6, 4, generator=generator), dim=-1).requires_grad_()
+    table = torch.nn.functional.normalize(torch.randn(10, 4, generator=generator), dim=-1)
+    targets = torch.tensor([1, 3, 3, 5, 7, 9])
+    negatives = torch.tensor([3, 0, 7, 3, 2])  # target 3 twice, 7 once; rows with 1, 5, 9 have no hit
+    log_q = torch.log(torch.full((10,), 0.5))
+    temperature = torch.tensor(5.0)
+    loss = sampled_softmax_loss(query, table[targets], table[negatives], temperature, log_q[targets],
+                                log_q[negatives], accidental_hits(targets, negatives))
+    dense = temperature * query @ table[negatives].T - log_q[negatives]
+    dense = dense.masked_fill(targets[:, None] == negatives[None, :], float("-inf"))
+    positive = temperature * (query * table[targets]).sum(-1) - log_q[targets]
+    expected = torch.nn.functional.cross_entropy(torch.cat([positive[:, None], dense], 1), torch.zeros(6, dtype=torch.long))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    (grad,) = torch.autograd.grad(loss, query)
+    (expected_grad,) = torch.autograd.grad(expected, query)
+    assert torch.allclose(grad, expected_grad, atol=1e-6)
