@@ -6,8 +6,9 @@ Usage:
                                    [--ndcg [--ndcg-epochs 2] [--ndcg-pretrain-epochs N]]
 
 Data: one synthetic interaction log (`eventseq.rec.synthetic.make_interactions`, default rates:
-~330 log rows per user) held in memory. Model: the same RecNetwork (d=64, 2 layers, 2 heads,
-max_len 512) in a NextPositiveModule on both sides, on CPU, `--threads` torch (and Polars) threads.
+~330 log rows per user) held in memory. Model: d=64, 2 layers, 2 heads, max_len 512 on every side:
+our RecNetwork in a NextPositiveModule, and for the naive notebook end to end the same network
+written as a notebook would (`NotebookRecModel`); on CPU, `--threads` torch (and Polars) threads.
 Prints (and writes to benchmarks/results/rec_speed.md, the exact command line on top) a table
 measure | eventseq | naive | ratio.
 
