@@ -307,7 +307,7 @@ class NotebookRecModel(torch.nn.Module):
         self.start = torch.nn.Parameter(torch.zeros(dim))
         self.fusion, self.projector, self.feedback = (
             torch.nn.Sequential(torch.nn.Linear(inputs, dim), torch.nn.GELU(), torch.nn.Linear(dim, outputs))
-            for inputs, outputs in ((2 * dim, dim), (dim, dim), (3 * dim, schema.categorical[2].num_embeddings)))
+            for inputs, outputs in ((2 * dim, dim), (dim, dim), (3 * dim, len(schema.categorical[2].vocabulary))))
         self.log_temperature = torch.nn.Parameter(torch.tensor(float(np.log(10.0))))
 
     def loss(self, batch: Batch) -> torch.Tensor:
@@ -329,7 +329,7 @@ class NotebookRecModel(torch.nn.Module):
         logits = self.log_temperature.exp().clamp(0.01, 100.0) * query @ catalog.T  # [N, V]
         npp = torch.nn.functional.cross_entropy(logits, torch.where(item < FIRST_VALUE_ID, -100, item))
         feedback = self.feedback(torch.cat([previous, context, self.item_table(item)], dim=-1))
-        return npp + torch.nn.functional.cross_entropy(feedback, action)
+        return npp + torch.nn.functional.cross_entropy(feedback, action - FIRST_VALUE_ID)  # classes 0..F-1
 
 
 def time_training(module: NextPositiveModule | NotebookRecModel, loader: Iterable[Batch], steps: int,
