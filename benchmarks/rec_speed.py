@@ -282,7 +282,7 @@ class NotebookRecModel(torch.nn.Module):
     """The naive notebook's network: RecNetwork's size and heads, written the way notebooks write it.
 
     Same sizes as `RecNetwork` (d, layers, heads, 4d MLP in each block, learned positions, a start
-    state, the fusion / projector / feedback MLPs, a learnable temperature), so it has the same
+    state, the residual fusion / projector and the feedback MLPs, a learnable temperature), so it has the same
     parameters up to the numeric normalisation of the time gap. What makes it the notebook's:
     torch's `nn.TransformerEncoder` with a [T, T] causal mask and a key-padding mask over the padded
     batch; plain [N, V] logits and `cross_entropy` (N = the real positions only: the generous
@@ -324,8 +324,9 @@ class NotebookRecModel(torch.nn.Module):
         previous = torch.cat([self.start.expand(len(item), 1, -1), hidden[:, :-1]], dim=1)  # h_{t-1}
         real = ~padding
         previous, context, item, action = previous[real], self.source_table(source)[real], item[real], action[real]
-        query = torch.nn.functional.normalize(self.fusion(torch.cat([previous, context], dim=-1)), dim=-1)
-        catalog = torch.nn.functional.normalize(self.projector(self.item_table.weight), dim=-1)  # [V, d]
+        query = torch.nn.functional.normalize(previous + self.fusion(torch.cat([previous, context], dim=-1)), dim=-1)
+        catalog = torch.nn.functional.normalize(self.item_table.weight + self.projector(self.item_table.weight),
+                                                dim=-1)  # [V, d]
         logits = self.log_temperature.exp().clamp(0.01, 100.0) * query @ catalog.T  # [N, V]
         npp = torch.nn.functional.cross_entropy(logits, torch.where(item < FIRST_VALUE_ID, -100, item))
         feedback = self.feedback(torch.cat([previous, context, self.item_table(item)], dim=-1))

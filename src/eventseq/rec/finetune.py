@@ -2,7 +2,7 @@
 
 For each group the user state is the latest h_k at least Δ ~ U(2, 32) days before the request
 (training; a production model serves states computed offline some days earlier) or the latest state
-before the request (validation). Candidate score = cos(fusion(state ‖ context), projector(item)) /
+before the request (validation). Candidate score = cos(query(state, context), item vector) /
 exp(s) + b with learnable s, b; loss = calibrated pairwise logistic loss over every (positive,
 negative) pair of a group. Validation: NDCG@10, HR@10 and MRR per group.
 

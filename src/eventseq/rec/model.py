@@ -6,9 +6,18 @@ categoricals, followed by the library's TransformerEncoder with `causal=True`. H
 summarises the positives up to and including t; `start` is the state before any event.
 
 Heads, shared by pretraining and fine-tuning (so that "full" initialisation can carry them over):
-- fusion:    user ⊕ context → query vector (late fusion of the request context);
-- projector: item embedding → item vector (for the catalog softmax and for candidates);
+- fusion:    user ⊕ context → query vector, state + MLP(state ‖ context) (late fusion of the request context);
+- projector: item embedding → item vector, embedding + MLP(embedding) (for the catalog softmax and candidates);
 - feedback:  user ⊕ context ⊕ item → feedback class (click / cart / purchase), pretraining only.
+
+Why the two residual heads and the identity input map of the transformer: at initialisation the query
+of position t is then close to a mix of the embeddings of the items before t, and the item vector is
+close to the item's own embedding, so cos(query, item) is a tied-embedding score from the first step
+and the next-positive loss pulls co-occurring items together at once (the regime of SASRec's shared
+item embeddings and of word2vec). With plain MLP heads and a random input map the two sides start
+unrelated and pretraining sat on a plateau at the popularity level: on 2,000 users / 500 items,
+validation next-positive NLL after 6 epochs was 5.83 with plain heads, 5.75 with residual heads, 5.44
+with residual heads and the identity map (ln 500 = 6.21). Sampled softmax gains as much.
 """
 
 from __future__ import annotations
@@ -75,6 +84,9 @@ class RecNetwork(nn.Module):
         self.sequence_encoder = TransformerEncoder(dim, SequenceEncoderConfig(
             type="transformer", hidden_size=dim, num_layers=config.num_layers, num_heads=config.num_heads,
             dropout=config.dropout, causal=True, positional="learned", max_positions=config.max_len))
+        with torch.no_grad():  # tokens enter the residual stream unchanged (module docstring)
+            nn.init.eye_(self.sequence_encoder.input.weight)
+            self.sequence_encoder.input.bias.zero_()
         self.start = nn.Parameter(torch.zeros(dim))
         self.fusion = _mlp(2 * dim, dim, dim)
         self.projector = _mlp(dim, dim, dim)
@@ -99,12 +111,13 @@ class RecNetwork(nn.Module):
         return torch.cat([start, hidden[:, :-1]], dim=1)
 
     def query(self, states: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
-        """L2-normalised user ⊕ context vectors: [..., d]."""
-        return F.normalize(self.fusion(torch.cat([states, self.source_table(sources)], dim=-1)), dim=-1)
+        """L2-normalised user ⊕ context vectors: [..., d] (residual over the state)."""
+        return F.normalize(states + self.fusion(torch.cat([states, self.source_table(sources)], dim=-1)), dim=-1)
 
     def item_vectors(self, items: torch.Tensor) -> torch.Tensor:
-        """L2-normalised projected item vectors: [..., d]."""
-        return F.normalize(self.projector(self.item_table(items)), dim=-1)
+        """L2-normalised projected item vectors: [..., d] (residual over the embedding)."""
+        embedded = self.item_table(items)
+        return F.normalize(embedded + self.projector(embedded), dim=-1)
 
     def feedback_logits(self, states: torch.Tensor, sources: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         parts = [states, self.source_table(sources), self.item_table(items)]
