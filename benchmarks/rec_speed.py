@@ -2,8 +2,8 @@
 
 Usage:
     python benchmarks/rec_speed.py [--users 20000] [--items 2000] [--steps 100 | --epochs 1]
-                                   [--threads 2] [--negatives 1024] [--big-catalog]
-                                   [--ndcg [--ndcg-epochs 2] [--ndcg-pretrain-epochs N]]
+                                   [--threads 2] [--negatives 1024] [--sampler popularity] [--big-catalog]
+                                   [--ndcg [--ndcg-epochs 2] [--ndcg-pretrain-epochs N] [--ndcg-patience P]]
 
 Data: one synthetic interaction log (`eventseq.rec.synthetic.make_interactions`, default rates:
 ~330 log rows per user) held in memory. Model: d=64, 2 layers, 2 heads, max_len 512 on every side:
@@ -36,10 +36,13 @@ measure | eventseq | naive | ratio.
    FLOPs per event: catalog logits 2·N·V·d (N scored positions, V catalog rows), the projector over
    the catalog 2·V·2d² per batch and the transformer 2·12·d²·layers per real token, each x3 for the
    backward; reported against the best of a few 1024x1024 fp32 `torch.matmul`s on this machine.
-3. Pretraining, sampled softmax (`NextPositiveConfig(softmax="sampled", num_negatives=--negatives)`):
-   eventseq events/s vs the naive full-softmax events/s of (2). With --ndcg, also fine-tuning NDCG@10
-   (validation groups) after full vs sampled pretraining through `pretrain_rec` / `finetune_rec`
-   (`--ndcg-epochs` epochs each, the Lightning Trainer this time).
+3. Pretraining, sampled softmax (`NextPositiveConfig(softmax="sampled", num_negatives=--negatives,
+   sampler=--sampler, popularity_power=--popularity-power)`): eventseq events/s vs the naive
+   full-softmax events/s of (2). With --ndcg, also fine-tuning NDCG@10 (validation groups) after full
+   vs sampled pretraining through `pretrain_rec` / `finetune_rec` (the Lightning Trainer this time):
+   pretraining for at most `--ndcg-pretrain-epochs` epochs, stopping early after `--ndcg-patience`
+   epochs without a better validation loss (the best checkpoint kept), then `--ndcg-epochs` epochs of
+   fine-tuning; the epochs, seconds and best validation next-positive NLL of each side are printed.
 4. Large catalog (--big-catalog; run before everything else so the process's memory is its own):
    NextPositiveModules whose item vocabulary has 1,000 (reference) and then `--catalog` items,
    sampled softmax, `--big-steps` steps on a random [32, 64] batch each. Reports steps/s, the item
@@ -401,29 +404,41 @@ def pretraining_module(schema: Schema, objective: NextPositiveConfig, counts: li
 # ----------------------------------------------------------------------------- 3. optional NDCG@10
 
 
-def fine_tuned_ndcg(log: pl.DataFrame, epochs: int, negatives: int, seed: int,
-                    pretrain_epochs: int | None = None) -> dict[str, float]:
-    """Validation NDCG@10 of a ranker fine-tuned ("full" init) after full vs sampled pretraining."""
+def fine_tuned_ndcg(log: pl.DataFrame, epochs: int, sampled: NextPositiveConfig, seed: int,
+                    pretrain_epochs: int | None = None, patience: int | None = None) -> dict[str, dict[str, float]]:
+    """Validation NDCG@10 of a ranker fine-tuned ("full" init) after full vs sampled pretraining.
+
+    Pretraining stops early on validation loss after `patience` epochs without improvement (default:
+    never) and keeps its best checkpoint; each side reports its NDCG@10, its best validation
+    next-positive NLL (over the whole catalog, so both sides are on one scale), epochs and seconds.
+    """
     from eventseq.rec.runs import RecFinetuneConfig, RecPretrainConfig, finetune_rec, pretrain_rec
     from eventseq.training import TrainerSection
 
     workdir = Path(tempfile.mkdtemp(prefix="rec_speed_"))
+    pretrain_epochs = pretrain_epochs or epochs
     try:
         prepare_rec(log, output=workdir / "data")
-        scores = {}
-        for softmax in ("full", "sampled"):
+        results = {}
+        for name, objective in (("full", NextPositiveConfig(softmax="full")), ("sampled", sampled)):
             pretrain = RecPretrainConfig(
-                data=str(workdir / "data"), model=MODEL, seed=seed, output=str(workdir / f"pre_{softmax}"),
-                objective=NextPositiveConfig(softmax=softmax, num_negatives=negatives),
-                trainer=TrainerSection(max_epochs=pretrain_epochs or epochs, patience=pretrain_epochs or epochs,
+                data=str(workdir / "data"), model=MODEL, seed=seed, output=str(workdir / f"pre_{name}"),
+                objective=objective,
+                trainer=TrainerSection(max_epochs=pretrain_epochs, patience=patience or pretrain_epochs,
                                        progress_bar=False))
             pretrained = pretrain_rec(pretrain)
             finetune = RecFinetuneConfig(
                 data=str(workdir / "data"), init_from=str(pretrained.model_dir), init="full", seed=seed,
-                output=str(workdir / f"ft_{softmax}"),
+                output=str(workdir / f"ft_{name}"),
                 trainer=TrainerSection(max_epochs=epochs, patience=epochs, progress_bar=False))
-            scores[softmax] = float(finetune_rec(finetune).metrics["val_ndcg_at_10"])
-        return scores
+            ranker = finetune_rec(finetune)
+            results[name] = {"ndcg": float(ranker.metrics["val_ndcg_at_10"]),
+                             "npp": float(pretrained.metrics["val_npp"]),
+                             "epochs": float(pretrained.metrics["epochs"]), "seconds": pretrained.seconds,
+                             "finetune_seconds": ranker.seconds}
+            print(f"{name}: pretraining {pretrained.metrics['epochs']} epochs, {pretrained.seconds:.0f} s, "
+                  f"val NPP {results[name]['npp']:.4f}; fine-tuned NDCG@10 {results[name]['ndcg']:.4f}")
+        return results
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -515,12 +530,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="eventseq windows per step")
     parser.add_argument("--naive-batch-size", type=int, default=8, help="naive users per step")
     parser.add_argument("--negatives", type=int, default=1024, help="sampled-softmax negatives per batch")
+    parser.add_argument("--sampler", choices=("uniform", "popularity"), default="popularity",
+                        help="negative sampler of the sampled softmax")
+    parser.add_argument("--popularity-power", type=float, default=1.0, help="exponent of the popularity sampler")
     parser.add_argument("--threads", type=int, default=2, help="torch and Polars threads (set before import)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ndcg", action="store_true", help="also fine-tune after full and sampled pretraining")
     parser.add_argument("--ndcg-epochs", type=int, default=2, help="fine-tuning (and pretraining) epochs for --ndcg")
     parser.add_argument("--ndcg-pretrain-epochs", type=int, default=None,
-                        help="pretraining epochs for --ndcg (default: --ndcg-epochs)")
+                        help="most pretraining epochs for --ndcg (default: --ndcg-epochs)")
+    parser.add_argument("--ndcg-patience", type=int, default=None,
+                        help="stop pretraining after this many epochs without a better validation loss")
     parser.add_argument("--big-catalog", action="store_true", help="also run the large-catalog memory check")
     parser.add_argument("--catalog", type=int, default=1_000_000, help="items of the --big-catalog vocabulary")
     parser.add_argument("--big-steps", type=int, default=10, help="timed steps of the --big-catalog check")
@@ -608,10 +628,11 @@ def main() -> None:
                  f"{achieved / 1e9:.2f} ({achieved / peak:.0%})", "", ""))
 
     # 3. pretraining, sampled softmax
-    sampled = NextPositiveConfig(softmax="sampled", num_negatives=args.negatives)
+    sampled = NextPositiveConfig(softmax="sampled", num_negatives=args.negatives, sampler=args.sampler,
+                                 popularity_power=args.popularity_power)
     sampled_module = pretraining_module(data.schema, sampled, counts, args.seed)
     eventseq_sampled = time_training(sampled_module, loader, args.steps, args.epochs)
-    rows.append((f"sampled ({args.negatives} negatives) vs naive full, events/s",
+    rows.append((f"sampled ({args.negatives} {args.sampler} negatives) vs naive full, events/s",
                  _number(eventseq_sampled.events_per_second), _number(naive_full.events_per_second),
                  _ratio(eventseq_sampled.events_per_second, naive_full.events_per_second)))
     rows.append((f"sampled vs naive full padded to max_len {MODEL.max_len}, events/s",
@@ -626,15 +647,27 @@ def main() -> None:
     rows.append(("sampled softmax FLOPs per event",
                  _number(sampled_flops / eventseq_sampled.events / 1e3) + "k", "", ""))
     if args.ndcg:
-        if args.negatives >= catalog - FIRST_VALUE_ID:
+        if args.negatives >= catalog - FIRST_VALUE_ID and args.sampler == "uniform":
             notes.append("NDCG: --negatives covers the whole catalog, so uniform sampling takes every item once "
                          "and the sampled loss equals the full one (the two NDCGs then match)")
-        scores = fine_tuned_ndcg(log, args.ndcg_epochs, args.negatives, args.seed, args.ndcg_pretrain_epochs)
-        rows.append((f"NDCG@10 after full pretraining ({args.ndcg_pretrain_epochs or args.ndcg_epochs}"
-                     f"+{args.ndcg_epochs} epochs)",
-                     f"{scores['full']:.4f}", "", ""))
-        rows.append((f"NDCG@10 after sampled pretraining, {args.negatives} negatives (last column: sampled - full)",
-                     f"{scores['sampled']:.4f}", "", f"{scores['sampled'] - scores['full']:+.4f}"))
+        scores = fine_tuned_ndcg(log, args.ndcg_epochs, sampled, args.seed, args.ndcg_pretrain_epochs,
+                                 args.ndcg_patience)
+        full, sampled_scores = scores["full"], scores["sampled"]
+        budget = f"at most {args.ndcg_pretrain_epochs or args.ndcg_epochs}"
+        if args.ndcg_patience:
+            budget += f", patience {args.ndcg_patience}"
+        rows.append((f"pretraining ({budget} epochs): epochs run, full / sampled",
+                     f"{full['epochs']:.0f} / {sampled_scores['epochs']:.0f}", "", ""))
+        rows.append(("pretraining wall-clock s (validation included), full / sampled",
+                     f"{full['seconds']:.0f} / {sampled_scores['seconds']:.0f}", "",
+                     _ratio(full["seconds"], sampled_scores["seconds"])))
+        rows.append(("best validation next-positive NLL (whole catalog), full / sampled",
+                     f"{full['npp']:.4f} / {sampled_scores['npp']:.4f}", "", ""))
+        rows.append((f"NDCG@10 after full pretraining + {args.ndcg_epochs} fine-tuning epochs",
+                     f"{full['ndcg']:.4f}", "", ""))
+        rows.append((f"NDCG@10 after sampled pretraining, {args.negatives} {args.sampler} negatives "
+                     "(last column: sampled - full)",
+                     f"{sampled_scores['ndcg']:.4f}", "", f"{sampled_scores['ndcg'] - full['ndcg']:+.4f}"))
 
     # 4. large catalog
     if big is not None:
