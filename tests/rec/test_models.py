@@ -72,7 +72,7 @@ def test_sampled_softmax_equals_full_softmax_when_every_item_is_sampled(data_and
     torch.manual_seed(0)
     full = NextPositiveModule(data.schema, TINY, NextPositiveConfig(softmax="full", feedback_weight=0.0))
     sampled = NextPositiveModule(data.schema, TINY, NextPositiveConfig(softmax="sampled", num_negatives=10**6,
-                                                                       feedback_weight=0.0))
+                                                                       sampler="uniform", feedback_weight=0.0))
     sampled.load_state_dict(full.state_dict())
     batch = _first_batch(data, history)
     full.train(), sampled.train()

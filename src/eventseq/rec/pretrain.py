@@ -4,7 +4,7 @@ At each position t of a window of positives:
 - NPP: query q_t = fusion(h_{t-1} ‖ context_t), item vectors through the projector, both
   L2-normalised; logits = cos · clip(exp(τ), 0.01, 100) with a learnable τ; cross-entropy of the
   true item_t against the whole catalog (`softmax=full`) or against sampled negatives with the
-  logQ correction (`softmax=sampled`: uniform or popularity^α sampling). With uniform sampling and
+  logQ correction (`softmax=sampled`: popularity^α or uniform sampling). With uniform sampling and
   every item sampled, the sampled loss equals the full one (tested).
 - FP: the feedback type of event t (click / cart / purchase) from MLP(h_{t-1} ‖ context_t ‖ item_t).
 loss = NPP + λ·FP. Validation scores positions inside the validation window only, with the full
@@ -35,7 +35,12 @@ class NextPositiveConfig:
     Attributes:
         softmax: full (every catalog item) or sampled (negatives with logQ correction).
         num_negatives: negatives per batch for the sampled softmax (shared by all positions).
-        sampler: uniform or popularity (item frequency ** popularity_power).
+        sampler: popularity (item frequency ** popularity_power, the default) or uniform. With power
+            1 the negatives follow the distribution of the targets themselves, so the popular items
+            that the full softmax contrasts hardest are the ones sampled; uniform negatives are
+            mostly easy, rare items. Validation next-positive NLL with 256 negatives, popularity vs
+            uniform: 7.12 vs 7.19 after 2 epochs on 20k users / 2k items; 5.69 vs 5.74 after 6 epochs
+            on 2,000 users / 500 items (full softmax 5.44).
         popularity_power: exponent of the popularity sampler.
         feedback_weight: λ of the feedback-prediction loss. 1 by default: with λ = 10 the
             feedback head's gradients swamped the shared item table on the built-in log (validation
@@ -45,8 +50,8 @@ class NextPositiveConfig:
 
     softmax: str = "full"
     num_negatives: int = 1024
-    sampler: str = "uniform"
-    popularity_power: float = 0.75
+    sampler: str = "popularity"
+    popularity_power: float = 1.0
     feedback_weight: float = 1.0
     initial_temperature: float = 10.0
 
