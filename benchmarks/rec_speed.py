@@ -641,7 +641,9 @@ def main() -> None:
     rows.append(("sampled vs naive notebook end to end (full softmax), events/s",
                  _number(eventseq_sampled.events_per_second), _number(notebook_full.events_per_second),
                  _ratio(eventseq_sampled.events_per_second, notebook_full.events_per_second)))
-    negatives = min(args.negatives, catalog - FIRST_VALUE_ID)  # uniform sampling takes every item once if fewer
+    negatives = args.negatives  # uniform sampling takes every item once when the catalog has fewer
+    if args.sampler == "uniform":
+        negatives = min(negatives, catalog - FIRST_VALUE_ID)
     sampled_flops = training_flops(eventseq_sampled, negatives,
                                    negatives * eventseq_sampled.steps + eventseq_sampled.scored, dim, layers)
     rows.append(("sampled softmax FLOPs per event",
