@@ -434,8 +434,7 @@ def fine_tuned_ndcg(log: pl.DataFrame, epochs: int, sampled: NextPositiveConfig,
             ranker = finetune_rec(finetune)
             results[name] = {"ndcg": float(ranker.metrics["val_ndcg_at_10"]),
                              "npp": float(pretrained.metrics["val_npp"]),
-                             "epochs": float(pretrained.metrics["epochs"]), "seconds": pretrained.seconds,
-                             "finetune_seconds": ranker.seconds}
+                             "epochs": float(pretrained.metrics["epochs"]), "seconds": pretrained.seconds}
             print(f"{name}: pretraining {pretrained.metrics['epochs']} epochs, {pretrained.seconds:.0f} s, "
                   f"val NPP {results[name]['npp']:.4f}; fine-tuned NDCG@10 {results[name]['ndcg']:.4f}")
         return results

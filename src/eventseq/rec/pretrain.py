@@ -1,8 +1,8 @@
 """Recommender pretraining: next-positive prediction + feedback prediction on user histories.
 
 At each position t of a window of positives:
-- NPP: query q_t = fusion(h_{t-1} ‖ context_t), item vectors through the projector, both
-  L2-normalised; logits = cos · clip(exp(τ), 0.01, 100) with a learnable τ; cross-entropy of the
+- NPP: query q_t = h_{t-1} + fusion(h_{t-1} ‖ context_t), item vectors e + projector(e) (RecNetwork),
+  both L2-normalised; logits = cos · clip(exp(τ), 0.01, 100) with a learnable τ; cross-entropy of the
   true item_t against the whole catalog (`softmax=full`) or against sampled negatives with the
   logQ correction (`softmax=sampled`: popularity^α or uniform sampling). With uniform sampling and
   every item sampled, the sampled loss equals the full one (tested).
