@@ -133,3 +133,17 @@ def test_log_shorter_than_the_validation_window_names_the_dates():
     log = hand_made_log().filter(pl.col("timestamp") >= 69 * DAY)
     with pytest.raises(DataError, match=r"no interactions before the training cut-off \(training before 1970-03-10"):
         prepare_rec(log, CONFIG)
+
+
+def test_group_items_keep_display_order_and_merge_repeated_events():
+    # shown 4, 1, 3 (not id order), item 1 viewed twice, item 4 carted, item 7 carted without a view
+    rows = _request(20, 1, 10, "search", [4, 1, 3, 1], [4, 7])
+    rows += [(1, 9, "click", None, 1 * DAY, None), (1, 9, "click", None, 99 * DAY, None)]
+    rows += _request(21, 1, 80, "search", [1, 3, 4], [1])  # a validation group, so the split is not empty
+    log = pl.DataFrame(rows, schema={"user_id": pl.Int64, "item_id": pl.Int64, "action_type": pl.String,
+                                     "source_type": pl.String, "timestamp": pl.Int64, "request_id": pl.Int64},
+                       orient="row")
+    data = prepare_rec(log, CONFIG)
+    first = data.groups.filter(pl.col("request_id") == 20)
+    assert first["item_values"].to_list() == [[4, 1, 3, 7]]
+    assert first["labels"].to_list() == [[1, 0, 0, 1]]

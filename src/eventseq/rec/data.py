@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from eventseq._io import read_json, read_parquet, write_json, write_parquet
@@ -248,13 +249,21 @@ def _build_groups(
         pl.col("_time").min().alias("request_time"),
         pl.col(config.source_column).drop_nulls().first().alias("source_value"),
     )
-    shown = (
+    # One row per shown (request, item): `frame` is in time order, so a stable sort by (request, item)
+    # makes each pair a contiguous run whose first row holds its first-seen time, and its label is a
+    # max over the run. At 50M log rows a hash group_by over the ~37M pairs took 2.2x as long.
+    pairs = (
         in_requests.filter(pl.col(config.action_column).is_in([config.view_action, config.label_action]))
-        .group_by(request, item)
-        .agg(
-            (pl.col(config.action_column) == config.label_action).any().cast(pl.Int8).alias("label"),
-            pl.col("_time").min().alias("_first_seen"),
-        )
+        .select(request, item, "_time", (pl.col(config.action_column) == config.label_action).alias("_label"))
+        .sort([request, item], maintain_order=True)
+    )
+    run_start = ((pl.col(request) != pl.col(request).shift()) | (pl.col(item) != pl.col(item).shift())).fill_null(True)
+    starts = np.flatnonzero(pairs.select(run_start).to_series().to_numpy())
+    labels = pairs.get_column("_label").to_numpy().astype(np.int8)
+    shown = (
+        pairs[starts]
+        .select(request, item, pl.col("_time").alias("_first_seen"),
+                label=pl.Series(np.maximum.reduceat(labels, starts) if len(starts) else labels))
         .sort([request, "_first_seen", item])
         .group_by(request, maintain_order=True)
         .agg(pl.col(item).alias("items_raw"), pl.col("label").alias("labels"))
@@ -276,14 +285,11 @@ def _build_groups(
     report["groups_dropped"] = {k: v for k, v in dropped.items() if v}
 
     item_feature, source_feature = schema.categorical[0], schema.categorical[1]
-    groups = (
-        groups.with_columns(
-            pl.col("items_raw").list.eval(encode_categorical(pl.element(), item_feature)).alias("items"),
-            encode_categorical(pl.col("source_value"), source_feature).alias("source"),
-            pl.when(pl.col("request_time") < split.train_end).then(pl.lit("train")).otherwise(pl.lit("valid"))
-            .alias("part"),
-        )
-        .sort(["request_time", request])
+    groups = groups.with_columns(
+        pl.col("items_raw").list.eval(encode_categorical(pl.element(), item_feature)).alias("items"),
+        encode_categorical(pl.col("source_value"), source_feature).alias("source"),
+        pl.when(pl.col("request_time") < split.train_end).then(pl.lit("train")).otherwise(pl.lit("valid"))
+        .alias("part"),
     )
     unknown_items = groups.select(pl.col("items").explode().eq(UNKNOWN_ID).sum()).item()
     report["candidate_items_unknown"] = int(unknown_items or 0)
