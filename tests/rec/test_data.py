@@ -3,7 +3,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from eventseq.errors import ColumnError, DataError
+from eventseq.errors import ColumnError, ConfigError, DataError
 from eventseq.rec.data import DAY, RecPrepareConfig, load_rec_data, prepare_rec
 
 CONFIG = RecPrepareConfig(min_group_size=3, exclude_sources=["catalog"], valid_days=30, gap_days=2)
@@ -147,3 +147,52 @@ def test_group_items_keep_display_order_and_merge_repeated_events():
     first = data.groups.filter(pl.col("request_id") == 20)
     assert first["item_values"].to_list() == [[4, 1, 3, 7]]
     assert first["labels"].to_list() == [[1, 0, 0, 1]]
+
+
+def _synthetic_log() -> pl.DataFrame:
+    from eventseq.rec.synthetic import make_interactions
+
+    return make_interactions(n_users=60, n_items=40, n_days=90, requests_per_user=4, positives_per_user=10,
+                             seed=1).log
+
+
+def test_chunks_of_users_give_the_same_histories_groups_and_report():
+    log = _synthetic_log()
+    whole = prepare_rec(log)
+    assert whole.report["groups"]["train"] > 0 and whole.report["groups"]["valid"] > 0
+    for chunk_rows in (log.height // 3, 50):  # 3 chunks, and chunks so small that some are empty
+        chunked = prepare_rec(log, chunk_rows=chunk_rows)
+        assert chunked.groups.equals(whole.groups)
+        assert chunked.history.table.equals(whole.history.table)
+        assert chunked.report == whole.report
+        assert chunked.history.report == whole.history.report
+
+
+def test_out_of_order_rows_are_sorted_within_each_chunk_of_users():
+    log = _synthetic_log()
+    shuffled = log.sample(fraction=1.0, shuffle=True, seed=5)
+    chunked, whole = prepare_rec(shuffled, chunk_rows=100), prepare_rec(shuffled)
+    assert chunked.report["rows_out_of_time_order"] > 0
+    assert chunked.report == whole.report
+    assert chunked.groups.equals(prepare_rec(log).groups)
+    # events within one second keep their input order, as a stable sort of the whole log keeps them
+    assert chunked.history.table.equals(whole.history.table)
+
+
+def test_request_spanning_users_in_different_chunks_is_an_error():
+    log = hand_made_log().with_columns(
+        pl.when((pl.col("request_id") == 10) & (pl.col("item_id") == 4)).then(7).otherwise(pl.col("user_id"))
+        .alias("user_id"))
+    users = pl.Series([1, 7]).hash(seed=0)
+    chunks = next(n for n in range(2, 50) if len(set((users % n).to_list())) == 2)  # users 1 and 7 apart
+    rows = -(-log.height // chunks)
+    assert -(-log.height // rows) == chunks
+    with pytest.raises(DataError, match=r"span several users, e.g. \[10\]"):
+        prepare_rec(log, CONFIG, chunk_rows=rows)
+
+
+def test_extra_columns_are_ignored_and_chunk_rows_is_checked():
+    log = hand_made_log().with_columns(pl.lit("note").alias("comment"))
+    assert prepare_rec(log, CONFIG).groups.equals(prepare_rec(hand_made_log(), CONFIG).groups)
+    with pytest.raises(ConfigError, match=r"chunk_rows=0: expected a whole number >= 1"):
+        prepare_rec(log, CONFIG, chunk_rows=0)
