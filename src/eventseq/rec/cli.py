@@ -48,10 +48,12 @@ class RecPrepareJob(RecPrepareConfig):
     Attributes:
         input: the interaction log (Parquet/CSV) with the configured columns.
         output: directory for history/, groups.parquet and rec.json.
+        progress_bar: show a progress bar over the log's rows (rate and ETA).
     """
 
     input: str = ""
     output: str = "rec_prepared"
+    progress_bar: bool = True
 
 
 @dataclass
@@ -132,7 +134,7 @@ def run_prepare(job: RecPrepareJob) -> None:
     if not job.input:
         raise ConfigError("'input' is required (pass input=...)")
     config = RecPrepareConfig(**{k: getattr(job, k) for k in RecPrepareConfig.__dataclass_fields__})
-    data = prepare_rec(job.input, config, output=job.output)
+    data = prepare_rec(job.input, config, output=job.output, progress=job.progress_bar)
     print(_describe(data.report))
     print(data.split.describe())
     print(f"written: {job.output}/")
@@ -196,7 +198,7 @@ def run_demo(job: RecDemoJob) -> pl.DataFrame:
     root = Path(job.output)
     started = time.perf_counter()
     synthetic = make_interactions(n_users=job.n_users, n_items=job.n_items, seed=job.seed)
-    data = prepare_rec(synthetic.log, output=root / "prepared")
+    data = prepare_rec(synthetic.log, output=root / "prepared", progress=job.progress_bar)
     print(f"[1/4] {synthetic.log.height:,} interactions → {data.report['groups']['train']:,} training and "
           f"{data.report['groups']['valid']:,} validation groups ({time.perf_counter() - started:.1f}s)")
 
