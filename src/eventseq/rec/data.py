@@ -407,7 +407,7 @@ def prepare_rec(
     parts: list[pl.DataFrame] = []
     history_report = PrepareReport()
     counts: dict[str, Any] = {"groups_dropped": {}, "candidate_items_unknown": 0}
-    with tqdm(total=frame.height, desc="rec prepare", unit=" rows", disable=not progress) as bar:
+    with tqdm(total=frame.height, desc="rec prepare", unit=" rows", unit_scale=True, disable=not progress) as bar:
         while chunks:
             chunk = chunks.pop(0)  # each chunk's rows are freed once it is done
             if out_of_order:  # a stable sort of a chunk keeps the order a sort of the whole log gives it
