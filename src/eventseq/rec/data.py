@@ -402,14 +402,15 @@ def prepare_rec(
 
     user = config.user_column
     chunks = _user_chunks(frame, user, config.chunk_rows)
+    del frame, times  # the chunks hold every row now; each is freed once it is done
     tables: list[pl.DataFrame] = []
     owners: list[pl.DataFrame] = []
     parts: list[pl.DataFrame] = []
     history_report = PrepareReport()
     counts: dict[str, Any] = {"groups_dropped": {}, "candidate_items_unknown": 0}
-    with tqdm(total=frame.height, desc="rec prepare", unit=" rows", unit_scale=True, disable=not progress) as bar:
+    with tqdm(total=report["rows_in"], desc="rec prepare", unit=" rows", unit_scale=True, disable=not progress) as bar:
         while chunks:
-            chunk = chunks.pop(0)  # each chunk's rows are freed once it is done
+            chunk = chunks.pop(0)
             if out_of_order:  # a stable sort of a chunk keeps the order a sort of the whole log gives it
                 chunk = chunk.sort("_time", maintain_order=True)
             positives = chunk.filter(pl.col(config.action_column).is_in(config.positive_actions))
