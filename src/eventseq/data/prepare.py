@@ -914,7 +914,7 @@ def prepare_in_shards(
     raw_schema = schema
     id_column = config.id_column
     id_dtype = lazy.collect_schema()[id_column]
-    shard_of = pl.col(id_column).hash(seed=0) % shards
+    shard_of = entity_shard(id_column, shards)
     if label_frame is not None:
         label_frame = label_frame.with_columns(pl.col(id_column).cast(id_dtype, strict=False))
     report = PrepareReport()
@@ -946,6 +946,11 @@ def prepare_in_shards(
     write_json(output / SCHEMA_FILE, schema.to_dict())
     write_json(output / REPORT_FILE, asdict(report))
     return schema, report
+
+
+def entity_shard(id_column: str, shards: int) -> pl.Expr:
+    """Which of `shards` groups an entity falls in: a seeded hash of its id (stable for a Polars version)."""
+    return pl.col(id_column).hash(seed=0) % shards
 
 
 def _add_report(total: PrepareReport, part: PrepareReport) -> None:

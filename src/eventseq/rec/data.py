@@ -44,6 +44,7 @@ from eventseq.data.prepare import (
     _time_kind,
     encode_categorical,
     encode_events,
+    entity_shard,
     load_prepared,
     read_events,
 )
@@ -315,7 +316,7 @@ def _chunk_groups(
         "in the gap before validation": (pl.col("request_time") >= split.train_end)
         & (pl.col("request_time") < split.valid_start),
     }
-    dropped = counts.setdefault("groups_dropped", {})
+    dropped = counts["groups_dropped"]
     for reason, condition in reasons.items():
         dropped[reason] = dropped.get(reason, 0) + int(groups.select(condition.sum()).item())
         groups = groups.filter(~condition)
@@ -328,7 +329,7 @@ def _chunk_groups(
         .alias("part"),
     )
     unknown_items = groups.select(pl.col("items").explode().eq(UNKNOWN_ID).sum()).item()
-    counts["candidate_items_unknown"] = counts.get("candidate_items_unknown", 0) + int(unknown_items or 0)
+    counts["candidate_items_unknown"] += int(unknown_items or 0)
     groups = groups.rename({"items_raw": "item_values"}).select(
         request, user, "request_time", "source", "items", "item_values", "labels", "part")
     return requests.select(request, "_users"), groups
@@ -352,7 +353,7 @@ def _user_chunks(frame: pl.DataFrame, user: str, chunk_rows: int) -> list[pl.Dat
     chunks = -(-frame.height // chunk_rows)
     if chunks == 1:
         return [frame]
-    chunk_of = (pl.col(user).hash(seed=0) % chunks).cast(pl.UInt32).alias("_chunk")
+    chunk_of = entity_shard(user, chunks).cast(pl.UInt32).alias("_chunk")
     return frame.with_columns(chunk_of).partition_by("_chunk", maintain_order=True, include_key=False)
 
 
