@@ -93,3 +93,12 @@ def test_encoder_learning_rate_is_separate(task_data):
 def test_inconsistent_heads_are_rejected(task_data, head, message):
     with pytest.raises(ConfigError, match=message):
         SupervisedModule(task_data.schema, head_config=resolve_head(task_data.schema, head))
+
+
+def test_multilabel_targets_default_to_every_multilabel_column():
+    events = pl.DataFrame({"client": [0, 0, 1, 1], "time": [1, 2, 1, 2], "shop": [1, 2, 2, 1]})
+    labels = pl.DataFrame({"client": [0, 1], "tag_a": [0, 1], "tag_b": [1, 0]})
+    config = PrepareConfig(id_column="client", time_column="time", categorical=["shop"],
+                           targets={"tag_a": "multilabel", "tag_b": "multilabel"})
+    head = resolve_head(prepare(events, config, labels=labels).schema, HeadConfig())
+    assert (head.task, head.targets, head.num_outputs) == ("multilabel", ["tag_a", "tag_b"], 2)

@@ -83,6 +83,9 @@ def resolve_head(schema: Schema, head: HeadConfig) -> HeadConfig:
     if not schema.targets:
         raise ConfigError("the prepared data has no target columns: declare targets in prepare")
     names = list(head.targets or [schema.targets[0].name])
+    if not head.targets and schema.targets[0].task == "multilabel":
+        # the labels of a multilabel task are one column each: by default all of them together
+        names = [target.name for target in schema.targets if target.task == "multilabel"]
     specs = [schema.target(name) for name in names]
     tasks = {spec.task for spec in specs}
     if len(tasks) > 1:

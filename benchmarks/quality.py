@@ -1,0 +1,460 @@
+"""The quality suite: every default of the library judged on data it was not designed on.
+
+Usage:
+    python benchmarks/quality.py [--sets markov,timing,...,cdnow] [--seeds 0,1,2] [--entities 2000]
+                                 [--minutes 0.5] [--rows aggregates,gru,...] [--quick]
+                                 [--output benchmarks/results/quality.md]
+
+Each set of `eventseq.datasets.quality` (plus CDNOW, real, when `lifetimes` is installed) is
+generated with each seed, prepared with `eventseq.data.prepare`, and split once per seed into
+train / valid / test entities (65% / 15% / 20%, stratified for classes) by
+`eventseq.data.splits.split_by_entity`, the very split `eventseq.training.train` makes with
+`data.split_seed=seed`. Every row is scored on the same test entities:
+
+- optimum: the generator's Bayes-optimal prediction (exact; the taste set's by Monte Carlo);
+- aggregates: `aggregate_features` → LightGBM fitted on train + valid;
+- gru / lstm / cnn / transformer: `train` with `encoder=<name>` and every other setting left at the
+  library's defaults (the model a user gets), early stopping on the valid entities;
+- default: `train` with no encoder chosen (what `eventseq train` gives);
+- auto: `train` with `encoder=auto`;
+- <method>: `pretrain method=<method>` on every entity (no labels, the transductive protocol of
+  embedding benchmarks), `embed`, LightGBM on train + valid; `<method> ⊕ aggregates`: the embeddings
+  joined to the aggregates; `<method> fine-tuned`: `train init_from=` its model.
+
+Scores (higher is better): AUROC (binary), accuracy (multiclass), macro AUROC (multilabel), R²
+(regression), as `eventseq.datasets.quality.quality_score` computes them. The report gives mean ±
+std over the seeds, the share of the optimum, the epochs and the wall-clock seconds of each row,
+and draws one panel per set (PNG next to the Markdown). Every model gets `--minutes` of training at
+most (`trainer.max_minutes`), `trainer.max_epochs` as the library's default unless `--quick`.
+
+`--quick` is a smoke run of the script itself (tiny data, one epoch): what the tests run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from eventseq._io import atomic_path
+from eventseq.config import load_config
+from eventseq.data import PrepareConfig, prepare
+from eventseq.data.splits import split_by_entity
+from eventseq.datasets.quality import QUALITY_METRICS, QUALITY_SETS, QualitySet, make_quality_set, quality_score
+from eventseq.downstream import aggregate_features, concat_features
+from eventseq.inference import embed, predict
+from eventseq.training import PretrainConfig, TrainConfig, pretrain, train
+
+RESULTS = Path(__file__).resolve().parent / "results" / "quality.md"
+VALID_FRACTION, TEST_FRACTION = 0.15, 0.2
+ENCODER_ROWS = ("gru", "lstm", "cnn", "transformer")
+DEFAULT_ROWS = ("aggregates", "default", *ENCODER_ROWS, "auto", "coles", "coles ⊕ aggregates", "coles fine-tuned")
+LIGHTGBM = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1,
+            "force_col_wise": True, "deterministic": True}
+
+
+@dataclass
+class Case:
+    """One set at one seed, prepared, with its split."""
+
+    name: str
+    seed: int
+    task: str
+    targets: list[str]
+    prepared_dir: Path
+    table: pl.DataFrame
+    schema: Any
+    ids: np.ndarray  # entity ids in table order
+    truth: np.ndarray  # targets in table order
+    splits: dict[str, np.ndarray]  # positions in table order
+    optimum: float | None
+    signal: str
+
+    def part_ids(self, *parts: str) -> np.ndarray:
+        return np.concatenate([self.ids[self.splits[part]] for part in parts])
+
+
+@dataclass
+class Score:
+    value: float
+    seconds: float
+    epochs: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Result:
+    scores: dict[tuple[str, str], list[Score]] = field(default_factory=dict)  # (set, row) -> per seed
+    optimum: dict[str, list[float]] = field(default_factory=dict)
+    signals: dict[str, str] = field(default_factory=dict)
+    tasks: dict[str, str] = field(default_factory=dict)
+
+    def add(self, set_name: str, row: str, score: Score) -> None:
+        self.scores.setdefault((set_name, row), []).append(score)
+
+
+# ----------------------------------------------------------------------------- data
+def cdnow_set(entities: int, seed: int) -> QualitySet:
+    """CDNOW (real): a random `entities` of its customers, churn as the target; no known optimum."""
+    from eventseq.datasets import CDNOW_COLUMNS, load_cdnow
+
+    events, labels = load_cdnow()
+    labels = labels.sample(n=min(entities, labels.height), seed=seed).sort("customer_id")
+    events = events.join(labels.select("customer_id"), on="customer_id", how="semi")
+    renamed_labels = labels.rename({"customer_id": "entity_id"})
+    columns = {**CDNOW_COLUMNS}
+    return QualitySet("cdnow", "real: CDNOW churn (1-5 purchases)", events, renamed_labels, columns, "binary",
+                      np.full(labels.height, np.nan), ["churn"])
+
+
+def make_case(name: str, entities: int, seed: int, workdir: Path) -> Case:
+    data = cdnow_set(entities, seed) if name == "cdnow" else make_quality_set(name, entities, seed)
+    output = workdir / f"{name}_{seed}" / "prepared"
+    labels = data.labels
+    if name == "cdnow":
+        labels = labels.rename({"entity_id": data.columns["id_column"]})
+    prepared = prepare(data.events, PrepareConfig(**data.columns), labels=labels, output=output)
+    table, schema = prepared.table, prepared.schema
+    ids = table[schema.id_column].to_numpy()
+    truth = table.select(data.targets).to_numpy()
+    truth = truth if data.task == "multilabel" else truth[:, 0]
+    if data.task in ("binary", "multiclass"):
+        classes = schema.target(data.targets[0]).classes
+        truth = np.searchsorted(np.asarray(classes), truth)  # class index, as train encodes it
+    stratify = truth if data.task in ("binary", "multiclass") else None
+    splits = split_by_entity(len(ids), VALID_FRACTION, TEST_FRACTION, stratify, seed)
+    test_ids = ids[splits["test"]]
+    optimum = None if name == "cdnow" else data.optimum(test_ids)
+    return Case(name, seed, data.task, data.targets, output, table, schema, ids, truth, splits, optimum, data.signal)
+
+
+# ----------------------------------------------------------------------------- downstream model
+def lightgbm_score(case: Case, features: pl.DataFrame) -> float:
+    """LightGBM on train + valid entities of `features`, scored on the test entities."""
+    import lightgbm
+
+    id_column = case.schema.id_column
+    frame = pl.DataFrame({id_column: case.ids}).join(features, on=id_column, how="left")  # table order
+    X = frame.drop(id_column).to_numpy().astype(np.float64)
+    fit = np.concatenate([case.splits["train"], case.splits["valid"]])
+    test = case.splits["test"]
+    y = case.truth
+    if case.task == "regression":
+        model = lightgbm.LGBMRegressor(random_state=case.seed, **LIGHTGBM).fit(X[fit], y[fit])
+        return quality_score("regression", y[test], model.predict(X[test]))
+    if case.task == "multilabel":
+        columns = [lightgbm.LGBMClassifier(random_state=case.seed, **LIGHTGBM).fit(X[fit], y[fit, j])
+                   .predict_proba(X[test])[:, 1] for j in range(y.shape[1])]
+        return quality_score("multilabel", y[test], np.stack(columns, axis=1))
+    model = lightgbm.LGBMClassifier(random_state=case.seed, **LIGHTGBM).fit(X[fit], y[fit])
+    probability = model.predict_proba(X[test])
+    return quality_score(case.task, y[test], probability[:, 1] if case.task == "binary" else probability)
+
+
+def network_score(case: Case, module: Any) -> float:
+    """The score of a trained supervised module's predictions on the test entities."""
+    frame = predict(module, case.prepared_dir, progress=False)
+    id_column = case.schema.id_column
+    frame = pl.DataFrame({id_column: case.ids[case.splits["test"]]}).join(frame, on=id_column, how="left")
+    test = case.splits["test"]
+    target = case.targets[0]
+    if case.task == "binary":
+        predicted = frame[f"{target}_proba"].to_numpy()
+    elif case.task == "multiclass":
+        predicted = frame.select(pl.col(f"^{target}_proba_.*$")).to_numpy()
+    elif case.task == "multilabel":
+        predicted = frame.select([f"{name}_proba" for name in case.targets]).to_numpy()
+    else:
+        predicted = frame[f"{target}_pred"].to_numpy()
+    if not np.isfinite(predicted).all():
+        return float("nan")
+    return quality_score(case.task, case.truth[test], predicted)
+
+
+# ----------------------------------------------------------------------------- rows
+def _common_overrides(case: Case, args: argparse.Namespace, run_dir: Path) -> list[str]:
+    overrides = [f"data.path={case.prepared_dir}", f"output={run_dir}", f"seed={case.seed}",
+                 f"data.split_seed={case.seed}", "trainer.progress_bar=false", f"trainer.max_minutes={args.minutes}"]
+    if args.quick:
+        overrides += ["trainer.max_epochs=1"]
+    return overrides
+
+
+def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path, init_from: Path | None = None
+                   ) -> Score:
+    run_dir = workdir / f"{case.name}_{case.seed}" / row.replace(" ", "_")
+    overrides = _common_overrides(case, args, run_dir)
+    overrides += [f"data.valid_fraction={VALID_FRACTION}", f"data.test_fraction={TEST_FRACTION}"]
+    if row in ENCODER_ROWS or row == "auto":
+        overrides.append(f"encoder={row}")
+    if init_from is not None:
+        overrides.append(f"init_from={init_from}")
+    config = load_config(TrainConfig, overrides=overrides)
+    started = time.perf_counter()
+    result = train(config)
+    seconds = time.perf_counter() - started
+    written = pl.read_parquet(run_dir / "splits.parquet")
+    test_ids = np.sort(written.filter(pl.col("part") == "test")[case.schema.id_column].to_numpy())
+    if not np.array_equal(test_ids, np.sort(case.part_ids("test"))):
+        raise RuntimeError(f"{case.name}: train's test entities differ from the suite's split")
+    value = network_score(case, result.module)
+    note = str(result.metrics.get("auto_choice", ""))
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return Score(value, seconds, float(result.metrics.get("epochs", np.nan)), note)
+
+
+def pretrain_rows(case: Case, method: str, args: argparse.Namespace, workdir: Path, rows: list[str],
+                  aggregates: pl.DataFrame) -> dict[str, Score]:
+    run_dir = workdir / f"{case.name}_{case.seed}" / method
+    overrides = _common_overrides(case, args, run_dir) + [f"method={method}"]
+    config = load_config(PretrainConfig, overrides=overrides)
+    started = time.perf_counter()
+    result = pretrain(config)
+    seconds = time.perf_counter() - started
+    embeddings = embed(result.module, case.prepared_dir, progress=False)
+    epochs = float(result.metrics.get("epochs", np.nan))
+    scores: dict[str, Score] = {}
+    if method in rows:
+        scores[method] = Score(lightgbm_score(case, embeddings), seconds, epochs)
+    if f"{method} ⊕ aggregates" in rows:
+        joined = concat_features(embeddings, aggregates, case.schema.id_column)
+        scores[f"{method} ⊕ aggregates"] = Score(lightgbm_score(case, joined), seconds, epochs)
+    if f"{method} fine-tuned" in rows:
+        tuned = supervised_row(case, f"{method} fine-tuned", args, workdir, init_from=result.model_dir)
+        tuned.seconds += seconds
+        scores[f"{method} fine-tuned"] = tuned
+    return scores
+
+
+def run_case(case: Case, args: argparse.Namespace, workdir: Path, result: Result) -> None:
+    started = time.perf_counter()
+    aggregates = aggregate_features(case.table, case.schema)
+    if "aggregates" in args.rows:
+        result.add(case.name, "aggregates", Score(lightgbm_score(case, aggregates), time.perf_counter() - started))
+    for row in args.rows:
+        if row == "aggregates" or row.split(" ")[0] in args.methods:
+            continue
+        try:
+            result.add(case.name, row, supervised_row(case, row, args, workdir))
+        except Exception as error:  # a failing row is a line of the report, not the end of the run
+            traceback.print_exc()
+            result.add(case.name, row, Score(float("nan"), 0.0, note=f"failed: {type(error).__name__}: {error}"[:200]))
+        gc.collect()
+        _print_last(result, case, row)
+    for method in args.methods:
+        wanted = [row for row in args.rows if row.split(" ")[0] == method]
+        if not wanted:
+            continue
+        try:
+            for row, score in pretrain_rows(case, method, args, workdir, wanted, aggregates).items():
+                result.add(case.name, row, score)
+                _print_last(result, case, row)
+        except Exception as error:
+            traceback.print_exc()
+            for row in wanted:
+                result.add(case.name, row, Score(float("nan"), 0.0, note=f"failed: {type(error).__name__}"))
+        gc.collect()
+
+
+def _print_last(result: Result, case: Case, row: str) -> None:
+    score = result.scores[(case.name, row)][-1]
+    print(f"  {case.name:<10} seed {case.seed} {row:<24} {score.value:.4f}  {score.seconds:6.1f} s"
+          f"  {'' if score.epochs is None else f'{score.epochs:g} ep'} {score.note}", flush=True)
+
+
+# ----------------------------------------------------------------------------- report
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(array).any():
+        return float("nan"), float("nan")
+    return float(np.nanmean(array)), float(np.nanstd(array))
+
+
+def summary(result: Result, rows: list[str]) -> tuple[list[str], dict[str, dict[str, tuple[float, float]]]]:
+    """The Markdown table (sets as blocks) and {set: {row: (mean, std)}}."""
+    lines = ["| set | signal | task (metric) | row | score (mean ± std) | share of optimum | epochs | seconds | notes |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    means: dict[str, dict[str, tuple[float, float]]] = {}
+    for set_name in result.signals:
+        task = result.tasks[set_name]
+        optimum, optimum_std = _mean_std(result.optimum[set_name])
+        means[set_name] = {"optimum": (optimum, optimum_std)}
+        head = [set_name, result.signals[set_name], f"{task} ({QUALITY_METRICS[task]})"]
+        if np.isfinite(optimum):
+            lines.append("| " + " | ".join(head + ["**optimum**", f"{optimum:.4f} ± {optimum_std:.4f}", "1.00",
+                                                   "-", "-", "Bayes rule, exact"]) + " |")
+            head = ["", "", ""]
+        for row in rows:
+            scores = result.scores.get((set_name, row), [])
+            if not scores:
+                continue
+            mean, std = _mean_std([s.value for s in scores])
+            means[set_name][row] = (mean, std)
+            share = f"{mean / optimum:.2f}" if np.isfinite(optimum) and np.isfinite(mean) else "-"
+            epochs = [s.epochs for s in scores if s.epochs is not None and np.isfinite(s.epochs)]
+            notes = "; ".join(sorted({s.note for s in scores if s.note}))
+            lines.append("| " + " | ".join(head + [row, f"{mean:.4f} ± {std:.4f}", share,
+                                                   f"{np.mean(epochs):.1f}" if epochs else "-",
+                                                   f"{np.mean([s.seconds for s in scores]):.0f}", notes]) + " |")
+            head = ["", "", ""]
+    return lines, means
+
+
+def ranks(means: dict[str, dict[str, tuple[float, float]]], rows: list[str]) -> list[str]:
+    """Mean rank of each row across the sets (1 = best), and how often it is >= aggregates."""
+    table: dict[str, list[float]] = {row: [] for row in rows}
+    wins: dict[str, list[bool]] = {row: [] for row in rows}
+    for set_name, by_row in means.items():
+        present = [row for row in rows if row in by_row and np.isfinite(by_row[row][0])]
+        order = sorted(present, key=lambda row: -by_row[row][0])
+        for rank, row in enumerate(order, start=1):
+            table[row].append(rank)
+            if "aggregates" in by_row:
+                wins[row].append(by_row[row][0] >= by_row["aggregates"][0])
+    lines = ["| row | mean rank (1 = best) | sets >= aggregates |", "|---|---|---|"]
+    for row in sorted(rows, key=lambda row: np.mean(table[row]) if table[row] else np.inf):
+        if table[row]:
+            lines.append(f"| {row} | {np.mean(table[row]):.2f} | {sum(wins[row])}/{len(wins[row])} |")
+    return lines
+
+
+def plot(means: dict[str, dict[str, tuple[float, float]]], rows: list[str], output: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(means)
+    columns = min(4, len(names))
+    lines = (len(names) + columns - 1) // columns
+    figure, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 0.32 * len(rows) * lines + 1.5 * lines),
+                                squeeze=False)
+    for axis in axes.flat[len(names):]:
+        axis.axis("off")
+    for axis, name in zip(axes.flat, names):
+        shown = [row for row in rows if row in means[name] and np.isfinite(means[name][row][0])][::-1]
+        values = np.array([means[name][row][0] for row in shown])
+        errors = np.array([means[name][row][1] for row in shown])
+        colours = ["tab:orange" if row == "aggregates" else "tab:green" if row in ("auto", "default")
+                   else "tab:blue" for row in shown]
+        axis.barh(np.arange(len(shown)), values, xerr=errors, color=colours, alpha=0.85, capsize=2)
+        axis.set_yticks(np.arange(len(shown)), shown, fontsize=8)
+        optimum = means[name]["optimum"][0]
+        if np.isfinite(optimum):
+            axis.axvline(optimum, color="black", linestyle="--", linewidth=1, label="optimum")
+        if "aggregates" in means[name]:
+            axis.axvline(means[name]["aggregates"][0], color="tab:orange", linestyle=":", linewidth=1)
+        low = float(np.nanmin(values - errors)) if len(values) else 0.0
+        axis.set_xlim(max(0.0, min(low, optimum if np.isfinite(optimum) else low) - 0.05),
+                      1.0 if not np.isfinite(optimum) else max(optimum, float(np.nanmax(values))) + 0.03)
+        axis.set_title(f"{name}", fontsize=10)
+        axis.set_xlabel("score (AUROC / accuracy / R²)", fontsize=8)
+        axis.grid(axis="x", alpha=0.3)
+    figure.suptitle("quality suite: test score per row (black dashed: optimum; orange dotted: aggregates)",
+                    fontsize=10)
+    figure.tight_layout()
+    with atomic_path(output) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    parts = ["python benchmarks/quality.py", f"--sets {','.join(args.sets)}", f"--seeds {','.join(map(str, args.seeds))}",
+             f"--entities {args.entities}", f"--minutes {args.minutes:g}", f"--rows '{','.join(args.rows)}'"]
+    if args.quick:
+        parts.append("--quick")
+    return " ".join(parts)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    available = [*QUALITY_SETS, "cdnow"]
+    parser.add_argument("--sets", default=",".join(available), help=f"comma-separated, of {available}")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (data, split and models)")
+    parser.add_argument("--entities", type=int, default=2000)
+    parser.add_argument("--minutes", type=float, default=0.75, help="training budget of every model")
+    parser.add_argument("--rows", default=",".join(DEFAULT_ROWS), help="comma-separated rows (see the docstring)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 120 entities, one epoch, one seed")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    args.sets = [name.strip() for name in args.sets.split(",") if name.strip()]
+    unknown = [name for name in args.sets if name not in available]
+    if unknown:
+        parser.error(f"--sets: unknown {unknown}; available: {available}")
+    args.seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    args.rows = [row.strip() for row in args.rows.split(",") if row.strip()]
+    from eventseq.objectives.selfsupervised import METHODS
+
+    args.methods = sorted({row.split(" ")[0] for row in args.rows if row.split(" ")[0] in METHODS})
+    known = {"aggregates", "default", "auto", *ENCODER_ROWS}
+    bad = [row for row in args.rows if row not in known and row.split(" ")[0] not in METHODS]
+    if bad:
+        parser.error(f"--rows: unknown {bad}")
+    if args.quick:
+        args.entities, args.seeds, args.minutes = min(args.entities, 120), args.seeds[:1], min(args.minutes, 0.2)
+    return args
+
+
+def main(argv: list[str] | None = None) -> Result:
+    args = parse(argv)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    if "cdnow" in args.sets:
+        import importlib.util
+
+        if importlib.util.find_spec("lifetimes") is None:
+            print("note: lifetimes is not installed, skipping cdnow (pip install --no-deps lifetimes==0.11.3)")
+            args.sets = [name for name in args.sets if name != "cdnow"]
+    result = Result()
+    workdir = Path(tempfile.mkdtemp(prefix="quality_"))
+    started = time.perf_counter()
+    try:
+        for name in args.sets:
+            for seed in args.seeds:
+                case = make_case(name, args.entities, seed, workdir)
+                result.signals[name], result.tasks[name] = case.signal, case.task
+                result.optimum.setdefault(name, []).append(np.nan if case.optimum is None else case.optimum)
+                print(f"== {name} seed {seed}: {len(case.ids)} entities, optimum "
+                      f"{'-' if case.optimum is None else f'{case.optimum:.4f}'}", flush=True)
+                run_case(case, args, workdir, result)
+                shutil.rmtree(workdir / f"{name}_{seed}", ignore_errors=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    total = (time.perf_counter() - started) / 60
+    lines, means = summary(result, args.rows)
+    report = "\n".join([
+        "# Quality suite", "",
+        f"`{command_line(args)}`, {dt.date.today().isoformat()}, {total:.1f} min on {os.cpu_count()} CPUs "
+        f"(torch {torch.__version__}, {torch.get_num_threads()} threads).", "",
+        "Test entities: 20% of each set (the same for every row, per seed); scores: AUROC (binary), accuracy "
+        "(multiclass), macro AUROC (multilabel), R² (regression). See the docstring of benchmarks/quality.py.", "",
+        *lines, "", "## Ranks across the sets", "", *ranks(means, args.rows), "",
+        f"![quality suite]({args.output.with_suffix('.png').name})", "",
+    ])
+    print(report)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.output) as tmp:
+        tmp.write_text(report)
+    plot(means, args.rows, args.output.with_suffix(".png"))
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
