@@ -82,7 +82,7 @@ from eventseq.nn import EncoderConfig
 from eventseq.nn.event_encoder import EventEncoderConfig
 from eventseq.nn.sequence_encoder import SequenceEncoderConfig
 from eventseq.objectives.coles import ColesConfig
-from eventseq.objectives.supervised import OptimizerConfig
+from eventseq.optim import OptimizerConfig
 from eventseq.training import PretrainConfig, pretrain
 
 try:

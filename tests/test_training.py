@@ -150,3 +150,64 @@ def test_pretrain_runs_every_kind_of_batch(prepared_dir, tmp_path, method, chang
     result = pretrain(load_config(PretrainConfig, overrides=overrides))
     assert np.isfinite(result.metrics["val_loss"])
     assert load_model(result.model_dir).kind == method
+
+
+def _marker_set(tmp_path):
+    """Class 1 entities start with a marker category that appears nowhere else: visible to a
+    mean-pooled encoder, invisible to a causal one that pools its last state over a 2-event window."""
+    from eventseq.data import PrepareConfig, prepare
+
+    rng = np.random.default_rng(0)
+    entities, length = 200, 20
+    label = np.arange(entities) % 2
+    category = rng.integers(1, 6, size=(entities, length))
+    category[:, 0] = np.where(label == 1, 0, category[:, 0])
+    events = pl.DataFrame({"entity_id": np.repeat(np.arange(entities), length),
+                           "event_time": np.tile(np.arange(length) * 3600, entities), "mcc": category.ravel()})
+    labels = pl.DataFrame({"entity_id": np.arange(entities), "label": label})
+    prepare(events, PrepareConfig(categorical=["mcc"], targets={"label": "binary"}), labels=labels,
+            output=tmp_path / "prepared")
+    options = tmp_path / "configs" / "encoder"
+    options.mkdir(parents=True)
+    (options / "seeing.yaml").write_text("sequence_encoder: {type: cnn, hidden_size: 16, num_layers: 1, pooling: mean}\n")
+    (options / "blind.yaml").write_text(
+        "sequence_encoder: {type: cnn, hidden_size: 16, num_layers: 1, kernel_size: 2, causal: true, pooling: last}\n")
+    return tmp_path / "prepared"
+
+
+def test_auto_keeps_the_encoder_that_is_better_on_validation(tmp_path, monkeypatch):
+    import json
+
+    from eventseq.config import load_config
+    from eventseq.saved import load_model
+    from eventseq.training import TrainConfig
+
+    prepared = _marker_set(tmp_path)
+    monkeypatch.chdir(tmp_path)  # ./configs/encoder/{seeing,blind}.yaml are options
+    config = load_config(TrainConfig, overrides=[
+        "encoder=auto", "auto.candidates=[blind,seeing]", f"data.path={prepared}", f"output={tmp_path / 'run'}",
+        "trainer.max_epochs=8", "trainer.progress_bar=false", "data.batch_size=32"])
+    result = train(config)
+    tried = result.metrics["auto_candidates"]
+    assert result.metrics["auto_choice"] == "seeing"
+    assert tried["seeing"]["val_auroc"] > tried["blind"]["val_auroc"] + 0.2
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert written["auto_choice"] == "seeing" and "blind" in written["auto_reason"]
+    reloaded = load_model(tmp_path / "run" / "model")
+    assert reloaded.encoder_config.sequence_encoder.pooling == "mean"
+    assert (tmp_path / "run" / "splits.parquet").exists() and (tmp_path / "run" / "curves.png").exists()
+
+
+def test_auto_refuses_what_it_cannot_do(prepared_dir, tmp_path, make_train_config):
+    from eventseq.training import PretrainConfig, pretrain
+
+    config = make_train_config(prepared_dir, tmp_path / "run")
+    config.model.sequence_encoder.type = "auto"
+    config.auto.candidates = []
+    with pytest.raises(ConfigError, match="auto.candidates"):
+        train(config)
+    pretrain_config = PretrainConfig(output=str(tmp_path / "pre"))
+    pretrain_config.data.path = str(prepared_dir)
+    pretrain_config.model.sequence_encoder.type = "auto"
+    with pytest.raises(ConfigError, match="encoder=auto"):
+        pretrain(pretrain_config)

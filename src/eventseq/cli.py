@@ -380,8 +380,14 @@ def run_evaluate(job: EvaluateJob) -> None:
         print(f"written: {output}")
 
 
-def _format_metrics(metrics: dict[str, float]) -> str:
-    return "\n".join(f"  {name:<16} {value:.4f}" for name, value in sorted(metrics.items()))
+def _format_metrics(metrics: dict[str, Any]) -> str:
+    lines = []
+    for name, value in sorted(metrics.items()):
+        if isinstance(value, float):
+            lines.append(f"  {name:<16} {value:.4f}")
+        elif not isinstance(value, dict):  # auto_choice, auto_reason (auto_candidates: in metrics.json)
+            lines.append(f"  {name:<16} {value}")
+    return "\n".join(lines)
 
 
 def _demo(job: Any) -> None:

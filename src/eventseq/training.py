@@ -46,7 +46,8 @@ from eventseq.objectives.selfsupervised import SelfSupervisedModule, method_spec
 from eventseq.objectives.tabformer import TabFormerConfig
 from eventseq.objectives.vicreg import VicregConfig
 from eventseq.objectives.word2vec import Word2VecConfig
-from eventseq.objectives.supervised import MONITOR, HeadConfig, OptimizerConfig, SupervisedModule, resolve_head
+from eventseq.objectives.supervised import MONITOR, HeadConfig, SupervisedModule, resolve_head
+from eventseq.optim import OptimizerConfig
 from eventseq.saved import load_checkpoint_state, save_model
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,23 @@ class TrainerSection:
     max_minutes: float | None = None
 
 
+AUTO = "auto"  # model.sequence_encoder.type (encoder=auto): try auto.candidates, keep the best
+
+
+@dataclass
+class AutoSection:
+    """`encoder=auto`: the encoders tried and how they share the time budget.
+
+    Attributes:
+        candidates: encoder options (eventseq/configs/encoder/<name>.yaml, or a user's own) trained
+            one after another on the same split, each with trainer.max_minutes / len(candidates);
+            the one with the best validation metric (the early-stopping monitor) is kept. The
+            event encoder and every other setting are the run's own.
+    """
+
+    candidates: list[str] = field(default_factory=lambda: ["gru", "cnn", "transformer"])
+
+
 @dataclass
 class TrainConfig:
     """A supervised training run.
@@ -130,6 +148,7 @@ class TrainConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerSection = field(default_factory=TrainerSection)
+    auto: AutoSection = field(default_factory=AutoSection)
     output: str = "runs/train"
     seed: int = 0
     resume: bool = False
@@ -379,7 +398,8 @@ def _evaluator(config: TrainerSection) -> L.Trainer:
                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
 
 
-def _finish(module: L.LightningModule, run_dir: Path, metrics: dict[str, float], config: Any) -> Path:
+def _finish(module: L.LightningModule, run_dir: Path, metrics: dict[str, Any], config: Any,
+            logs_dir: Path | None = None) -> Path:
     from eventseq.plots import plot_training_curves
 
     choices = {choice.group: choice.option for choice in group_choices(config)}
@@ -387,7 +407,7 @@ def _finish(module: L.LightningModule, run_dir: Path, metrics: dict[str, float],
     model_dir = save_model(module, run_dir / "model", extra=info)
     module.saved_info = info  # as load_model sets it: inference reads the training max_len from here
     write_json(run_dir / "metrics.json", metrics)
-    plot_training_curves(sorted((run_dir / "logs").glob("csv*/metrics.csv")), run_dir / "curves.png")
+    plot_training_curves(sorted((logs_dir or run_dir / "logs").glob("csv*/metrics.csv")), run_dir / "curves.png")
     return model_dir
 
 
@@ -400,6 +420,8 @@ def train(config: TrainConfig) -> TrainResult:
     Raises:
         ConfigError, DataError, FileFormatError: bad config or data, with the key/column/file named.
     """
+    if config.model.sequence_encoder.type == AUTO:
+        return _train_auto(config)
     run_dir = Path(config.output)
     streaming = config.data.streaming
     if streaming:
@@ -465,6 +487,72 @@ def train(config: TrainConfig) -> TrainResult:
     return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
 
 
+def _candidate_encoder(name: str) -> EncoderConfig:
+    """The model section of the encoder option `name` (configs/encoder/<name>.yaml)."""
+    from eventseq.config import load_config
+
+    return load_config(TrainConfig, overrides=[f"encoder={name}"]).model
+
+
+def _train_auto(config: TrainConfig) -> TrainResult:
+    """`encoder=auto`: train each of auto.candidates on the same split, keep the best on validation.
+
+    Every candidate runs in output/auto/<name>/ with an equal share of trainer.max_minutes; the
+    chosen one's model, metrics and curves become the run's own, and metrics.json says what was
+    tried (each candidate's validation metric, epochs and seconds) and which was kept.
+    """
+    import copy
+    import shutil
+    import time
+
+    candidates = list(config.auto.candidates)
+    if not candidates or AUTO in candidates:
+        raise ConfigError(f"auto.candidates={candidates}: list encoder options to try, e.g. [gru, cnn, transformer]")
+    if config.init_from:
+        raise ConfigError("encoder=auto with init_from: the architecture comes with the pretrained weights; "
+                          "drop encoder=auto")
+    if config.resume:
+        raise ConfigError("encoder=auto cannot resume (each candidate is a run of its own): resume=false")
+    run_dir = Path(config.output)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    share = None if config.trainer.max_minutes is None else config.trainer.max_minutes / len(candidates)
+    results: dict[str, TrainResult] = {}
+    tried: dict[str, dict[str, float]] = {}
+    monitor = mode = None
+    for name in candidates:
+        candidate = copy.deepcopy(config)
+        candidate.model = EncoderConfig(event_encoder=copy.deepcopy(config.model.event_encoder),
+                                        sequence_encoder=_candidate_encoder(name).sequence_encoder)
+        candidate.output = str(run_dir / "auto" / name)
+        candidate.trainer.max_minutes = share
+        started = time.perf_counter()
+        result = train(candidate)
+        monitor, mode = MONITOR[result.module.head_config.task]
+        tried[name] = {monitor: float(result.metrics[monitor]), "epochs": float(result.metrics["epochs"]),
+                       "seconds": round(time.perf_counter() - started, 1)}
+        results[name] = result
+        shutil.rmtree(Path(candidate.output) / "checkpoints", ignore_errors=True)  # the model/ is kept
+        logger.info("auto: %s reached %s=%.4f", name, monitor, tried[name][monitor])
+    pick = max if mode == "max" else min
+    chosen = pick(candidates, key=lambda name: tried[name][monitor])
+    best = results[chosen]
+    reason = (f"best {monitor} ({'highest' if mode == 'max' else 'lowest'}) on the validation entities: "
+              + ", ".join(f"{name} {tried[name][monitor]:.4f}" for name in candidates))
+    logger.info("auto: chose %s (%s)", chosen, reason)
+    metrics: dict[str, Any] = dict(best.metrics)
+    metrics["auto_choice"] = chosen
+    metrics["auto_reason"] = reason
+    metrics["auto_candidates"] = tried
+    chosen_config = copy.deepcopy(config)
+    chosen_config.model = best.module.encoder_config
+    for split_file in ("splits.parquet", "splits.json"):  # in memory / data.streaming
+        if (best.run_dir / split_file).exists():
+            shutil.copyfile(best.run_dir / split_file, run_dir / split_file)
+    _write_config(config, run_dir / "config.yaml")
+    model_dir = _finish(best.module, run_dir, metrics, chosen_config, logs_dir=best.run_dir / "logs")
+    return TrainResult(best.module, metrics, run_dir, model_dir, best.splits, best.dataset)
+
+
 def pretrain(config: PretrainConfig) -> TrainResult:
     """Self-supervised pretraining with `config.method`; saves the model under `output/model`.
 
@@ -472,6 +560,9 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     through `TrainConfig.init_from`.
     """
     method_spec(config.method)  # an unknown method fails before the data is read
+    if config.model.sequence_encoder.type == AUTO:
+        raise ConfigError("encoder=auto chooses by a validation metric of labels: it is for `train`; "
+                          "pretrain with a named encoder (encoder=gru, cnn, transformer ...)")
     run_dir = Path(config.output)
     if config.data.streaming:
         return _pretrain_streaming(config, run_dir)

@@ -10,7 +10,7 @@ from eventseq.errors import ConfigError
 from eventseq.nn import EncoderConfig, SequenceEncoderConfig
 from eventseq.objectives.coles import ColesConfig
 from eventseq.objectives.selfsupervised import SelfSupervisedModule
-from eventseq.objectives.supervised import OptimizerConfig
+from eventseq.optim import OptimizerConfig
 
 
 @pytest.mark.parametrize("loss", ["margin", "infonce"])

@@ -12,7 +12,7 @@ from eventseq.errors import ConfigError
 from eventseq.nn import EncoderConfig, SequenceEncoderConfig
 from eventseq.nn.event_encoder import EventEncoderConfig
 from eventseq.objectives.selfsupervised import METHODS, SelfSupervisedModule
-from eventseq.objectives.supervised import OptimizerConfig
+from eventseq.optim import OptimizerConfig
 from eventseq.saved import load_model, save_model
 
 GRU = EncoderConfig(sequence_encoder=SequenceEncoderConfig(type="gru", hidden_size=16))

@@ -8,7 +8,8 @@ import torch
 from eventseq.data import PrepareConfig, SequenceDataset, prepare
 from eventseq.errors import ConfigError
 from eventseq.nn import EncoderConfig, SequenceEncoderConfig
-from eventseq.objectives.supervised import HeadConfig, OptimizerConfig, SupervisedModule, resolve_head
+from eventseq.objectives.supervised import HeadConfig, SupervisedModule, resolve_head
+from eventseq.optim import OptimizerConfig
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ from eventseq.objectives.gpt import GptConfig, GptObjective
 from eventseq.objectives.mlm import MlmConfig, MlmObjective
 from eventseq.objectives.nsp_sop import PairTaskConfig, PairTaskObjective
 from eventseq.objectives.rtd import RtdConfig, RtdObjective
-from eventseq.objectives.supervised import OptimizerConfig
+from eventseq.optim import OptimizerConfig, attached_trainer
 from eventseq.objectives.tabformer import TabFormerConfig, TabFormerObjective
 from eventseq.objectives.vicreg import VicregConfig, VicregObjective
 from eventseq.objectives.word2vec import Word2VecConfig, Word2VecObjective
@@ -134,8 +134,8 @@ class SelfSupervisedModule(L.LightningModule):
     def validation_step(self, batch: Batch, batch_index: int) -> None:
         self._log_losses(self.objective.losses(self.encoder, batch), "val", batch)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_config.build(self.parameters())
+    def configure_optimizers(self) -> Any:
+        return self.optimizer_config.configure(self.parameters(), attached_trainer(self), self.monitor)
 
     # -------------------------------------------------------------- saving
     def to_config(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from eventseq.data.batch import Batch
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import Encoder, EncoderConfig
+from eventseq.optim import OptimizerConfig, attached_trainer
 
 # metric used for early stopping and the best checkpoint, and whether higher is better
 MONITOR = {
@@ -47,35 +48,6 @@ class HeadConfig:
     hidden_size: int | None = None
     dropout: float = 0.1
     class_weights: list[float] | None = None
-
-
-@dataclass
-class OptimizerConfig:
-    """AdamW settings.
-
-    Attributes:
-        lr: learning rate of the head (and of the encoder unless encoder_lr is set).
-        encoder_lr: a separate learning rate for the encoder (None = lr).
-        weight_decay: AdamW weight decay.
-        freeze_encoder: train only the head; the encoder (e.g. pretrained) stays fixed.
-    """
-
-    lr: float = 3e-3
-    encoder_lr: float | None = None
-    weight_decay: float = 0.0
-    freeze_encoder: bool = False
-
-    def build(self, params: Any) -> torch.optim.Optimizer:
-        """AdamW over `params` (tensors or param groups) with these settings.
-
-        On CPU it uses PyTorch's fused kernel: 0.37 ms per step vs 1.9 ms for the default
-        per-tensor loop on the recommender's parameters (5x). Elsewhere PyTorch's default, which
-        Lightning's mixed-precision gradient clipping supports (it refuses fused optimizers).
-        """
-        params = list(params)
-        tensors = [t for group in params for t in (group["params"] if isinstance(group, dict) else [group])]
-        fused = bool(tensors) and all(t.device.type == "cpu" for t in tensors)
-        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
 
 
 def resolve_head(schema: Schema, head: HeadConfig) -> HeadConfig:
@@ -241,14 +213,15 @@ class SupervisedModule(L.LightningModule):
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         config = self.optimizer_config
         encoder_lr = config.encoder_lr if config.encoder_lr is not None else config.lr
         groups = [
             {"params": [p for p in self.encoder.parameters() if p.requires_grad], "lr": encoder_lr},
             {"params": list(self.head.parameters()), "lr": config.lr},
         ]
-        return config.build(g for g in groups if g["params"])
+        return config.configure([g for g in groups if g["params"]], attached_trainer(self),
+                                MONITOR[self.head_config.task])
 
     # ------------------------------------------------------------------ saving
     def to_config(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import torch
 
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
-from eventseq.objectives.supervised import OptimizerConfig
+from eventseq.optim import OptimizerConfig, attached_trainer
 from eventseq.rec.batches import GroupBatch
 from eventseq.rec.metrics import calibrated_pairwise_loss, ranking_metrics
 from eventseq.rec.model import RecModelConfig, RecNetwork
@@ -120,8 +120,8 @@ class RankerModule(L.LightningModule):
     def monitor(self) -> tuple[str, str]:
         return f"val_ndcg_at_{self.ranker.k}", "max"
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_config.build(self.parameters())
+    def configure_optimizers(self) -> Any:
+        return self.optimizer_config.configure(self.parameters(), attached_trainer(self), self.monitor)
 
     def to_config(self) -> dict[str, Any]:
         return {"network": asdict(self.model_config), "ranker": asdict(self.ranker),

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from eventseq.data.batch import Batch
 from eventseq.data.schema import FIRST_VALUE_ID, Schema
 from eventseq.errors import ConfigError
-from eventseq.objectives.supervised import OptimizerConfig
+from eventseq.optim import OptimizerConfig, attached_trainer
 from eventseq.rec.model import RecModelConfig, RecNetwork
 
 
@@ -265,8 +265,8 @@ class NextPositiveModule(L.LightningModule):
 
     monitor = ("val_loss", "min")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_config.build(self.parameters())
+    def configure_optimizers(self) -> Any:
+        return self.optimizer_config.configure(self.parameters(), attached_trainer(self), self.monitor)
 
     def to_config(self) -> dict[str, Any]:
         return {"network": asdict(self.model_config), "objective": asdict(self.objective),

@@ -23,7 +23,7 @@ from eventseq.config import REC_GROUPS, ConfigGroup
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.sampler import LengthBucketSampler
 from eventseq.errors import ConfigError
-from eventseq.objectives.supervised import OptimizerConfig
+from eventseq.optim import OptimizerConfig
 from eventseq.rec.batches import GroupCollate, history_windows
 from eventseq.rec.data import RecData, load_rec_data
 from eventseq.rec.finetune import INIT_MODES, RankerConfig, RankerModule
