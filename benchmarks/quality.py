@@ -202,6 +202,7 @@ def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path
     overrides += [f"data.valid_fraction={VALID_FRACTION}", f"data.test_fraction={TEST_FRACTION}"]
     if row in ENCODER_ROWS or row == "auto":
         overrides.append(f"encoder={row}")
+    overrides += args.override
     if init_from is not None:
         overrides.append(f"init_from={init_from}")
     config = load_config(TrainConfig, overrides=overrides)
@@ -221,7 +222,7 @@ def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path
 def pretrain_rows(case: Case, method: str, args: argparse.Namespace, workdir: Path, rows: list[str],
                   aggregates: pl.DataFrame) -> dict[str, Score]:
     run_dir = workdir / f"{case.name}_{case.seed}" / method
-    overrides = _common_overrides(case, args, run_dir) + [f"method={method}"]
+    overrides = _common_overrides(case, args, run_dir) + [f"method={method}"] + args.pretrain_override
     config = load_config(PretrainConfig, overrides=overrides)
     started = time.perf_counter()
     result = pretrain(config)
@@ -246,6 +247,7 @@ def run_case(case: Case, args: argparse.Namespace, workdir: Path, result: Result
     aggregates = aggregate_features(case.table, case.schema)
     if "aggregates" in args.rows:
         result.add(case.name, "aggregates", Score(lightgbm_score(case, aggregates), time.perf_counter() - started))
+        _print_last(result, case, "aggregates")
     for row in args.rows:
         if row == "aggregates" or row.split(" ")[0] in args.methods:
             continue
@@ -376,6 +378,8 @@ def plot(means: dict[str, dict[str, tuple[float, float]]], rows: list[str], outp
 def command_line(args: argparse.Namespace) -> str:
     parts = ["python benchmarks/quality.py", f"--sets {','.join(args.sets)}", f"--seeds {','.join(map(str, args.seeds))}",
              f"--entities {args.entities}", f"--minutes {args.minutes:g}", f"--rows '{','.join(args.rows)}'"]
+    parts += [f"--override {item}" for item in args.override]
+    parts += [f"--pretrain-override {item}" for item in args.pretrain_override]
     if args.quick:
         parts.append("--quick")
     return " ".join(parts)
@@ -389,6 +393,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--entities", type=int, default=2000)
     parser.add_argument("--minutes", type=float, default=0.75, help="training budget of every model")
     parser.add_argument("--rows", default=",".join(DEFAULT_ROWS), help="comma-separated rows (see the docstring)")
+    parser.add_argument("--override", action="append", default=[],
+                        help="a key=value of `train` applied to every supervised row (repeatable)")
+    parser.add_argument("--pretrain-override", action="append", default=[],
+                        help="a key=value of `pretrain` applied to every pretraining row (repeatable)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 120 entities, one epoch, one seed")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

@@ -110,3 +110,26 @@ def test_bins_need_quantize_in_prepare(small_prepared):
         EventEncoder(small_prepared.schema, EventEncoderConfig(numeric_encoding={"amount": "onehot"}))
     with pytest.raises(ConfigError, match="shpo"):
         EventEncoder(small_prepared.schema, EventEncoderConfig(combined=[["shpo", "amount"]]))
+
+
+def test_calendar_features_are_the_time_of_day_and_the_day_of_the_week():
+    from eventseq.nn.event_encoder import calendar_features
+
+    monday_6am = 4 * 86_400 + 6 * 3600  # 1970-01-05 was a Monday
+    sunday_6pm = monday_6am - 12 * 3600
+    times = torch.tensor([[monday_6am, sunday_6pm, 0]])
+    features = calendar_features(times, torch.tensor([[True, True, False]]))  # [1, 3, 4]
+    day_sin, day_cos, week_sin, week_cos = features[0, 0]
+    assert (day_sin.item(), week_sin.item(), week_cos.item()) == pytest.approx((1.0, 0.0, 1.0), abs=1e-6)
+    assert abs(day_cos.item()) < 1e-6
+    angle = 2 * np.pi * 6 / 7  # Sunday is day 6
+    assert features[0, 1].tolist() == pytest.approx([-1.0, 0.0, np.sin(angle), np.cos(angle)], abs=1e-6)
+    assert torch.all(features[0, 2] == 0)  # padding
+
+
+def test_calendar_adds_four_numeric_inputs(small_prepared, small_batch):
+    plain = EventEncoder(small_prepared.schema, EventEncoderConfig(embedding_dims={"shop": 5}))
+    calendar = EventEncoder(small_prepared.schema, EventEncoderConfig(embedding_dims={"shop": 5}, calendar=True))
+    assert calendar.output_dim == plain.output_dim + 4
+    vectors = calendar(small_batch)
+    assert vectors.shape[-1] == calendar.output_dim and torch.all(vectors[~small_batch.mask] == 0)

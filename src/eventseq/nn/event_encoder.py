@@ -51,6 +51,9 @@ class EventEncoderConfig:
             for a categorical, 32 for a text field.
         numeric_dim: project the numeric block to this size; None = numerics enter as scalars.
         time_delta: add log1p(seconds since the previous event) as a numeric input.
+        calendar: add the time of day and the day of the week of each event (UTC), each as a sine
+            and a cosine, as four numeric inputs: what an hour-of-day or weekday habit needs, which
+            gaps alone do not show.
         combine: concat (sizes may differ), sum (all parts get default_embedding_dim) or
             field_transformer (a token of default_embedding_dim per field, a transformer across
             the fields of each event, flattened; output_dim then defaults to default_embedding_dim).
@@ -70,6 +73,7 @@ class EventEncoderConfig:
     default_embedding_dim: int | None = None
     numeric_dim: int | None = None
     time_delta: bool = True
+    calendar: bool = False
     combine: str = "concat"
     field_heads: int = 2
     output_dim: int | None = None
@@ -111,6 +115,18 @@ class MaskedBatchNorm(nn.Module):
         else:
             output[mask] = self.norm(selected)
         return output
+
+
+CALENDAR_FEATURES = ("day_sin", "day_cos", "week_sin", "week_cos")
+
+
+def calendar_features(event_time: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Time of day and day of week of int64 epoch seconds, as sines and cosines: [B, T, 4], 0 at padding."""
+    day = (event_time % 86_400).double() / 86_400  # share of the day elapsed
+    week = ((event_time // 86_400 + 3) % 7).double() / 7  # 1970-01-01 was a Thursday: Monday = 0
+    angles = torch.stack([day, week], dim=-1) * (2 * torch.pi)  # [B, T, 2]
+    features = torch.cat([angles.sin(), angles.cos()], dim=-1)[..., [0, 2, 1, 3]].float()
+    return features * mask.unsqueeze(-1)
 
 
 def time_deltas(event_time: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -170,7 +186,7 @@ class EventEncoder(nn.Module):
             parts_dim = parts_dim + dim if config.combine == "concat" else dim
         self.numeric_names = [f.name for f in schema.numeric
                               if config.numeric_encoding.get(f.name, "scalar") == "scalar"]
-        numeric_count = len(self.numeric_names) + int(config.time_delta)
+        numeric_count = len(self.numeric_names) + int(config.time_delta) + len(CALENDAR_FEATURES) * config.calendar
         self.numeric_norm = MaskedBatchNorm(numeric_count) if numeric_count else None
         self.numeric_projection: nn.Module | None = None
         self.field_count = len(schema.categorical) + numeric_count + len(schema.text)
@@ -302,7 +318,7 @@ class EventEncoder(nn.Module):
     def field_names(self) -> list[str]:
         """The fields in token order (field_transformer): categoricals, numerics, the time delta, texts."""
         return [*self.embeddings.keys(), *self.numeric_names, *(["time_delta"] if self.config.time_delta else []),
-                *self.text_projections.keys()]
+                *(CALENDAR_FEATURES if self.config.calendar else []), *self.text_projections.keys()]
 
     def forward(
         self, batch: Batch, field_mask: torch.Tensor | None = None, event_mask: torch.Tensor | None = None
@@ -337,6 +353,8 @@ class EventEncoder(nn.Module):
             columns = [batch.features[name].float() for name in self.numeric_names]
             if self.config.time_delta:
                 columns.append(time_deltas(batch.event_time, mask))
+            if self.config.calendar:
+                columns.extend(calendar_features(batch.event_time, mask).unbind(dim=-1))
             numeric = self.numeric_norm(torch.stack(columns, dim=-1), mask)  # [B, T, F]
             if self.config.combine == "field_transformer":
                 numeric = numeric.unsqueeze(-1) * self.numeric_weight + self.numeric_bias  # [B, T, F, d]
