@@ -64,6 +64,7 @@ class QualitySet:
     task: str
     optimal: np.ndarray
     targets: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)  # the generator's true parameters
 
     @property
     def metric(self) -> str:
@@ -212,7 +213,7 @@ def make_markov(n_entities: int = 2000, seed: int = 0, n_classes: int = 4, n_cat
                     amount=_noise_amounts(rng, category, n_categories))
     return QualitySet("markov", "order: class-specific transitions, equal category frequencies", events,
                       _class_labels("label", labels), _columns({"label": "multiclass"}), "multiclass",
-                      _posterior(log_likelihoods), ["label"])
+                      _posterior(log_likelihoods), ["label"], {"transitions": transitions})
 
 
 def _geometric_log_pmf(gaps: np.ndarray, mean: float) -> np.ndarray:
@@ -267,7 +268,8 @@ def make_timing(n_entities: int = 2000, seed: int = 0, min_length: int = 10, max
     category = _draw(rng, np.full((len(entity), 10), 0.1))
     events = _frame(entity, times, mcc=category, amount=_noise_amounts(rng, category, 10))
     return QualitySet("timing", "timing: bursty vs regular gaps, hour of day", events, _class_labels("label", labels),
-                      _columns({"label": "binary"}), "binary", _posterior(log_likelihoods)[:, 1], ["label"])
+                      _columns({"label": "binary"}), "binary", _posterior(log_likelihoods)[:, 1], ["label"],
+                      {"burst": burst, "tail_mean": tail_mean, "mean_gap": mean_gap, "hour_profiles": profiles})
 
 
 def make_taste(n_entities: int = 2000, seed: int = 0, n_categories: int = 40, n_labels: int = 3,
@@ -342,7 +344,8 @@ def make_drift(n_entities: int = 2000, seed: int = 0, n_categories: int = 20, mi
                                             minlength=n_entities)
     events = _frame(entity, end - ages, mcc=category, amount=_noise_amounts(rng, category, n_categories))
     return QualitySet("drift", "drift: only the last 30 days carry the label", events, _class_labels("label", labels),
-                      _columns({"label": "binary"}), "binary", _posterior(log_likelihoods)[:, 1], ["label"])
+                      _columns({"label": "binary"}), "binary", _posterior(log_likelihoods)[:, 1], ["label"],
+                      {"profiles": profiles, "recent_days": recent_days, "end": end})
 
 
 def make_longrange(n_entities: int = 2000, seed: int = 0, n_categories: int = 20, min_length: int = 100,
@@ -421,7 +424,8 @@ def make_sparse(n_entities: int = 2000, seed: int = 0, n_categories: int = 15, m
         log_likelihoods[:, c] = np.bincount(entity, weights=step, minlength=n_entities)
     events = _frame(entity, _increasing_times(rng, lengths, 20 * DAY), mcc=category, amount=amount)
     return QualitySet("sparse", "short sparse histories (1-5 events)", events, _class_labels("label", labels),
-                      _columns({"label": "binary"}), "binary", _posterior(log_likelihoods)[:, 1], ["label"])
+                      _columns({"label": "binary"}), "binary", _posterior(log_likelihoods)[:, 1], ["label"],
+                      {"profiles": profiles, "category_means": means, "amount_shift": amount_shift})
 
 
 QUALITY_SETS: dict[str, Callable[..., QualitySet]] = {

@@ -1,0 +1,43 @@
+"""benchmarks/quality.py --quick: the suite's script runs end to end and reports what it measured."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "quality.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("quality_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_writes_the_table_the_ranks_and_the_chart(tmp_path):
+    quality = _load()
+    output = tmp_path / "quality.md"
+    result = quality.main(["--quick", "--sets", "sparse,trend", "--rows", "aggregates,default,coles,coles ⊕ aggregates",
+                           "--output", str(output)])
+    report = output.read_text()
+    for row in ("**optimum**", "aggregates", "default", "coles ⊕ aggregates", "## Ranks across the sets"):
+        assert row in report
+    assert output.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    for key, scores in result.scores.items():
+        assert len(scores) == 1 and scores[0].note == "", key  # no row failed
+    assert -1.0 < result.scores[("trend", "aggregates")][0].value <= 1.0  # an R²
+    assert 0.0 <= result.scores[("sparse", "default")][0].value <= 1.0  # an AUROC
+    assert result.optimum["sparse"][0] > 0.5
+
+
+def test_bad_arguments_are_refused():
+    quality = _load()
+    with pytest.raises(SystemExit):
+        quality.parse(["--sets", "nope"])
+    with pytest.raises(SystemExit):
+        quality.parse(["--rows", "aggregates,nonsense"])
