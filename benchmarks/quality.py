@@ -16,7 +16,8 @@ train / valid / test entities (65% / 15% / 20%, stratified for classes) by
 - gru / lstm / cnn / transformer: `train` with `encoder=<name>` and every other setting left at the
   library's defaults (the model a user gets), early stopping on the valid entities;
 - default: `train` with no encoder chosen (what `eventseq train` gives);
-- auto: `train` with `encoder=auto`;
+- auto: `train` with `encoder=auto`, given `--minutes` per candidate encoder (so in all
+  `--minutes` x the number of candidates): the same budget per encoder as the other rows;
 - <method>: `pretrain method=<method>` on every entity (no labels, the transductive protocol of
   embedding benchmarks), `embed`, LightGBM on train + valid; `<method> ⊕ aggregates`: the embeddings
   joined to the aggregates; `<method> fine-tuned`: `train init_from=` its model.
@@ -202,6 +203,9 @@ def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path
     overrides += [f"data.valid_fraction={VALID_FRACTION}", f"data.test_fraction={TEST_FRACTION}"]
     if row in ENCODER_ROWS or row == "auto":
         overrides.append(f"encoder={row}")
+    if row == "auto":  # the same budget per encoder as every other row: --minutes x candidates in all
+        candidates = len(load_config(TrainConfig, overrides=args.override).auto.candidates)
+        overrides.append(f"trainer.max_minutes={args.minutes * candidates}")
     overrides += args.override
     if init_from is not None:
         overrides.append(f"init_from={init_from}")

@@ -59,3 +59,11 @@ def test_event_encoding_examples_run(capsys):
     assert "x shorter" in capsys.readouterr().out
     exec(compile(_python_block("### Several sources per entity"), "README.md", "exec"), namespace)
     assert namespace["both"].schema.sources == {"app": ["screen"], "card": ["mcc", "amount"]}
+
+
+def test_quality_suite_example_runs():
+    code = _python_block("## Model quality: the quality suite")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["prepared"].table.height == 500
+    assert 0.25 < namespace["data"].optimum() <= 1.0

@@ -89,7 +89,10 @@ class TrainerSection:
 
     Attributes:
         max_epochs: upper bound on epochs.
-        patience: epochs without improvement of the monitored metric before stopping.
+        patience: epochs without improvement of the monitored metric before stopping. 8 (was 3):
+            on small data an RNN sits near chance for several epochs before it finds an order signal,
+            and a short patience stopped it there (benchmarks/results/quality_before.md: GRU on
+            `markov` still rising at the old 20-epoch cap, LSTM stopped after 4 epochs at chance).
         accelerator: cpu, gpu, auto ...
         devices: number of devices (processes) per node.
         strategy: Lightning strategy: auto, ddp (one process per device; several nodes with num_nodes
@@ -102,8 +105,8 @@ class TrainerSection:
             best checkpoint so far is kept, so methods can be compared at an equal time budget.
     """
 
-    max_epochs: int = 20
-    patience: int = 3
+    max_epochs: int = 50
+    patience: int = 8
     accelerator: str = "cpu"
     devices: int = 1
     strategy: str = "auto"

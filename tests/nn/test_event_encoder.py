@@ -32,8 +32,8 @@ def test_batch_norm_statistics_ignore_padding():
 
 def test_concat_and_sum_output_sizes(small_prepared, small_batch):
     concat = EventEncoder(small_prepared.schema, EventEncoderConfig(embedding_dims={"shop": 5}))
-    # 5 (shop) + 2 scalars (amount, time delta)
-    assert concat.output_dim == 7 and concat(small_batch).shape[-1] == 7
+    # 5 (shop) + 2 scalars (amount, time delta) + 4 calendar scalars (time of day, day of week)
+    assert concat.output_dim == 11 and concat(small_batch).shape[-1] == 11
     summed = EventEncoder(small_prepared.schema, EventEncoderConfig(combine="sum", default_embedding_dim=6))
     assert summed.output_dim == 6 and summed(small_batch).shape[-1] == 6
 
@@ -67,14 +67,14 @@ def quantized(small_prepared):
 @pytest.mark.parametrize(
     "config, width",
     [
-        (EventEncoderConfig(embedding_dims={"shop": 3, "amount": 4}, numeric_encoding={"amount": "bins"}), 3 + 4 + 1),
-        (EventEncoderConfig(embedding_dims={"shop": 3, "amount": 4}, numeric_encoding={"amount": "ple"}), 3 + 4 + 1),
-        (EventEncoderConfig(embedding_dims={"shop": 3, "shop+amount": 6}, combined=[["shop", "amount"]]), 3 + 6 + 2),
+        (EventEncoderConfig(embedding_dims={"shop": 3, "amount": 4}, numeric_encoding={"amount": "bins"}), 3 + 4 + 1 + 4),
+        (EventEncoderConfig(embedding_dims={"shop": 3, "amount": 4}, numeric_encoding={"amount": "ple"}), 3 + 4 + 1 + 4),
+        (EventEncoderConfig(embedding_dims={"shop": 3, "shop+amount": 6}, combined=[["shop", "amount"]]), 3 + 6 + 2 + 4),
         (EventEncoderConfig(default_embedding_dim=8, combine="sum", numeric_encoding={"amount": "bins"},
                             combined=[["shop", "amount"]]), 8),
     ],
     ids=["bins", "ple", "combined", "sum"],
-)
+)  # widths: embeddings + scalars (time delta, unquantized amount) + 4 calendar scalars
 def test_quantized_numerics_and_combined_tokens(quantized, config, width):
     schema, batch = quantized
     encoder = EventEncoder(schema, config)
@@ -95,7 +95,7 @@ def test_quantized_numerics_and_combined_tokens(quantized, config, width):
 def test_bucket_embedding_is_the_quantile_bucket(quantized):
     schema, batch = quantized
     encoder = EventEncoder(schema, EventEncoderConfig(embedding_dims={"amount": 2}, numeric_encoding={"amount": "bins"},
-                                                      time_delta=False))
+                                                      time_delta=False, calendar=False))
     table = encoder.token_tables["amount"]
     vectors = encoder(batch)[..., -2:]  # the amount part comes after the shop embedding
     edges = torch.tensor(schema.numeric[0].bucket_edges, dtype=torch.float32)
@@ -128,7 +128,7 @@ def test_calendar_features_are_the_time_of_day_and_the_day_of_the_week():
 
 
 def test_calendar_adds_four_numeric_inputs(small_prepared, small_batch):
-    plain = EventEncoder(small_prepared.schema, EventEncoderConfig(embedding_dims={"shop": 5}))
+    plain = EventEncoder(small_prepared.schema, EventEncoderConfig(embedding_dims={"shop": 5}, calendar=False))
     calendar = EventEncoder(small_prepared.schema, EventEncoderConfig(embedding_dims={"shop": 5}, calendar=True))
     assert calendar.output_dim == plain.output_dim + 4
     vectors = calendar(small_batch)

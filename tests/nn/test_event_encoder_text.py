@@ -58,7 +58,7 @@ def test_a_text_used_twice_changes_both_events(prepared, dataset):
 
 
 def test_padding_is_zero_and_a_missing_text_differs_from_a_present_one(prepared, dataset):
-    encoder = EventEncoder(prepared.schema, EventEncoderConfig(embedding_dims={"merchant": 4}, time_delta=False))
+    encoder = EventEncoder(prepared.schema, EventEncoderConfig(embedding_dims={"merchant": 4}, time_delta=False, calendar=False))
     vectors = _encode(encoder, dataset)
     batch = dataset.collate(np.arange(3))
     assert torch.all(vectors[~batch.mask] == 0)
@@ -71,15 +71,16 @@ def test_padding_is_zero_and_a_missing_text_differs_from_a_present_one(prepared,
 def test_sizes_with_concat_sum_and_field_transformer(prepared, dataset):
     batch = dataset.collate(np.arange(3))
     concat = EventEncoder(prepared.schema, EventEncoderConfig(embedding_dims={"shop": 3, "merchant": 5}))
-    # 3 (shop) + 2 scalars (amount, time delta) + 5 (merchant)
-    assert concat.output_dim == 10 and concat(batch).shape == (3, 3, 10)
+    # 3 (shop) + 2 scalars (amount, time delta) + 4 calendar scalars + 5 (merchant)
+    assert concat.output_dim == 14 and concat(batch).shape == (3, 3, 14)
     assert concat.text_projections["merchant"].in_features == prepared.schema.text[0].dim
     default = EventEncoder(prepared.schema, EventEncoderConfig(embedding_dims={"shop": 3}))
     assert default.text_projections["merchant"].out_features == 32
     summed = EventEncoder(prepared.schema, EventEncoderConfig(combine="sum", default_embedding_dim=6))
     assert summed(batch).shape == (3, 3, 6)
     fields = EventEncoder(prepared.schema, EventEncoderConfig(combine="field_transformer", default_embedding_dim=4))
-    assert fields.field_names == ["shop", "amount", "time_delta", "merchant"]
+    assert fields.field_names == ["shop", "amount", "time_delta", "day_sin", "day_cos", "week_sin", "week_cos",
+                                  "merchant"]
     field_mask = torch.zeros(3, 3, fields.field_count, dtype=torch.bool)
     assert fields(batch, field_mask).shape == (3, 3, 4)
 
