@@ -117,19 +117,14 @@ def cdnow_set(entities: int, seed: int) -> QualitySet:
     events, labels = load_cdnow()
     labels = labels.sample(n=min(entities, labels.height), seed=seed).sort("customer_id")
     events = events.join(labels.select("customer_id"), on="customer_id", how="semi")
-    renamed_labels = labels.rename({"customer_id": "entity_id"})
-    columns = {**CDNOW_COLUMNS}
-    return QualitySet("cdnow", "real: CDNOW churn (1-5 purchases)", events, renamed_labels, columns, "binary",
+    return QualitySet("cdnow", "real: CDNOW churn (1-5 purchases)", events, labels, dict(CDNOW_COLUMNS), "binary",
                       np.full(labels.height, np.nan), ["churn"])
 
 
 def make_case(name: str, entities: int, seed: int, workdir: Path) -> Case:
     data = cdnow_set(entities, seed) if name == "cdnow" else make_quality_set(name, entities, seed)
     output = workdir / f"{name}_{seed}" / "prepared"
-    labels = data.labels
-    if name == "cdnow":
-        labels = labels.rename({"entity_id": data.columns["id_column"]})
-    prepared = prepare(data.events, PrepareConfig(**data.columns), labels=labels, output=output)
+    prepared = prepare(data.events, PrepareConfig(**data.columns), labels=data.labels, output=output)
     table, schema = prepared.table, prepared.schema
     ids = table[schema.id_column].to_numpy()
     truth = table.select(data.targets).to_numpy()
@@ -291,10 +286,14 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.nanmean(array)), float(np.nanstd(array))
 
 
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
 def summary(result: Result, rows: list[str]) -> tuple[list[str], dict[str, dict[str, tuple[float, float]]]]:
     """The Markdown table (sets as blocks) and {set: {row: (mean, std)}}."""
-    lines = ["| set | signal | task (metric) | row | score (mean ± std) | share of optimum | epochs | seconds | notes |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    cells: list[list[str]] = []
     means: dict[str, dict[str, tuple[float, float]]] = {}
     for set_name in result.signals:
         task = result.tasks[set_name]
@@ -302,8 +301,8 @@ def summary(result: Result, rows: list[str]) -> tuple[list[str], dict[str, dict[
         means[set_name] = {"optimum": (optimum, optimum_std)}
         head = [set_name, result.signals[set_name], f"{task} ({QUALITY_METRICS[task]})"]
         if np.isfinite(optimum):
-            lines.append("| " + " | ".join(head + ["**optimum**", f"{optimum:.4f} ± {optimum_std:.4f}", "1.00",
-                                                   "-", "-", "Bayes rule, exact"]) + " |")
+            cells.append(head + ["**optimum**", f"{optimum:.4f} ± {optimum_std:.4f}", "1.00", "-", "-",
+                                 "Bayes rule, exact"])
             head = ["", "", ""]
         for row in rows:
             scores = result.scores.get((set_name, row), [])
@@ -314,11 +313,12 @@ def summary(result: Result, rows: list[str]) -> tuple[list[str], dict[str, dict[
             share = f"{mean / optimum:.2f}" if np.isfinite(optimum) and np.isfinite(mean) else "-"
             epochs = [s.epochs for s in scores if s.epochs is not None and np.isfinite(s.epochs)]
             notes = "; ".join(sorted({s.note for s in scores if s.note}))
-            lines.append("| " + " | ".join(head + [row, f"{mean:.4f} ± {std:.4f}", share,
-                                                   f"{np.mean(epochs):.1f}" if epochs else "-",
-                                                   f"{np.mean([s.seconds for s in scores]):.0f}", notes]) + " |")
+            cells.append(head + [row, f"{mean:.4f} ± {std:.4f}", share, f"{np.mean(epochs):.1f}" if epochs else "-",
+                                 f"{np.mean([s.seconds for s in scores]):.0f}", notes])
             head = ["", "", ""]
-    return lines, means
+    header = ["set", "signal", "task (metric)", "row", "score (mean ± std)", "share of optimum", "epochs", "seconds",
+              "notes"]
+    return _markdown(header, cells), means
 
 
 def ranks(means: dict[str, dict[str, tuple[float, float]]], rows: list[str]) -> list[str]:
@@ -332,11 +332,9 @@ def ranks(means: dict[str, dict[str, tuple[float, float]]], rows: list[str]) -> 
             table[row].append(rank)
             if "aggregates" in by_row:
                 wins[row].append(by_row[row][0] >= by_row["aggregates"][0])
-    lines = ["| row | mean rank (1 = best) | sets >= aggregates |", "|---|---|---|"]
-    for row in sorted(rows, key=lambda row: np.mean(table[row]) if table[row] else np.inf):
-        if table[row]:
-            lines.append(f"| {row} | {np.mean(table[row]):.2f} | {sum(wins[row])}/{len(wins[row])} |")
-    return lines
+    ranked = sorted((row for row in rows if table[row]), key=lambda row: np.mean(table[row]))
+    return _markdown(["row", "mean rank (1 = best)", "sets >= aggregates"],
+                     [[row, f"{np.mean(table[row]):.2f}", f"{sum(wins[row])}/{len(wins[row])}"] for row in ranked])
 
 
 def plot(means: dict[str, dict[str, tuple[float, float]]], rows: list[str], output: Path) -> None:

@@ -7,9 +7,12 @@ model/ (the best model, safetensors), metrics.json, splits.parquet, config.yaml 
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import shutil
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -35,6 +38,7 @@ from eventseq.data.shards import (
 from eventseq.data.splits import split_by_entity
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import EncoderConfig
+from eventseq.nn.sequence_encoder import AUTO_TYPE as AUTO
 from eventseq.objectives.barlow_twins import BarlowTwinsConfig
 from eventseq.objectives.coles import ColesConfig
 from eventseq.objectives.cpc import CpcConfig
@@ -117,7 +121,6 @@ class TrainerSection:
     max_minutes: float | None = None
 
 
-AUTO = "auto"  # model.sequence_encoder.type (encoder=auto): try auto.candidates, keep the best
 
 
 @dataclass
@@ -504,10 +507,6 @@ def _train_auto(config: TrainConfig) -> TrainResult:
     chosen one's model, metrics and curves become the run's own, and metrics.json says what was
     tried (each candidate's validation metric, epochs and seconds) and which was kept.
     """
-    import copy
-    import shutil
-    import time
-
     candidates = list(config.auto.candidates)
     if not candidates or AUTO in candidates:
         raise ConfigError(f"auto.candidates={candidates}: list encoder options to try, e.g. [gru, cnn, transformer]")

@@ -139,8 +139,8 @@ def _increasing_times(rng: np.random.Generator, lengths: np.ndarray, mean_gap: f
     entity, position = _flat(lengths)
     gaps = np.maximum(rng.exponential(mean_gap, size=len(entity)).astype(np.int64), 1)
     totals = np.cumsum(gaps)
-    starts = np.cumsum(lengths) - lengths
-    offsets = totals - totals[starts][entity] + gaps[starts][entity]
+    first_event = np.arange(len(entity)) - position  # index of each event's entity's first event
+    offsets = totals - totals[first_event] + gaps[first_event]
     first = rng.integers(0, int(span_days * DAY), size=len(lengths))
     return START_TIME + first[entity] + offsets
 

@@ -125,8 +125,8 @@ def calendar_features(event_time: torch.Tensor, mask: torch.Tensor) -> torch.Ten
     """Time of day and day of week of int64 epoch seconds, as sines and cosines: [B, T, 4], 0 at padding."""
     day = (event_time % 86_400).double() / 86_400  # share of the day elapsed
     week = ((event_time // 86_400 + 3) % 7).double() / 7  # 1970-01-01 was a Thursday: Monday = 0
-    angles = torch.stack([day, week], dim=-1) * (2 * torch.pi)  # [B, T, 2]
-    features = torch.cat([angles.sin(), angles.cos()], dim=-1)[..., [0, 2, 1, 3]].float()
+    day, week = day * (2 * torch.pi), week * (2 * torch.pi)
+    features = torch.stack([day.sin(), day.cos(), week.sin(), week.cos()], dim=-1).float()  # [B, T, 4]
     return features * mask.unsqueeze(-1)
 
 

@@ -18,6 +18,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from eventseq.errors import ConfigError
 
 SEQUENCE_ENCODERS = ("gru", "lstm", "cnn", "transformer")
+AUTO_TYPE = "auto"  # not an encoder: `train` tries auto.candidates and keeps the best (training.py)
 POOLINGS = ("last", "mean", "max", "cls")
 
 
@@ -57,6 +58,8 @@ class SequenceEncoderConfig:
     rnn_packing: str = "auto"
 
     def validate(self) -> None:
+        if self.type == AUTO_TYPE:
+            return  # `encoder=auto`: `train` replaces it by each candidate, which is validated in turn
         if self.type not in SEQUENCE_ENCODERS:
             raise ConfigError(f"sequence_encoder.type={self.type!r}: expected one of {list(SEQUENCE_ENCODERS)}")
         if self.pooling not in POOLINGS:
@@ -223,6 +226,9 @@ class TransformerEncoder(nn.Module):
 def build_sequence_encoder(input_dim: int, config: SequenceEncoderConfig) -> nn.Module:
     """The sequence encoder named by `config.type`."""
     config.validate()
+    if config.type == AUTO_TYPE:
+        raise ConfigError("sequence_encoder.type=auto (encoder=auto) is chosen by `train` from auto.candidates; "
+                          "to build an encoder, name one of " + ", ".join(SEQUENCE_ENCODERS))
     if config.type in ("gru", "lstm"):
         return RnnEncoder(input_dim, config)
     if config.type == "cnn":
