@@ -295,14 +295,14 @@ def test_cli_evaluate_from_a_model_equals_from_its_embeddings(trained, prepared_
 def test_cli_evaluate_rejects_embeddings_of_another_width(trained, prepared_dir, tmp_path, capsys):
     from eventseq.inference import embed
 
-    embeddings = embed(trained.module, prepared_dir, progress=False).drop("emb_7")
+    embeddings = embed(trained.module, prepared_dir, progress=False).drop("emb_15")
     path = tmp_path / "narrow.parquet"
     embeddings.write_parquet(path)
     code = main(["evaluate", f"model={trained.model_dir}", f"embeddings={path}", f"data={prepared_dir}",
                  "aggregates=false", "models=[logreg]", "output="])
     assert code == 2
     error = capsys.readouterr().err
-    assert "has 7 emb_* columns but model" in error and "embeds into 8 dimensions" in error
+    assert "has 15 emb_* columns but model" in error and "embeds into 16 dimensions" in error
 
 
 def test_entities_without_a_label_are_reported_not_silently_dropped(capsys):

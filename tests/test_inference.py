@@ -47,11 +47,13 @@ def test_predict_matches_a_direct_forward_pass(trained, prepared_dir):
     np.testing.assert_allclose(result["label_proba"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_embed_gives_one_column_per_hidden_unit(trained, synthetic):
+def test_embed_gives_one_column_per_embedding_unit(trained, synthetic):
     result = embed(trained.model_dir, synthetic.events, progress=False)
     hidden_size = trained.module.encoder_config.sequence_encoder.hidden_size
     assert hidden_size == trained.module.encoder.output_dim == 8
-    assert result.columns == ["entity_id"] + [f"emb_{i}" for i in range(hidden_size)]
+    width = 2 * hidden_size  # pooling=last_mean (the default): the last state and the mean
+    assert trained.module.encoder.embedding_dim == width
+    assert result.columns == ["entity_id"] + [f"emb_{i:02d}" for i in range(width)]  # zero-padded: sorts right
     assert result.height == 240
     assert np.isfinite(result.drop("entity_id").to_numpy()).all()
 

@@ -74,13 +74,19 @@ def test_rows_follow_the_prepared_sequences(trained, prepared_dir):
     assert_frame_equal(result.select(expected.columns), expected)
 
 
-def test_last_event_vector_is_the_entity_embedding_of_a_gru_with_last_pooling(trained, synthetic):
-    assert trained.module.encoder_config.sequence_encoder.pooling == "last"
+def test_last_event_vector_and_mean_of_event_vectors_make_the_last_mean_entity_embedding(trained, synthetic):
+    # the default pooling, last_mean: [state at the last event, mean of the states at every event]
+    assert trained.module.encoder_config.sequence_encoder.pooling == "last_mean"
+    width = trained.module.encoder.output_dim
     for max_len in (None, 5):  # None: whole sequences in both modes (all shorter than the training max_len)
         entities = embed(trained.model_dir, synthetic.events, max_len=max_len, progress=False)
+        assert len([c for c in entities.columns if c.startswith("emb_")]) == 2 * width
         events = embed(trained.model_dir, synthetic.events, max_len=max_len, level="event", progress=False)
-        last = events.group_by("entity_id", maintain_order=True).last().drop("event_index", "event_time")
-        assert_frame_equal(last, entities, check_exact=False, rtol=1e-5, atol=1e-6)
+        by_entity = events.drop("event_index", "event_time").group_by("entity_id", maintain_order=True)
+        last, mean = by_entity.last(), by_entity.mean()
+        expected = last.join(mean, on="entity_id", suffix="_mean", maintain_order="left")
+        np.testing.assert_allclose(entities.drop("entity_id").to_numpy(), expected.drop("entity_id").to_numpy(),
+                                   rtol=1e-4, atol=1e-5)
 
 
 def test_max_len_keeps_the_most_recent_events_and_says_how_many_are_left_out(trained, synthetic, capsys):
@@ -235,7 +241,7 @@ def test_cli_embed_level_event_of_a_coles_model(prepared_dir, tmp_path):
     run = tmp_path / "coles"
     assert main(["pretrain", f"data.path={prepared_dir}", f"output={run}", "trainer.max_epochs=1",
                  "trainer.progress_bar=false", "model.sequence_encoder.hidden_size=8", "coles.views.min_len=3",
-                 "coles.views.max_len=10"]) == 0
+                 "coles.views.max_len=10", "model.sequence_encoder.pooling=last"]) == 0
     for level in ("entity", "event"):
         assert main(["embed", f"model={run / 'model'}", f"data={prepared_dir}", f"output={tmp_path / level}.parquet",
                      "progress=false", f"level={level}"]) == 0

@@ -89,7 +89,8 @@ def test_pretrain_saves_a_coles_model_that_embeds(pretrained, prepared_dir):
     loaded = load_model(pretrained.model_dir)
     assert loaded.kind == "coles"
     vectors = embed(loaded, prepared_dir, progress=False)
-    assert vectors.height == 240 and len([c for c in vectors.columns if c.startswith("emb_")]) == 8
+    width = 2 * loaded.encoder.output_dim  # pooling=last_mean (the default)
+    assert vectors.height == 240 and len([c for c in vectors.columns if c.startswith("emb_")]) == width == 16
 
 
 @pytest.mark.parametrize("freeze", [True, False])

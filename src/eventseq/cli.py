@@ -311,7 +311,7 @@ def run_evaluate(job: EvaluateJob) -> None:
         from eventseq.saved import load_model
 
         model = load_model(job.model)
-        width = getattr(model, "embedding_dim", model.encoder.output_dim)
+        width = getattr(model, "embedding_dim", model.encoder.embedding_dim)
         embeddings = pl.from_arrow(read_parquet(job.embeddings))
         found = sum(column.startswith("emb_") for column in embeddings.columns)
         if found != width:

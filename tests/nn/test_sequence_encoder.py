@@ -56,20 +56,23 @@ def test_pooling_on_a_hand_made_case():
     assert pool(hidden, lengths, "last").flatten().tolist() == [2.0, 4.0]
     assert pool(hidden, lengths, "mean").flatten().tolist() == [1.5, 4.0]
     assert pool(hidden, lengths, "max").flatten().tolist() == [2.0, 4.0]  # 9.0 is padding
+    assert pool(hidden, lengths, "last_mean").tolist() == [[2.0, 1.5], [4.0, 4.0]]  # last, then mean
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "max", "cls"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "last_mean", "cls"])
 def test_encoder_embeds_batches(small_prepared, small_batch, pooling):
     kind = "transformer" if pooling == "cls" else "gru"
     encoder = Encoder(small_prepared.schema, EncoderConfig(sequence_encoder=_config(kind, pooling=pooling))).eval()
     assert encoder(small_batch).shape == (12, 12, 8)
     embeddings = encoder.embed(small_batch)
-    assert embeddings.shape == (12, 8) and torch.isfinite(embeddings).all()
+    width = 16 if pooling == "last_mean" else 8
+    assert encoder.embedding_dim == width
+    assert embeddings.shape == (12, width) and torch.isfinite(embeddings).all()
 
 
 def test_rnn_last_pooling_equals_final_state(small_prepared, small_batch):
     torch.manual_seed(0)
-    encoder = Encoder(small_prepared.schema, EncoderConfig(sequence_encoder=_config("gru"))).eval()
+    encoder = Encoder(small_prepared.schema, EncoderConfig(sequence_encoder=_config("gru", pooling="last"))).eval()
     events = encoder.event_encoder(small_batch)
     rnn = encoder.sequence_encoder.rnn
     _, final = rnn(torch.nn.utils.rnn.pack_padded_sequence(events, small_batch.lengths, batch_first=True,

@@ -10,7 +10,7 @@ from torch import nn
 from eventseq.data.batch import Batch
 from eventseq.data.schema import Schema
 from eventseq.nn.event_encoder import EventEncoder, EventEncoderConfig
-from eventseq.nn.sequence_encoder import SequenceEncoderConfig, TransformerEncoder, build_sequence_encoder, pool
+from eventseq.nn.sequence_encoder import SequenceEncoderConfig, TransformerEncoder, build_sequence_encoder, pool, pooled_dim
 
 
 @dataclass
@@ -22,7 +22,8 @@ class EncoderConfig:
 
 
 class Encoder(nn.Module):
-    """`forward(batch) → hidden [B, T, H]`; `embed(batch) → [B, H]` with the configured pooling."""
+    """`forward(batch) → hidden [B, T, H]` (H = `output_dim`); `embed(batch) → [B, E]` with the
+    configured pooling (E = `embedding_dim`: H, or 2H for pooling=last_mean)."""
 
     def __init__(self, schema: Schema, config: EncoderConfig | None = None) -> None:
         super().__init__()
@@ -30,6 +31,7 @@ class Encoder(nn.Module):
         self.event_encoder = EventEncoder(schema, self.config.event_encoder)
         self.sequence_encoder = build_sequence_encoder(self.event_encoder.output_dim, self.config.sequence_encoder)
         self.output_dim = self.sequence_encoder.output_dim
+        self.embedding_dim = pooled_dim(self.output_dim, self.config.sequence_encoder.pooling)
 
     @property
     def causal(self) -> bool:

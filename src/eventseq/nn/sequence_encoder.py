@@ -19,7 +19,7 @@ from eventseq.errors import ConfigError
 
 SEQUENCE_ENCODERS = ("gru", "lstm", "cnn", "transformer")
 AUTO_TYPE = "auto"  # not an encoder: `train` tries auto.candidates and keeps the best (training.py)
-POOLINGS = ("last", "mean", "max", "cls")
+POOLINGS = ("last", "mean", "max", "last_mean", "cls")
 
 
 @dataclass
@@ -39,7 +39,12 @@ class SequenceEncoderConfig:
             materialise the [B, heads, T, T] weights (fwd + bwd 4x slower at T=512, d=64).
         positional: transformer positions: sinusoidal, learned or none.
         max_positions: longest sequence for learned positions.
-        pooling: last, mean, max or cls (transformer only, not causal).
+        pooling: last, mean, max, last_mean (the last state and the mean side by side, 2H wide:
+            what a recent change needs and what the whole history adds up to) or cls
+            (transformer only, not causal). last_mean is the default: on the quality suite
+            (seed 0, 0.4 min) a GRU with it ranked above last on 5 of 7 sets (trend R² 0.64 ->
+            0.76, taste 0.84 -> 0.86, markov 0.26 -> 0.35), kept drift (0.83 / 0.82, where
+            mean alone fell to 0.51), and lifted CoLES on taste from 0.74 to 0.78.
         rnn_packing: gru/lstm input: packed (padding skipped), padded, or auto = packed on GPU
             and padded on CPU, where a packed GRU measured 3x slower than running over the padding.
     """
@@ -54,7 +59,7 @@ class SequenceEncoderConfig:
     attention_dropout: float = 0.0
     positional: str = "sinusoidal"
     max_positions: int = 2048
-    pooling: str = "last"
+    pooling: str = "last_mean"
     rnn_packing: str = "auto"
 
     def validate(self) -> None:
@@ -236,8 +241,16 @@ def build_sequence_encoder(input_dim: int, config: SequenceEncoderConfig) -> nn.
     return TransformerEncoder(input_dim, config)
 
 
+def pooled_dim(hidden_size: int, method: str) -> int:
+    """Width of `pool`'s output for hidden states of `hidden_size`."""
+    return 2 * hidden_size if method == "last_mean" else hidden_size
+
+
 def pool(hidden: torch.Tensor, lengths: torch.Tensor, method: str) -> torch.Tensor:
-    """[B, T, H] hidden states → [B, H]: last valid step, masked mean or masked max."""
+    """[B, T, H] hidden states → [B, H] (last valid step, masked mean or masked max) or [B, 2H]
+    (last_mean: the last step and the masked mean, concatenated)."""
+    if method == "last_mean":
+        return torch.cat([pool(hidden, lengths, "last"), pool(hidden, lengths, "mean")], dim=-1)
     steps = torch.arange(hidden.shape[1], device=hidden.device)
     mask = (steps[None, :] < lengths[:, None]).unsqueeze(-1)  # [B, T, 1]
     if method == "last":

@@ -50,7 +50,7 @@ class BarlowTwinsObjective(nn.Module):
         if not config.projector_dims:
             raise ConfigError("barlow_twins.projector_dims must list at least one layer size")
         self.config = config
-        self.projector = projection_head(encoder.output_dim, config.projector_dims)
+        self.projector = projection_head(encoder.embedding_dim, config.projector_dims)
 
     def collate(self, dataset: SequenceDataset, train: bool, seed: int) -> ViewCollate:
         return ViewCollate(dataset, self.config.views, fixed_seed=None if train else seed)

@@ -54,7 +54,7 @@ class ColesObjective(nn.Module):
         config.views.validate()
         self.config = config
         dim = config.projection_dim
-        self.projection = nn.Linear(encoder.output_dim, dim) if dim else nn.Identity()
+        self.projection = nn.Linear(encoder.embedding_dim, dim) if dim else nn.Identity()
 
     def collate(self, dataset: SequenceDataset, train: bool, seed: int) -> ViewCollate:
         return ViewCollate(dataset, self.config.views, fixed_seed=None if train else seed)

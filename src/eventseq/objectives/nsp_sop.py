@@ -46,7 +46,7 @@ class PairTaskObjective(nn.Module):
             raise ConfigError(f"{task}.head_dim={config.head_dim}: must be >= 1")
         self.config = config
         self.task = task
-        dim = encoder.output_dim
+        dim = encoder.embedding_dim
         self.classifier = nn.Sequential(nn.Linear(4 * dim, config.head_dim), nn.ReLU(), nn.Linear(config.head_dim, 1))
 
     def collate(self, dataset: SequenceDataset, train: bool, seed: int) -> PairCollate:

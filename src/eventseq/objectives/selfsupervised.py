@@ -100,7 +100,7 @@ class SelfSupervisedModule(L.LightningModule):
     @property
     def embedding_dim(self) -> int:
         """Width of `embed`'s output."""
-        return getattr(self.objective, "embedding_dim", self.encoder.output_dim)
+        return getattr(self.objective, "embedding_dim", self.encoder.embedding_dim)
 
     def predict_outputs(self, batch: Batch) -> torch.Tensor:
         return self.embed(batch)

@@ -127,9 +127,9 @@ class SupervisedModule(L.LightningModule):
         hidden = self.head_config.hidden_size
         layers: list[nn.Module] = [nn.Dropout(self.head_config.dropout)]
         if hidden:
-            layers += [nn.Linear(self.encoder.output_dim, hidden), nn.ReLU(), nn.Linear(hidden, outputs)]
+            layers += [nn.Linear(self.encoder.embedding_dim, hidden), nn.ReLU(), nn.Linear(hidden, outputs)]
         else:
-            layers.append(nn.Linear(self.encoder.output_dim, outputs))
+            layers.append(nn.Linear(self.encoder.embedding_dim, outputs))
         self.head = nn.Sequential(*layers)
         weights = self.head_config.class_weights
         if weights is not None:

@@ -59,7 +59,7 @@ class VicregObjective(nn.Module):
         if not config.expander_dims:
             raise ConfigError("vicreg.expander_dims must list at least one layer size")
         self.config = config
-        self.expander = projection_head(encoder.output_dim, config.expander_dims)
+        self.expander = projection_head(encoder.embedding_dim, config.expander_dims)
 
     def collate(self, dataset: SequenceDataset, train: bool, seed: int) -> ViewCollate:
         return ViewCollate(dataset, self.config.views, fixed_seed=None if train else seed)
