@@ -117,6 +117,16 @@ def trained(prepared_dir, tmp_path_factory):
     return train(tiny_train_config(prepared_dir, tmp_path_factory.mktemp("run")))
 
 
+@pytest.fixture(scope="session")
+def causal_trained(prepared_dir, tmp_path_factory):
+    """The same tiny GRU run without the recency inputs: causal, as level=event embeddings need."""
+    from eventseq.training import train
+
+    config = tiny_train_config(prepared_dir, tmp_path_factory.mktemp("causal_run"))
+    config.model.event_encoder.recency = False
+    return train(config)
+
+
 # ----------------------------------------------------------------- sharded sequence tables
 
 

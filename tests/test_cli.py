@@ -128,7 +128,7 @@ def test_generate_prepare_train_predict_embed(tmp_path, capsys):
     predictions = pl.read_parquet(tmp_path / "predictions.parquet")
     embeddings = pl.read_parquet(tmp_path / "embeddings.parquet")
     assert predictions.columns == ["entity_id", "label_proba", "label_pred"]
-    assert embeddings.columns == ["entity_id"] + [f"emb_{i:02d}" for i in range(16)]  # last_mean: 2 x hidden 8
+    assert embeddings.columns == ["entity_id"] + [f"emb_{i:02d}" for i in range(24)]  # last+mean+max: 3 x hidden 8
     assert predictions["entity_id"].to_list() == embeddings["entity_id"].to_list() == list(range(150))
     assert not list(tmp_path.rglob("*.tmp"))
 

@@ -178,6 +178,56 @@ def test_compare_feature_sets_uses_the_same_entities_and_folds():
     assert_frame_equal(plain, other)
 
 
+def two_halves(n: int = 300, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Two feature tables that each carry half of a binary label's signal (same column names)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    ids = [f"e{i:04d}" for i in range(n)]
+    first = pl.DataFrame({"id": ids, "x": a, "noise": rng.normal(size=n)})
+    second = pl.DataFrame({"id": ids, "x": b, "noise": rng.normal(size=n)})
+    labels = pl.DataFrame({"id": ids, "y": (a + b + 0.3 * rng.normal(size=n) > 0).astype(np.int64)})
+    return first, second, labels
+
+
+def test_a_stacked_model_combines_what_each_feature_set_knows():
+    first, second, labels = two_halves()
+    result = compare_feature_sets({"first": first, "second": second}, labels, "id", "y", models=["logreg"],
+                                  folds=3, stack=["first", "second"])
+    score = dict(zip(result["features"], result["mean"]))
+    assert list(score) == ["first", "second", "stacked: first | second"]
+    # each half alone is ~0.75 AUROC; both (as a logistic regression over two logistic regressions) ~0.98
+    assert score["stacked: first | second"] > max(score["first"], score["second"]) + 0.1
+    assert score["stacked: first | second"] > 0.9
+
+
+@pytest.mark.parametrize("task, target", [("regression", "z"), ("multiclass", "k")])
+def test_stacking_fits_regression_and_multiclass_targets(task, target):
+    first, second, labels = two_halves()
+    labels = labels.with_columns(
+        z=first["x"] + second["x"], k=(first["x"] > 0).cast(pl.Int64) + (second["x"] > 0).cast(pl.Int64))
+    result = compare_feature_sets({"first": first, "second": second}, labels.select("id", target), "id", target,
+                                  models=["logreg"], folds=3, task=task, stack=["first", "second"])
+    first_score, second_score, stacked = result["mean"].to_list()
+    if task == "regression":  # rmse: lower is better
+        assert stacked < 0.5 * min(first_score, second_score)
+    else:
+        assert stacked > max(first_score, second_score) + 0.15
+
+
+def test_stacking_errors_name_the_problem():
+    first, second, labels = two_halves(60)
+    with pytest.raises(ConfigError, match="'sceond', not a feature set.*did you mean 'second'"):
+        compare_feature_sets({"first": first, "second": second}, labels, "id", "y", stack=["first", "sceond"])
+    with pytest.raises(ConfigError, match="at least two different feature sets"):
+        compare_feature_sets({"first": first, "second": second}, labels, "id", "y", stack=["first", "first"])
+    with pytest.raises(ConfigError, match="stack_groups has 1 group"):
+        evaluate(first, labels, "id", "y", models=["logreg"], stack_groups=[["x"]])
+    with pytest.raises(ConfigError, match=r"stack_groups\[1\] is empty"):
+        evaluate(first, labels, "id", "y", models=["logreg"], stack_groups=[["x"], []])
+    with pytest.raises(ColumnError, match=r"stack_groups\[1\] names 'nosie'.*did you mean 'noise'"):
+        evaluate(first, labels, "id", "y", models=["logreg"], stack_groups=[["x"], ["nosie"]])
+
+
 def test_cross_validation_folds_are_the_stratified_folds_of_the_labelled_ids():
     _, labels = clear_signal()
     labels = pl.concat([labels, pl.DataFrame({"id": ["no_label"], "y": [None]}, schema=labels.schema)])
@@ -271,7 +321,7 @@ def test_cli_evaluate_embeddings_and_aggregates(trained, prepared_dir, tmp_path,
                  f"output={report}", *FAST_CLI])
     assert code == 0, capsys.readouterr().err
     text = report.read_text()
-    for features in ("aggregates", "embeddings", "embeddings + aggregates"):
+    for features in ("aggregates", "embeddings", "embeddings + aggregates", "stacked: embeddings | aggregates"):
         for model in ("logreg", "lightgbm", "catboost"):
             assert re.search(rf"\| {re.escape(features)} \| {model} \| auroc \| \d\.\d{{4}} ± \d\.\d{{4}} \|", text)
     assert "embeddings + aggregates" in capsys.readouterr().out
@@ -295,14 +345,15 @@ def test_cli_evaluate_from_a_model_equals_from_its_embeddings(trained, prepared_
 def test_cli_evaluate_rejects_embeddings_of_another_width(trained, prepared_dir, tmp_path, capsys):
     from eventseq.inference import embed
 
-    embeddings = embed(trained.module, prepared_dir, progress=False).drop("emb_15")
+    width = trained.module.encoder.embedding_dim  # 24: pooling last+mean+max of hidden size 8
+    embeddings = embed(trained.module, prepared_dir, progress=False).drop(f"emb_{width - 1:02d}")
     path = tmp_path / "narrow.parquet"
     embeddings.write_parquet(path)
     code = main(["evaluate", f"model={trained.model_dir}", f"embeddings={path}", f"data={prepared_dir}",
                  "aggregates=false", "models=[logreg]", "output="])
     assert code == 2
     error = capsys.readouterr().err
-    assert "has 15 emb_* columns but model" in error and "embeds into 16 dimensions" in error
+    assert f"has {width - 1} emb_* columns but model" in error and f"embeds into {width} dimensions" in error
 
 
 def test_entities_without_a_label_are_reported_not_silently_dropped(capsys):
@@ -361,4 +412,5 @@ def test_readme_example_runs(trained, prepared_dir, tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     results = namespace["results"]
-    assert results["features"].to_list() == ["aggregates", "embeddings", "embeddings + aggregates"]
+    assert results["features"].to_list() == ["aggregates", "embeddings", "embeddings + aggregates",
+                                             "stacked: embeddings | aggregates"]

@@ -51,7 +51,7 @@ def test_embed_gives_one_column_per_embedding_unit(trained, synthetic):
     result = embed(trained.model_dir, synthetic.events, progress=False)
     hidden_size = trained.module.encoder_config.sequence_encoder.hidden_size
     assert hidden_size == trained.module.encoder.output_dim == 8
-    width = 2 * hidden_size  # pooling=last_mean (the default): the last state and the mean
+    width = 3 * hidden_size  # pooling=last+mean+max (the default): the last state, the mean and the max
     assert trained.module.encoder.embedding_dim == width
     assert result.columns == ["entity_id"] + [f"emb_{i:02d}" for i in range(width)]  # zero-padded: sorts right
     assert result.height == 240
@@ -223,7 +223,10 @@ def test_sharded_input_gives_what_the_single_file_gives(trained, prepared_dir, s
 
 
 @pytest.mark.parametrize("level", ["entity", "event"])
-def test_each_torchrun_rank_writes_its_own_shard(trained, prepared_dir, sharded_dir, tmp_path, monkeypatch, level):
+def test_each_torchrun_rank_writes_its_own_shard(trained, causal_trained, prepared_dir, sharded_dir, tmp_path,
+                                                monkeypatch, level):
+    if level == "event":
+        trained = causal_trained  # level=event needs a model without the recency inputs
     whole = embed(trained.model_dir, prepared_dir, progress=False, level=level)
     output = tmp_path / "embeddings"
     for rank in range(3):  # as torchrun sets them; 4 part files over 3 ranks

@@ -25,9 +25,16 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 EMB = [f"emb_{i}" for i in range(8)]
 
 
+@pytest.fixture
+def trained(causal_trained):
+    """Here the shared tiny GRU run is the one without the recency inputs (level=event needs a causal model)."""
+    return causal_trained
+
+
 def _module(schema: Schema, **sequence_encoder) -> SupervisedModule:
     """An untrained supervised model (seeded weights, hidden size 8) with these sequence-encoder options."""
     config = EncoderConfig()
+    config.event_encoder.recency = False
     config.sequence_encoder.hidden_size = 8
     for key, value in sequence_encoder.items():
         setattr(config.sequence_encoder, key, value)
@@ -74,17 +81,18 @@ def test_rows_follow_the_prepared_sequences(trained, prepared_dir):
     assert_frame_equal(result.select(expected.columns), expected)
 
 
-def test_last_event_vector_and_mean_of_event_vectors_make_the_last_mean_entity_embedding(trained, synthetic):
-    # the default pooling, last_mean: [state at the last event, mean of the states at every event]
-    assert trained.module.encoder_config.sequence_encoder.pooling == "last_mean"
+def test_last_mean_and_max_of_event_vectors_make_the_default_entity_embedding(trained, synthetic):
+    # the default pooling, last+mean+max: [state at the last event, mean and max of the states at every event]
+    assert trained.module.encoder_config.sequence_encoder.pooling == "last+mean+max"
     width = trained.module.encoder.output_dim
     for max_len in (None, 5):  # None: whole sequences in both modes (all shorter than the training max_len)
         entities = embed(trained.model_dir, synthetic.events, max_len=max_len, progress=False)
-        assert len([c for c in entities.columns if c.startswith("emb_")]) == 2 * width
+        assert len([c for c in entities.columns if c.startswith("emb_")]) == 3 * width
         events = embed(trained.model_dir, synthetic.events, max_len=max_len, level="event", progress=False)
         by_entity = events.drop("event_index", "event_time").group_by("entity_id", maintain_order=True)
-        last, mean = by_entity.last(), by_entity.mean()
-        expected = last.join(mean, on="entity_id", suffix="_mean", maintain_order="left")
+        last, mean, largest = by_entity.last(), by_entity.mean(), by_entity.max()
+        expected = (last.join(mean, on="entity_id", suffix="_mean", maintain_order="left")
+                    .join(largest, on="entity_id", suffix="_max", maintain_order="left"))
         np.testing.assert_allclose(entities.drop("entity_id").to_numpy(), expected.drop("entity_id").to_numpy(),
                                    rtol=1e-4, atol=1e-5)
 
@@ -169,6 +177,16 @@ def test_a_non_causal_encoder_is_refused(prepared_dir, synthetic, encoder_type):
     assert embed(module, synthetic.events, progress=False).height == 240  # level=entity is fine
 
 
+def test_a_gru_trained_with_recency_inputs_is_refused(prepared_dir, synthetic):
+    config = EncoderConfig()  # a GRU, causal by itself; recency gives each event the time to the history's end
+    config.event_encoder.recency = True
+    config.sequence_encoder.hidden_size = 8
+    schema = load_prepared(prepared_dir).schema
+    module = SupervisedModule(schema, config, resolve_head(schema, HeadConfig()))
+    with pytest.raises(ConfigError, match="trained with event_encoder.recency=true.*model.event_encoder.recency=false"):
+        embed(module, synthetic.events, level="event", progress=False)
+
+
 # ------------------------------------------------------------------ any model with an encoder, options
 
 
@@ -241,7 +259,7 @@ def test_cli_embed_level_event_of_a_coles_model(prepared_dir, tmp_path):
     run = tmp_path / "coles"
     assert main(["pretrain", f"data.path={prepared_dir}", f"output={run}", "trainer.max_epochs=1",
                  "trainer.progress_bar=false", "model.sequence_encoder.hidden_size=8", "coles.views.min_len=3",
-                 "coles.views.max_len=10", "model.sequence_encoder.pooling=last"]) == 0
+                 "coles.views.max_len=10", "model.sequence_encoder.pooling=last", "model.event_encoder.recency=false"]) == 0
     for level in ("entity", "event"):
         assert main(["embed", f"model={run / 'model'}", f"data={prepared_dir}", f"output={tmp_path / level}.parquet",
                      "progress=false", f"level={level}"]) == 0
@@ -263,11 +281,11 @@ def test_cli_bad_level_options_exit_2(trained, prepared_dir, tmp_path, capsys, o
     assert not output.exists()
 
 
-def test_readme_per_event_example_runs(trained, prepared_dir, tmp_path, monkeypatch):
+def test_readme_per_event_example_runs(prepared_dir, tmp_path, monkeypatch):
     section = README.read_text().split("### Per-event embeddings", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    (tmp_path / "runs" / "gru").mkdir(parents=True)
-    (tmp_path / "runs" / "gru" / "model").symlink_to(trained.model_dir)
+    assert "config.trainer.max_epochs = 3" in code
+    code = code.replace("config.trainer.max_epochs = 3", "config.trainer.max_epochs = 1\nconfig.trainer.progress_bar = False")
     (tmp_path / "prepared").symlink_to(prepared_dir)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}

@@ -89,8 +89,8 @@ def test_pretrain_saves_a_coles_model_that_embeds(pretrained, prepared_dir):
     loaded = load_model(pretrained.model_dir)
     assert loaded.kind == "coles"
     vectors = embed(loaded, prepared_dir, progress=False)
-    width = 2 * loaded.encoder.output_dim  # pooling=last_mean (the default)
-    assert vectors.height == 240 and len([c for c in vectors.columns if c.startswith("emb_")]) == width == 16
+    width = 3 * loaded.encoder.output_dim  # pooling=last+mean+max (the default)
+    assert vectors.height == 240 and len([c for c in vectors.columns if c.startswith("emb_")]) == width == 24
 
 
 @pytest.mark.parametrize("freeze", [True, False])
@@ -210,5 +210,45 @@ def test_auto_refuses_what_it_cannot_do(prepared_dir, tmp_path, make_train_confi
     pretrain_config = PretrainConfig(output=str(tmp_path / "pre"))
     pretrain_config.data.path = str(prepared_dir)
     pretrain_config.model.sequence_encoder.type = "auto"
-    with pytest.raises(ConfigError, match="encoder=auto"):
+    pretrain_config.auto.labels = str(tmp_path / "labels.csv")
+    with pytest.raises(ConfigError, match="auto.labels is given without auto.target"):
         pretrain(pretrain_config)
+    pretrain_config.auto.labels, pretrain_config.auto.target = None, "no_such_label"
+    with pytest.raises(ConfigError, match="auto.target: the prepared data .* has no column 'no_such_label'"):
+        pretrain(pretrain_config)
+    assert not (tmp_path / "pre" / "auto").exists()  # refused before any candidate ran
+
+
+def _pretrain_auto(tmp_path, *choose_by):
+    from eventseq.config import load_config
+    from eventseq.training import PretrainConfig, pretrain
+
+    prepared = _marker_set(tmp_path)
+    config = load_config(PretrainConfig, overrides=[
+        "encoder=auto", "auto.candidates=[blind,seeing]", f"data.path={prepared}", f"output={tmp_path / 'pre'}",
+        "trainer.max_epochs=1", "trainer.progress_bar=false", "data.batch_size=32", *choose_by])
+    return pretrain(config)
+
+
+def test_pretrain_auto_with_a_label_keeps_the_encoder_its_probe_prefers(tmp_path, monkeypatch):
+    from eventseq.saved import load_model
+
+    monkeypatch.chdir(tmp_path)  # ./configs/encoder/{seeing,blind}.yaml are options
+    result = _pretrain_auto(tmp_path, "auto.target=label")
+    tried = result.metrics["auto_candidates"]
+    # the mean-pooled encoder carries the first event's marker into every embedding; the blind one never sees it
+    assert result.metrics["auto_choice"] == "seeing"
+    assert tried["seeing"]["probe_auroc"] > tried["blind"]["probe_auroc"] + 0.2
+    assert "logistic-regression probe of 'label'" in result.metrics["auto_reason"]
+    assert load_model(tmp_path / "pre" / "model").encoder_config.sequence_encoder.pooling == "mean"
+
+
+def test_pretrain_auto_without_labels_keeps_the_best_held_out_pretext_score(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _pretrain_auto(tmp_path)
+    tried = result.metrics["auto_candidates"]
+    monitor, mode = result.module.monitor  # CoLES's own validation metric: recall@k of same-entity views
+    assert (monitor, mode) == ("val_recall_at_4", "max")
+    recall = {name: scores[monitor] for name, scores in tried.items()}
+    assert result.metrics["auto_choice"] == max(recall, key=recall.get)
+    assert "label-free: coles's own validation metric on the held-out entities" in result.metrics["auto_reason"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from eventseq.config import config_groups, config_search_path, describe, describe_groups, load_config
 from eventseq.data.prepare import PrepareConfig
-from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError, FileFormatError
+from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError
 from eventseq.training import PretrainConfig, TrainConfig
 
 
@@ -144,6 +144,9 @@ class EvaluateJob:
             and feature set.
         seed: seed of the folds and the models.
         aggregates: evaluate aggregate features of `data` (null = yes when data is given).
+        stacked: with embeddings and aggregates, also a stacked model per model type: one copy
+            fitted on the embeddings, one on the aggregates, a logistic (ridge) regression over their
+            out-of-fold predictions (`compare_feature_sets(stack=...)`).
         max_categories: per categorical feature, count/fraction columns for this many most
             frequent values.
         output: report file: .csv for the table, anything else for Markdown; empty = only print.
@@ -161,6 +164,7 @@ class EvaluateJob:
     folds: int = 5
     seed: int = 0
     aggregates: bool | None = None
+    stacked: bool = True
     max_categories: int = 50
     output: str | None = "evaluation.md"
 
@@ -272,29 +276,13 @@ def run_generate(job: GenerateJob) -> None:
     print(f"written: {job.output}/events.parquet ({data.events.height:,} events), {job.output}/labels.parquet")
 
 
-def _read_labels(path: Any) -> Any:
-    """A labels table from Parquet or CSV, with file problems as FileFormatError naming the file."""
-    import polars as pl
-
-    from eventseq._io import read_parquet
-
-    if not path.is_file():
-        raise FileFormatError(f"labels file not found: {path}")
-    if path.suffix.lower() != ".csv":
-        return pl.from_arrow(read_parquet(path))
-    try:
-        return pl.read_csv(path)
-    except (pl.exceptions.PolarsError, OSError) as error:
-        raise FileFormatError(f"cannot read labels {path}: {error}") from None
-
-
 def run_evaluate(job: EvaluateJob) -> None:
     from pathlib import Path
 
     import polars as pl
 
     from eventseq import downstream
-    from eventseq._io import atomic_path, read_parquet
+    from eventseq._io import atomic_path, read_labels, read_parquet
     from eventseq.data.prepare import load_prepared
 
     if not job.embeddings and not job.data and not job.model:
@@ -340,7 +328,7 @@ def run_evaluate(job: EvaluateJob) -> None:
             raise ConfigError(f"'target' is required (pass target=...){f'; targets in data: {known}' if known else ''}")
         target = prepared.schema.targets[0].name
     if job.labels:
-        labels = _read_labels(Path(job.labels))
+        labels = read_labels(job.labels)
     elif prepared is not None:
         if target not in prepared.table.columns:
             known = [t.name for t in prepared.schema.targets]
@@ -350,7 +338,7 @@ def run_evaluate(job: EvaluateJob) -> None:
         raise ConfigError("labels=... is required when no data=... is given")
     task = job.task
     if task == "auto" and prepared is not None and not job.labels:
-        task = {"multilabel": "binary"}.get(prepared.schema.target(target).task, prepared.schema.target(target).task)
+        task = downstream.prepared_task(prepared.schema, target)
 
     sets = {}
     if use_aggregates:
@@ -359,8 +347,10 @@ def run_evaluate(job: EvaluateJob) -> None:
         sets["embeddings"] = embeddings
     if use_aggregates and embeddings is not None:
         sets["embeddings + aggregates"] = downstream.concat_features(embeddings, sets["aggregates"], id_column)
+    stack = ["embeddings", "aggregates"] if job.stacked and len(sets) == 3 else []
     table = downstream.compare_feature_sets(
-        sets, labels, id_column, target, job.models, job.folds, job.seed, task, job.model_params, verbose=True
+        sets, labels, id_column, target, job.models, job.folds, job.seed, task, job.model_params, verbose=True,
+        stack=stack,
     )
     print()
     print(downstream.format_table(table))

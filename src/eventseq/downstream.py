@@ -236,6 +236,12 @@ def aggregate_features(table: pl.DataFrame, schema: Schema, max_categories: int 
 # ----------------------------------------------------------------------------- evaluation
 
 
+def prepared_task(schema: Schema, target: str) -> str:
+    """The `evaluate` task of a target prepared with the data: its own, a multilabel column being binary."""
+    task = schema.target(target).task
+    return "binary" if task == "multilabel" else task
+
+
 def detect_task(values: pl.Series) -> str:
     """binary (2 distinct values), multiclass (≤ 20 integer or non-numeric values), else regression.
 
@@ -273,6 +279,7 @@ def evaluate(
     task: str = "auto",
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
     verbose: bool = False,
+    stack_groups: Sequence[Sequence[str]] | None = None,
 ) -> pl.DataFrame:
     """Cross-validate classical models on per-entity features.
 
@@ -295,6 +302,11 @@ def evaluate(
         task: "auto" (see `detect_task`), "binary", "multiclass" or "regression".
         model_params: per-model keyword overrides, e.g. {"lightgbm": {"n_estimators": 50}}.
         verbose: print one line per model as it finishes.
+        stack_groups: two or more lists of feature columns. Each model is then a stacked ensemble
+            (scikit-learn's StackingClassifier / StackingRegressor): one copy of the model per column
+            group, fitted on that group alone, and a logistic (ridge for regression) regression over
+            their predictions, fitted on out-of-fold predictions (3-fold, inside each training fold).
+            Unlike one model on the joined columns, a weak group cannot crowd a strong one out.
 
     Returns:
         One row per model: model, metric (auroc | accuracy | rmse), mean and std (ddof=0) of the
@@ -304,10 +316,30 @@ def evaluate(
         ColumnError: id or target column missing, no numeric feature column, target among the features.
         DataError: no entity in both tables, duplicate ids, one-class target, a class rarer than `folds`,
             infinite feature values.
-        ConfigError: unknown model/task, bad `folds`, no model available.
+        ConfigError: unknown model/task, bad `folds`, no model available, `stack_groups` with fewer
+            than two groups, an empty group, or a column not among the numeric features.
     """
-    X, y, _, task = _design(features, labels, id_column, target, task)
-    return _cross_validate(X, y, task, list(models), folds, seed, model_params, verbose)
+    X, y, names, task = _design(features, labels, id_column, target, task)
+    groups = None if stack_groups is None else _stack_indices(stack_groups, names)
+    return _cross_validate(X, y, task, list(models), folds, seed, model_params, verbose, groups)
+
+
+def _stack_indices(stack_groups: Sequence[Sequence[str]], names: list[str]) -> list[list[int]]:
+    """Column groups → positions in the design matrix, each group checked."""
+    groups = [list(group) for group in stack_groups]
+    if len(groups) < 2:
+        raise ConfigError(f"stack_groups has {len(groups)} group(s): stacking needs at least two column groups")
+    position = {name: i for i, name in enumerate(names)}
+    indices = []
+    for number, group in enumerate(groups):
+        if not group:
+            raise ConfigError(f"stack_groups[{number}] is empty: every group needs at least one feature column")
+        missing = [name for name in group if name not in position]
+        if missing:
+            raise ColumnError(f"stack_groups[{number}] names '{missing[0]}', not a numeric feature column"
+                              f"{did_you_mean(missing[0], names)}")
+        indices.append([position[name] for name in group])
+    return indices
 
 
 def cross_validation_folds(
@@ -338,20 +370,34 @@ def compare_feature_sets(
     task: str = "auto",
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
     verbose: bool = False,
+    stack: Sequence[str] = (),
 ) -> pl.DataFrame:
     """`evaluate` each named feature table on the same entities and the same folds.
 
     Only entities present in every table and in the labels are used, so rows of the result compare
     feature sets, not entity sets. Arguments as in `evaluate`.
 
+    Args:
+        stack: names of two or more of `sets`: adds the set `stacked: <a> | <b>`, each model
+            stacked over one copy of itself per named set (`evaluate(stack_groups=...)`).
+
     Returns:
-        The stacked `evaluate` tables with a leading `features` column (the names of `sets`).
+        The concatenated `evaluate` tables with a leading `features` column (the names of `sets`).
 
     Raises:
-        ConfigError: no feature set. Otherwise as `evaluate`.
+        ConfigError: no feature set; `stack` naming fewer than two sets or an unknown one. Otherwise
+            as `evaluate`.
     """
     if not sets:
         raise ConfigError("compare_feature_sets needs at least one feature set")
+    stack = list(stack)
+    if stack:
+        unknown = [name for name in stack if name not in sets]
+        if unknown:
+            raise ConfigError(f"stack names '{unknown[0]}', not a feature set{did_you_mean(unknown[0], list(sets))}; "
+                              f"sets: {list(sets)}")
+        if len(set(stack)) < 2:
+            raise ConfigError(f"stack={stack}: stacking needs at least two different feature sets")
     frames = {name: _polars(frame, f"feature set '{name}'") for name, frame in sets.items()}
     label_frame = _polars(labels, "labels")
     _require_column(label_frame, id_column, "the labels")
@@ -376,6 +422,22 @@ def compare_feature_sets(
         if verbose:
             print(f"[{name}]")
         table = evaluate(restricted, label_frame, id_column, target, models, folds, seed, task, model_params, verbose)
+        results.append(table.select(pl.lit(name).alias("features"), pl.all()))
+    if stack:
+        name = "stacked: " + " | ".join(stack)
+        joined, groups = common, []
+        for number, part in enumerate(stack):
+            # every column gets its set's number, so equal names in two sets never clash
+            frame = _polars(frames[part], f"feature set '{part}'")
+            renamed = {c: f"{number}:{c}" for c in frame.columns if c != id_column}
+            frame_ids, joined = _matching_ids(frame.rename(renamed), joined, id_column)
+            joined = joined.join(frame_ids, on=id_column, how="inner")
+            groups.append([renamed[c] for c, t in frame.schema.items()
+                           if c != id_column and (t.is_numeric() or t == pl.Boolean)])
+        if verbose:
+            print(f"[{name}]")
+        table = evaluate(joined, label_frame, id_column, target, models, folds, seed, task, model_params, verbose,
+                         stack_groups=groups)
         results.append(table.select(pl.lit(name).alias("features"), pl.all()))
     return pl.concat(results)
 
@@ -584,6 +646,28 @@ def _make_model(name: str, task: str, seed: int, params: Mapping[str, Any]) -> A
     return catboost.CatBoostRegressor(random_seed=seed, **params)
 
 
+STACK_FOLDS = 3  # inner folds of a stacked model's out-of-fold predictions
+
+
+def _make_stacked(name: str, task: str, seed: int, params: Mapping[str, Any], groups: list[list[int]]) -> Any:
+    """One `name` model per column group, combined by a (logistic) regression on their predictions."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import StackingClassifier, StackingRegressor
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.pipeline import Pipeline
+
+    estimators = [(f"group{number}", Pipeline([
+        ("select", ColumnTransformer([("columns", "passthrough", columns)])),
+        ("model", _make_model(name, task, seed, params)),
+    ])) for number, columns in enumerate(groups)]
+    if task == "regression":
+        return StackingRegressor(estimators, final_estimator=RidgeCV(),
+                                 cv=KFold(STACK_FOLDS, shuffle=True, random_state=seed))
+    return StackingClassifier(estimators, final_estimator=LogisticRegression(max_iter=1000),
+                              cv=StratifiedKFold(STACK_FOLDS, shuffle=True, random_state=seed))
+
+
 def _score(model: Any, X: np.ndarray, y: np.ndarray, task: str) -> float:
     if task == "binary":
         from sklearn.metrics import roc_auc_score
@@ -622,6 +706,7 @@ def _cross_validate(
     seed: int,
     model_params: Mapping[str, Mapping[str, Any]] | None,
     verbose: bool,
+    stack_groups: list[list[int]] | None = None,
 ) -> pl.DataFrame:
     model_params = dict(model_params or {})
     unknown = [name for name in model_params if name not in MODELS]
@@ -635,7 +720,10 @@ def _cross_validate(
         scores = []
         started = time.perf_counter()
         for train_index, test_index in splits:
-            model = _make_model(name, task, seed, params)
+            if stack_groups is None:
+                model = _make_model(name, task, seed, params)
+            else:
+                model = _make_stacked(name, task, seed, params, stack_groups)
             model.fit(X[train_index], y[train_index])
             scores.append(_score(model, X[test_index], y[test_index], task))
         seconds = time.perf_counter() - started

@@ -367,11 +367,18 @@ def _causal_sequence_config(module: L.LightningModule) -> SequenceEncoderConfig:
             f"{type(module).__name__} has none"
         )
     config = encoder.config.sequence_encoder
-    if not encoder.causal:
+    if not encoder.sequence_causal:
         raise ConfigError(
             f"level=event needs a causal encoder, so that an event's vector uses only that event and the ones "
             f"before it: GRU/LSTM, or cnn/transformer trained with causal=true; this model's encoder is "
             f"type={config.type} with causal=false, which also looks at later events (use level=entity)"
+        )
+    if not encoder.causal:
+        raise ConfigError(
+            "level=event needs a causal encoder, so that an event's vector uses only that event and the ones "
+            "before it; this model was trained with event_encoder.recency=true (the default of `train`), which "
+            "gives every event the time until the history's end (use level=entity, or train with "
+            "model.event_encoder.recency=false)"
         )
     return config
 

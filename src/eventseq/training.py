@@ -138,6 +138,26 @@ class AutoSection:
 
 
 @dataclass
+class PretrainAutoSection(AutoSection):
+    """`pretrain encoder=auto`: the encoders tried, and how the kept one is chosen.
+
+    Attributes:
+        target: a label to choose by: each candidate's embeddings are scored by a cross-validated
+            logistic-regression probe (ridge for a numeric target; `downstream.evaluate` with
+            models=[logreg]) on the entities that have this label. None = label-free: the
+            method's own validation metric (its early-stopping monitor: CoLES's recall@k, a
+            loss for most others) on the held-out entities, the same for every candidate.
+        labels: Parquet/CSV with the id column and `target`; None = `target` is a target column
+            of the prepared data.
+        folds: cross-validation folds of the probe.
+    """
+
+    target: str | None = None
+    labels: str | None = None
+    folds: int = 3
+
+
+@dataclass
 class TrainConfig:
     """A supervised training run.
 
@@ -190,6 +210,7 @@ class PretrainConfig:
     word2vec: Word2VecConfig = field(default_factory=Word2VecConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3))
     trainer: TrainerSection = field(default_factory=TrainerSection)
+    auto: PretrainAutoSection = field(default_factory=PretrainAutoSection)
     method: str = "coles"
     output: str = "runs/pretrain"
     seed: int = 0
@@ -501,18 +522,73 @@ def _candidate_encoder(name: str) -> EncoderConfig:
 
 
 def _train_auto(config: TrainConfig) -> TrainResult:
-    """`encoder=auto`: train each of auto.candidates on the same split, keep the best on validation.
+    """`encoder=auto`: train each of auto.candidates on the same split, keep the best on validation."""
+    if config.init_from:
+        raise ConfigError("encoder=auto with init_from: the architecture comes with the pretrained weights; "
+                          "drop encoder=auto")
+
+    def score(result: TrainResult) -> tuple[str, str, float]:
+        monitor, mode = MONITOR[result.module.head_config.task]
+        return monitor, mode, float(result.metrics[monitor])
+
+    return _auto(config, train, score, "on the validation entities")
+
+
+def _pretrain_auto(config: PretrainConfig) -> TrainResult:
+    """`pretrain encoder=auto`: pretrain each of auto.candidates, keep the one a probe (or the loss) prefers."""
+    from eventseq import downstream
+    from eventseq.inference import embed
+
+    auto = config.auto
+    if auto.labels and not auto.target:
+        raise ConfigError("auto.labels is given without auto.target: name the label column to choose by")
+    if not auto.target:
+        def pretext(result: TrainResult) -> tuple[str, str, float]:
+            monitor, mode = result.module.monitor
+            return monitor, mode, float(result.metrics[monitor])
+
+        return _auto(config, pretrain, pretext, f"label-free: {config.method}'s own validation metric on the held-out "
+                                             f"entities")
+
+    prepared = _load_prepared(config.data, config.seed)  # before any candidate runs: a bad target fails fast
+    id_column = prepared.schema.id_column
+    if auto.labels:
+        from eventseq._io import read_labels
+
+        labels = read_labels(auto.labels)
+        where = f"auto.labels={auto.labels}"
+    else:
+        labels, where = prepared.table, f"the prepared data {config.data.path}"
+    missing = [column for column in (id_column, auto.target) if column not in labels.columns]
+    if missing:
+        raise ConfigError(f"auto.target: {where} has no column '{missing[0]}' (columns: {labels.columns[:20]})")
+    labels = labels.select(id_column, auto.target)
+    task = "auto"
+    if not auto.labels and auto.target in {target.name for target in prepared.schema.targets}:
+        task = downstream.prepared_task(prepared.schema, auto.target)
+
+    def probe(result: TrainResult) -> tuple[str, str, float]:
+        embeddings = embed(result.module, config.data.path, progress=False)
+        table = downstream.evaluate(embeddings, labels, id_column, auto.target, models=["logreg"],
+                                    folds=auto.folds, seed=config.seed, task=task)
+        metric = str(table["metric"][0])
+        return f"probe_{metric}", "min" if metric == "rmse" else "max", float(table["mean"][0])
+
+    return _auto(config, pretrain, probe,
+                 f"a {auto.folds}-fold logistic-regression probe of '{auto.target}' on the embeddings")
+
+
+def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult],
+          score: Callable[[TrainResult], tuple[str, str, float]], criterion: str) -> TrainResult:
+    """Run `config` once per auto.candidates encoder, keep the best by `score` (name, mode, value).
 
     Every candidate runs in output/auto/<name>/ with an equal share of trainer.max_minutes; the
     chosen one's model, metrics and curves become the run's own, and metrics.json says what was
-    tried (each candidate's validation metric, epochs and seconds) and which was kept.
+    tried (each candidate's score, epochs and seconds), by which criterion, and which was kept.
     """
     candidates = list(config.auto.candidates)
     if not candidates or AUTO in candidates:
         raise ConfigError(f"auto.candidates={candidates}: list encoder options to try, e.g. [gru, cnn, transformer]")
-    if config.init_from:
-        raise ConfigError("encoder=auto with init_from: the architecture comes with the pretrained weights; "
-                          "drop encoder=auto")
     if config.resume:
         raise ConfigError("encoder=auto cannot resume (each candidate is a run of its own): resume=false")
     run_dir = Path(config.output)
@@ -520,7 +596,7 @@ def _train_auto(config: TrainConfig) -> TrainResult:
     share = None if config.trainer.max_minutes is None else config.trainer.max_minutes / len(candidates)
     results: dict[str, TrainResult] = {}
     tried: dict[str, dict[str, float]] = {}
-    monitor = mode = None
+    name_of_score = mode = ""
     for name in candidates:
         candidate = copy.deepcopy(config)
         candidate.model = EncoderConfig(event_encoder=copy.deepcopy(config.model.event_encoder),
@@ -528,18 +604,18 @@ def _train_auto(config: TrainConfig) -> TrainResult:
         candidate.output = str(run_dir / "auto" / name)
         candidate.trainer.max_minutes = share
         started = time.perf_counter()
-        result = train(candidate)
-        monitor, mode = MONITOR[result.module.head_config.task]
-        tried[name] = {monitor: float(result.metrics[monitor]), "epochs": float(result.metrics["epochs"]),
+        result = run(candidate)
+        name_of_score, mode, value = score(result)
+        tried[name] = {name_of_score: value, "epochs": float(result.metrics["epochs"]),
                        "seconds": round(time.perf_counter() - started, 1)}
         results[name] = result
         shutil.rmtree(Path(candidate.output) / "checkpoints", ignore_errors=True)  # the model/ is kept
-        logger.info("auto: %s reached %s=%.4f", name, monitor, tried[name][monitor])
+        logger.info("auto: %s reached %s=%.4f", name, name_of_score, value)
     pick = max if mode == "max" else min
-    chosen = pick(candidates, key=lambda name: tried[name][monitor])
+    chosen = pick(candidates, key=lambda name: tried[name][name_of_score])
     best = results[chosen]
-    reason = (f"best {monitor} ({'highest' if mode == 'max' else 'lowest'}) on the validation entities: "
-              + ", ".join(f"{name} {tried[name][monitor]:.4f}" for name in candidates))
+    reason = (f"best {name_of_score} ({'highest' if mode == 'max' else 'lowest'}; {criterion}): "
+              + ", ".join(f"{name} {tried[name][name_of_score]:.4f}" for name in candidates))
     logger.info("auto: chose %s (%s)", chosen, reason)
     metrics: dict[str, Any] = dict(best.metrics)
     metrics["auto_choice"] = chosen
@@ -563,8 +639,7 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     """
     method_spec(config.method)  # an unknown method fails before the data is read
     if config.model.sequence_encoder.type == AUTO:
-        raise ConfigError("encoder=auto chooses by a validation metric of labels: it is for `train`; "
-                          "pretrain with a named encoder (encoder=gru, cnn, transformer ...)")
+        return _pretrain_auto(config)
     run_dir = Path(config.output)
     if config.data.streaming:
         return _pretrain_streaming(config, run_dir)

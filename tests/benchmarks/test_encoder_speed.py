@@ -22,4 +22,4 @@ def test_tiny_run_writes_one_row_per_encoder_with_ratios_to_the_gru(tmp_path):
     assert rows[0].count("(1.0x)") == 2  # the GRU against itself
     for row in rows:
         assert len(re.findall(r"\d+ ms \(\d+\.\dx\)", row)) == 2
-    assert module.encoder_config("cnn").type == "cnn" and module.encoder_config("gru").pooling == "last_mean"
+    assert module.encoder_config("cnn").type == "cnn" and module.encoder_config("gru").pooling == "last+mean+max"

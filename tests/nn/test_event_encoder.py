@@ -133,3 +133,53 @@ def test_calendar_adds_four_numeric_inputs(small_prepared, small_batch):
     assert calendar.output_dim == plain.output_dim + 4
     vectors = calendar(small_batch)
     assert vectors.shape[-1] == calendar.output_dim and torch.all(vectors[~small_batch.mask] == 0)
+
+
+def test_recency_features_are_the_share_of_the_span_elapsed_and_the_time_to_the_end():
+    from eventseq.nn.event_encoder import recency_features
+
+    times = torch.tensor([[100, 150, 300, 0], [50, 0, 0, 0]])
+    features = recency_features(times, torch.tensor([3, 1]))  # [2, 4, 2]
+    assert features[0, :3, 0].tolist() == pytest.approx([0.0, 0.25, 1.0])
+    assert features[0, :3, 1].tolist() == pytest.approx([np.log1p(200), np.log1p(150), 0.0])
+    assert features[1, 0].tolist() == [0.0, 0.0]  # one event: no span, nothing to go
+    assert torch.all(features[0, 3] == 0) and torch.all(features[1, 1:] == 0)  # padding
+
+
+def test_recency_adds_two_inputs_and_makes_the_encoder_non_causal(small_prepared, small_batch):
+    from eventseq.nn import Encoder, EncoderConfig, SequenceEncoderConfig
+
+    plain = EventEncoder(small_prepared.schema, EventEncoderConfig(recency=False))
+    recency = EventEncoder(small_prepared.schema, EventEncoderConfig(recency=True))
+    assert recency.output_dim == plain.output_dim + 2
+    assert EventEncoder(small_prepared.schema, EventEncoderConfig()).output_dim == plain.output_dim  # None: off here
+    vectors = recency(small_batch)
+    assert vectors.shape[-1] == recency.output_dim and torch.all(vectors[~small_batch.mask] == 0)
+    gru = SequenceEncoderConfig(type="gru", hidden_size=8)
+    assert Encoder(small_prepared.schema, EncoderConfig(sequence_encoder=gru)).causal
+    with_recency = Encoder(small_prepared.schema, EncoderConfig(EventEncoderConfig(recency=True), gru))
+    assert not with_recency.causal and with_recency.sequence_causal
+
+
+def test_training_modules_resolve_recency_by_whether_the_model_must_be_causal(small_prepared):
+    from eventseq.nn import EncoderConfig
+    from eventseq.objectives.selfsupervised import SelfSupervisedModule
+    from eventseq.objectives.supervised import HeadConfig, SupervisedModule
+
+    assert EncoderConfig().resolved(causal=False).event_encoder.recency is True
+    assert EncoderConfig().resolved(causal=True).event_encoder.recency is False
+    assert EncoderConfig(EventEncoderConfig(recency=False)).resolved(causal=False).event_encoder.recency is False
+    schema = small_prepared.schema
+    assert SupervisedModule(schema, head_config=HeadConfig(task="binary")).encoder.event_encoder.recency
+    assert SelfSupervisedModule(schema, "coles").encoder.event_encoder.recency
+    gpt = SelfSupervisedModule(schema, "gpt")
+    assert not gpt.encoder.event_encoder.recency and gpt.encoder_config.event_encoder.recency is False  # saved so
+
+
+def test_a_model_saved_before_recency_existed_loads_without_it():
+    from eventseq.nn import EncoderConfig
+
+    old = {"event_encoder": {"calendar": True}, "sequence_encoder": {"type": "gru", "pooling": "last_mean"}}
+    config = EncoderConfig.from_saved(old)
+    assert config.event_encoder.recency is False and config.sequence_encoder.pooling == "last_mean"
+    assert EncoderConfig.from_saved({"event_encoder": {"recency": True}}).event_encoder.recency is True

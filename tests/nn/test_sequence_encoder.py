@@ -57,15 +57,27 @@ def test_pooling_on_a_hand_made_case():
     assert pool(hidden, lengths, "mean").flatten().tolist() == [1.5, 4.0]
     assert pool(hidden, lengths, "max").flatten().tolist() == [2.0, 4.0]  # 9.0 is padding
     assert pool(hidden, lengths, "last_mean").tolist() == [[2.0, 1.5], [4.0, 4.0]]  # last, then mean
+    assert pool(hidden, lengths, "last+mean").tolist() == [[2.0, 1.5], [4.0, 4.0]]  # last_mean's new name
+    assert pool(hidden, lengths, "max+last+mean").tolist() == [[2.0, 2.0, 1.5], [4.0, 4.0, 4.0]]  # in the order named
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "max", "last_mean", "cls"])
+@pytest.mark.parametrize("pooling, message", [
+    ("median", "pooling='median': expected one of"),
+    ("last+cls", "'cls' does not combine"),
+    ("mean+mean", "a summary is named twice"),
+])
+def test_unknown_or_impossible_poolings_are_refused(pooling, message):
+    with pytest.raises(ConfigError, match=message):
+        SequenceEncoderConfig(type="gru", pooling=pooling).validate()
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "last_mean", "last+mean+max", "cls"])
 def test_encoder_embeds_batches(small_prepared, small_batch, pooling):
     kind = "transformer" if pooling == "cls" else "gru"
     encoder = Encoder(small_prepared.schema, EncoderConfig(sequence_encoder=_config(kind, pooling=pooling))).eval()
     assert encoder(small_batch).shape == (12, 12, 8)
     embeddings = encoder.embed(small_batch)
-    width = 16 if pooling == "last_mean" else 8
+    width = {"last_mean": 16, "last+mean+max": 24}.get(pooling, 8)
     assert encoder.embedding_dim == width
     assert embeddings.shape == (12, width) and torch.isfinite(embeddings).all()
 

@@ -105,6 +105,13 @@ def test_encoder_requirements_are_explained(dataset, method, encoder, message):
         SelfSupervisedModule(dataset.schema, method, encoder)
 
 
+@pytest.mark.parametrize("method", ["gpt", "cpc"])
+def test_causal_methods_refuse_recency_inputs(dataset, method):
+    encoder = EncoderConfig(EventEncoderConfig(recency=True), GRU.sequence_encoder)
+    with pytest.raises(ConfigError, match="recency=true gives every event the time until the history's end"):
+        SelfSupervisedModule(dataset.schema, method, encoder)
+
+
 def test_vicreg_and_barlow_twins_need_exactly_two_views(dataset):
     from eventseq.data.augment import ViewConfig
     from eventseq.objectives.barlow_twins import BarlowTwinsConfig

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,6 +22,25 @@ class EncoderConfig:
     event_encoder: EventEncoderConfig = field(default_factory=EventEncoderConfig)
     sequence_encoder: SequenceEncoderConfig = field(default_factory=SequenceEncoderConfig)
 
+    def resolved(self, causal: bool) -> EncoderConfig:
+        """This config with event_encoder.recency=None made explicit: off when the model must be
+        `causal` (it predicts the future from the past), else on. An explicit value is kept."""
+        if self.event_encoder.recency is not None:
+            return self
+        return replace(self, event_encoder=replace(self.event_encoder, recency=not causal))
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> EncoderConfig:
+        """The encoder section of a saved model's config.json. A model saved before
+        event_encoder.recency existed had no such inputs: its missing key reads as false."""
+        from omegaconf import OmegaConf
+
+        values = copy.deepcopy(dict(values))
+        event = dict(values.get("event_encoder") or {})
+        event.setdefault("recency", False)
+        values["event_encoder"] = event
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), values))
+
 
 class Encoder(nn.Module):
     """`forward(batch) → hidden [B, T, H]` (H = `output_dim`); `embed(batch) → [B, E]` with the
@@ -35,8 +56,14 @@ class Encoder(nn.Module):
 
     @property
     def causal(self) -> bool:
-        """True when the hidden state at an event depends only on it and earlier events
-        (GRU/LSTM always; cnn/transformer when configured causal)."""
+        """True when the hidden state at an event depends only on it and earlier events: a causal
+        sequence encoder, and no event input that looks at the history's end (recency)."""
+        return self.sequence_causal and not self.event_encoder.recency
+
+    @property
+    def sequence_causal(self) -> bool:
+        """True when the sequence encoder reads events in order only (GRU/LSTM always; cnn/transformer
+        when configured causal), whatever the event inputs."""
         config = self.config.sequence_encoder
         return config.type in ("gru", "lstm") or config.causal
 

@@ -55,6 +55,17 @@ class EventEncoderConfig:
             and a cosine, as four numeric inputs: what an hour-of-day or weekday habit needs, which
             gaps alone do not show. On by default: on the quality suite's timing set it lifted every
             encoder from 0.61-0.74 to 0.86-0.89 AUROC (optimum 0.93; benchmarks/results/quality.md).
+        recency: add where each event lies in its history: the share of the history's time span
+            elapsed at it and log1p(seconds until the history's last event), two numeric inputs.
+            They let any encoder tell old from recent behaviour, and say *when* something happened,
+            without carrying a clock through the sequence. An event's inputs then depend on the
+            history's end, so the encoder is no longer causal. None (the default) = on wherever a
+            model is trained (supervised and self-supervised modules, `EncoderConfig.resolved`),
+            except where it must be causal: gpt and cpc; the recommender never has it; per-event
+            embeddings (level=event) refuse a model trained with it. A bare EventEncoder built
+            outside a training module reads None as off. On the
+            quality suite (seeds 0-1, 0.25 min) it took the CNN on longrange from 0.50 to 0.88 AUROC
+            (optimum 0.89), together with pooling last+mean+max (benchmarks/results/quality_recency.md).
         combine: concat (sizes may differ), sum (all parts get default_embedding_dim) or
             field_transformer (a token of default_embedding_dim per field, a transformer across
             the fields of each event, flattened; output_dim then defaults to default_embedding_dim).
@@ -75,6 +86,7 @@ class EventEncoderConfig:
     numeric_dim: int | None = None
     time_delta: bool = True
     calendar: bool = True
+    recency: bool | None = None
     combine: str = "concat"
     field_heads: int = 2
     output_dim: int | None = None
@@ -130,6 +142,24 @@ def calendar_features(event_time: torch.Tensor, mask: torch.Tensor) -> torch.Ten
     return features * mask.unsqueeze(-1)
 
 
+RECENCY_FEATURES = ("elapsed_share", "time_to_end")
+
+
+def recency_features(event_time: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Where each event lies in its (left-aligned) history: [B, T, 2], 0 at padding.
+
+    elapsed_share: (t - first) / (last - first), 0 for a history of one time stamp;
+    time_to_end: log1p(seconds from the event to the history's last event).
+    """
+    mask = torch.arange(event_time.shape[1], device=event_time.device)[None, :] < lengths[:, None]
+    first = event_time[:, :1]  # [B, 1]
+    last = event_time.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1))  # [B, 1]
+    span = (last - first).clamp(min=1).double()
+    elapsed = ((event_time - first).clamp(min=0).double() / span).clamp(max=1.0)
+    to_end = torch.log1p((last - event_time).clamp(min=0).double())
+    return torch.stack([elapsed, to_end], dim=-1).float() * mask.unsqueeze(-1)
+
+
 def time_deltas(event_time: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """log1p of seconds since the previous event; 0 at the first event and at padding. [B, T]"""
     delta = torch.zeros_like(event_time, dtype=torch.float32)
@@ -145,6 +175,7 @@ class EventEncoder(nn.Module):
         config = config or EventEncoderConfig()
         self.schema = schema
         self.config = config
+        self.recency = bool(config.recency)  # None: the training modules resolve it (EncoderConfig.resolved)
         self.source_encoders: nn.ModuleDict | None = None
         # the source column may be gone (event BPE over it): then the tokens carry the source
         if schema.sources and config.per_source and schema.source_column in schema.feature_names:
@@ -187,7 +218,8 @@ class EventEncoder(nn.Module):
             parts_dim = parts_dim + dim if config.combine == "concat" else dim
         self.numeric_names = [f.name for f in schema.numeric
                               if config.numeric_encoding.get(f.name, "scalar") == "scalar"]
-        numeric_count = len(self.numeric_names) + int(config.time_delta) + len(CALENDAR_FEATURES) * config.calendar
+        numeric_count = (len(self.numeric_names) + int(config.time_delta) + len(CALENDAR_FEATURES) * config.calendar
+                         + len(RECENCY_FEATURES) * self.recency)
         self.numeric_norm = MaskedBatchNorm(numeric_count) if numeric_count else None
         self.numeric_projection: nn.Module | None = None
         self.field_count = len(schema.categorical) + numeric_count + len(schema.text)
@@ -319,7 +351,8 @@ class EventEncoder(nn.Module):
     def field_names(self) -> list[str]:
         """The fields in token order (field_transformer): categoricals, numerics, the time delta, texts."""
         return [*self.embeddings.keys(), *self.numeric_names, *(["time_delta"] if self.config.time_delta else []),
-                *(CALENDAR_FEATURES if self.config.calendar else []), *self.text_projections.keys()]
+                *(CALENDAR_FEATURES if self.config.calendar else []),
+                *(RECENCY_FEATURES if self.recency else []), *self.text_projections.keys()]
 
     def forward(
         self, batch: Batch, field_mask: torch.Tensor | None = None, event_mask: torch.Tensor | None = None
@@ -356,6 +389,8 @@ class EventEncoder(nn.Module):
                 columns.append(time_deltas(batch.event_time, mask))
             if self.config.calendar:
                 columns.extend(calendar_features(batch.event_time, mask).unbind(dim=-1))
+            if self.recency:
+                columns.extend((recency_features(batch.event_time, batch.lengths) * mask.unsqueeze(-1)).unbind(dim=-1))
             numeric = self.numeric_norm(torch.stack(columns, dim=-1), mask)  # [B, T, F]
             if self.config.combine == "field_transformer":
                 numeric = numeric.unsqueeze(-1) * self.numeric_weight + self.numeric_bias  # [B, T, F, d]

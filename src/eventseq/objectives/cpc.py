@@ -45,6 +45,8 @@ def future_pairs(lengths: torch.Tensor, width: int, step: int) -> tuple[torch.Te
 class CpcObjective(nn.Module):
     """InfoNCE between predictions W_k h_t and the true future event vectors z_{t+k}."""
 
+    causal = True  # needs a causal encoder: event_encoder.recency defaults to off for it
+
     monitor = ("val_loss", "min")
 
     def __init__(self, schema: Schema, encoder: Encoder, config: CpcConfig) -> None:

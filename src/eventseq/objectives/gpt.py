@@ -46,6 +46,8 @@ def log_gaps(event_time: torch.Tensor) -> torch.Tensor:
 class GptObjective(nn.Module):
     """From h_t, predict the fields of event t+1 and the gap to it."""
 
+    causal = True  # needs a causal encoder: event_encoder.recency defaults to off for it
+
     def __init__(self, schema: Schema, encoder: Encoder, config: GptConfig) -> None:
         super().__init__()
         require_causal("gpt", encoder)

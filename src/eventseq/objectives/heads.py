@@ -102,16 +102,21 @@ def random_real_events(mask: torch.Tensor, count: int) -> tuple[torch.Tensor, to
 
 
 def require_causal(method: str, encoder: Encoder) -> None:
-    if not encoder.causal:
-        kind = encoder.config.sequence_encoder.type
+    kind = encoder.config.sequence_encoder.type
+    if not encoder.sequence_causal:
         raise ConfigError(
             f"{method} predicts the future from the past, so it needs a causal sequence encoder: gru, lstm, or "
             f"model.sequence_encoder.causal=true for a cnn/transformer (got a bidirectional {kind})"
         )
+    if not encoder.causal:
+        raise ConfigError(
+            f"{method} predicts the future from the past, but model.event_encoder.recency=true gives every "
+            f"event the time until the history's end (the future): set model.event_encoder.recency=false"
+        )
 
 
 def require_bidirectional(method: str, encoder: Encoder) -> None:
-    if encoder.causal:
+    if encoder.sequence_causal:
         kind = encoder.config.sequence_encoder.type
         raise ConfigError(
             f"{method} predicts hidden events from both sides, so it needs a bidirectional sequence encoder: "

@@ -83,7 +83,8 @@ class SelfSupervisedModule(L.LightningModule):
         build_objective, config_class = method_spec(method)
         self.schema = schema
         self.kind = method  # saved models are tagged with the method
-        self.encoder_config = encoder_config or EncoderConfig()
+        # gpt and cpc predict the future from the past: recency (the time to the history's end) is off there
+        self.encoder_config = (encoder_config or EncoderConfig()).resolved(causal=getattr(build_objective, "causal", False))
         self.objective_config = objective_config if objective_config is not None else config_class()
         if not isinstance(self.objective_config, config_class):
             raise ConfigError(f"method {method} takes a {config_class.__name__}, got {type(self.objective_config).__name__}")
@@ -152,7 +153,7 @@ class SelfSupervisedModule(L.LightningModule):
         def build(kind: type, values: dict[str, Any]) -> Any:
             return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(kind), values))
 
-        return cls(schema, method, build(EncoderConfig, config["encoder"]), build(config_class, config["objective"]),
+        return cls(schema, method, EncoderConfig.from_saved(config["encoder"]), build(config_class, config["objective"]),
                    OptimizerConfig(**config.get("optimizer", {})))
 
 

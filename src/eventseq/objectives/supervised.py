@@ -117,7 +117,7 @@ class SupervisedModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.schema = schema
-        self.encoder_config = encoder_config or EncoderConfig()
+        self.encoder_config = (encoder_config or EncoderConfig()).resolved(causal=False)
         self.head_config = head_config or HeadConfig()
         self.optimizer_config = optimizer_config or OptimizerConfig()
         task, outputs = self.head_config.task, self.head_config.num_outputs
@@ -233,12 +233,9 @@ class SupervisedModule(L.LightningModule):
 
     @classmethod
     def from_config(cls, schema: Schema, config: dict[str, Any]) -> SupervisedModule:
-        from omegaconf import OmegaConf
-
-        encoder = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EncoderConfig), config["encoder"]))
         return cls(
             schema,
-            encoder,
+            EncoderConfig.from_saved(config["encoder"]),
             HeadConfig(**config["head"]),
             OptimizerConfig(**config.get("optimizer", {})),
         )

@@ -80,7 +80,8 @@ class RecNetwork(nn.Module):
         self.num_feedback = len(schema.categorical[2].vocabulary)
         dim = config.dim
         self.event_encoder = EventEncoder(schema, EventEncoderConfig(
-            combine="sum", default_embedding_dim=dim, time_delta=config.time_delta, dropout=config.dropout))
+            combine="sum", default_embedding_dim=dim, time_delta=config.time_delta, dropout=config.dropout,
+            recency=False))  # causal: a token's inputs never see the history's end
         self.sequence_encoder = TransformerEncoder(dim, SequenceEncoderConfig(
             type="transformer", hidden_size=dim, num_layers=config.num_layers, num_heads=config.num_heads,
             dropout=config.dropout, causal=True, positional="learned", max_positions=config.max_len))
