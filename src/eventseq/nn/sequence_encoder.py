@@ -46,9 +46,9 @@ class SequenceEncoderConfig:
             last+mean+max is the default of every encoder: the last state says what changed
             lately, the mean what the whole history adds up to, the max whether (and, with
             event_encoder.recency, when) something rare happened. Chosen on the quality suite
-            (seeds 0-1, 0.25 min, with recency, against last_mean without it): higher on 14 of 24
+            (seeds 0-1, 0.25 min, with recency, against last_mean without it): higher on 15 of 24
             encoder x set pairs, by up to +0.38 (CNN longrange 0.50 -> 0.88 AUROC, CNN markov
-            0.28 -> 0.44, CNN trend R² 0.59 -> 0.76, GRU trend 0.76 -> 0.80), lower on 10 by at most
+            0.28 -> 0.44, CNN trend R² 0.59 -> 0.76, GRU trend 0.76 -> 0.80), lower on 9 by at most
             0.014 (benchmarks/results/quality_recency.md).
         rnn_packing: gru/lstm input: packed (padding skipped), padded, or auto = packed on GPU
             and padded on CPU, where a packed GRU measured 3x slower than running over the padding.
