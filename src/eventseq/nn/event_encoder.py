@@ -63,9 +63,9 @@ class EventEncoderConfig:
             model is trained (supervised and self-supervised modules, `EncoderConfig.resolved`),
             except where it must be causal: gpt and cpc; the recommender never has it; per-event
             embeddings (level=event) refuse a model trained with it. A bare EventEncoder built
-            outside a training module reads None as off. On the
-            quality suite (seeds 0-1, 0.25 min) it took the CNN on longrange from 0.50 to 0.88 AUROC
-            (optimum 0.89), together with pooling last+mean+max (benchmarks/results/quality_recency.md).
+            outside a training module reads None as off. On the quality suite (seeds 0-1, 0.25
+            min) it took the CNN on longrange from 0.50 to 0.88 AUROC (optimum 0.89), together
+            with pooling last+mean+max (benchmarks/results/quality_recency.md).
         combine: concat (sizes may differ), sum (all parts get default_embedding_dim) or
             field_transformer (a token of default_embedding_dim per field, a transformer across
             the fields of each event, flattened; output_dim then defaults to default_embedding_dim).
