@@ -43,13 +43,16 @@ class SequenceEncoderConfig:
         max_positions: longest sequence for learned positions.
         pooling: last, mean, max, cls (transformer only, not causal), or several of last, mean and
             max joined by "+", side by side (H each; last_mean is the older name of last+mean).
-            last+mean+max is the default of every encoder: the last state says what changed
+            last+mean+max is the default (encoder=cnn pools mean+max): the last state says what changed
             lately, the mean what the whole history adds up to, the max whether (and, with
             event_encoder.recency, when) something rare happened. Chosen on the quality suite
             (seeds 0-1, 0.25 min, with recency, against last_mean without it): higher on 15 of 24
             encoder x set pairs, by up to +0.38 (CNN longrange 0.50 -> 0.88 AUROC, CNN markov
             0.28 -> 0.44, CNN trend R² 0.59 -> 0.76, GRU trend 0.76 -> 0.80), lower on 9 by at most
-            0.014 (benchmarks/results/quality_recency.md).
+            0.014 (benchmarks/results/quality_recency.md). For the CNN, whose last position is
+            only a local window, mean+max beat last+mean+max on 7 of 8 sets (markov 0.39 -> 0.50,
+            taste 0.82 -> 0.85; longrange 0.76 / 0.75), and mean alone lost longrange (0.51):
+            benchmarks/results/quality_cnn_pooling.md.
         rnn_packing: gru/lstm input: packed (padding skipped), padded, or auto = packed on GPU
             and padded on CPU, where a packed GRU measured 3x slower than running over the padding.
     """
