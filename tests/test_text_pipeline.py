@@ -45,6 +45,7 @@ def text_run(text_prepared_dir, make_train_config, tmp_path_factory):
 
     config = make_train_config(text_prepared_dir, tmp_path_factory.mktemp("text_run"))
     config.trainer.max_epochs = 1
+    config.model.event_encoder.recency = False  # causal: the event-level test embeds per event
     return train(config)
 
 
