@@ -43,7 +43,7 @@ class SequenceEncoderConfig:
         max_positions: longest sequence for learned positions.
         pooling: last, mean, max, cls (transformer only, not causal), or several of last, mean and
             max joined by "+", side by side (H each; last_mean is the older name of last+mean).
-            last+mean+max is the default (encoder=cnn pools mean+max): the last state says what changed
+            last+mean+max is the default (encoder=cnn: mean+max, encoder=transformer: mean): the last state says what changed
             lately, the mean what the whole history adds up to, the max whether (and, with
             event_encoder.recency, when) something rare happened. Chosen on the quality suite
             (seeds 0-1, 0.25 min, with recency, against last_mean without it): higher on 15 of 24
@@ -52,7 +52,9 @@ class SequenceEncoderConfig:
             0.014 (benchmarks/results/quality_recency.md). For the CNN, whose last position is
             only a local window, mean+max beat last+mean+max on 7 of 8 sets (markov 0.39 -> 0.50,
             taste 0.82 -> 0.85; longrange 0.76 / 0.75), and mean alone lost longrange (0.51):
-            benchmarks/results/quality_cnn_pooling.md.
+            benchmarks/results/quality_cnn_pooling.md. The transformer keeps mean: higher than
+            last+mean+max on 6 of 8 sets (taste 0.79 -> 0.82; trend 0.72 -> 0.70, drift 0.55 -> 0.52):
+            benchmarks/results/quality_transformer_pooling.md.
         rnn_packing: gru/lstm input: packed (padding skipped), padded, or auto = packed on GPU
             and padded on CPU, where a packed GRU measured 3x slower than running over the padding.
     """
