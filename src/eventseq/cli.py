@@ -347,7 +347,7 @@ def run_evaluate(job: EvaluateJob) -> None:
         sets["embeddings"] = embeddings
     if use_aggregates and embeddings is not None:
         sets["embeddings + aggregates"] = downstream.concat_features(embeddings, sets["aggregates"], id_column)
-    stack = ["embeddings", "aggregates"] if job.stacked and len(sets) == 3 else []
+    stack = ["embeddings", "aggregates"] if job.stacked and "embeddings + aggregates" in sets else []
     table = downstream.compare_feature_sets(
         sets, labels, id_column, target, job.models, job.folds, job.seed, task, job.model_params, verbose=True,
         stack=stack,

@@ -432,8 +432,7 @@ def compare_feature_sets(
             renamed = {c: f"{number}:{c}" for c in frame.columns if c != id_column}
             frame_ids, joined = _matching_ids(frame.rename(renamed), joined, id_column)
             joined = joined.join(frame_ids, on=id_column, how="inner")
-            groups.append([renamed[c] for c, t in frame.schema.items()
-                           if c != id_column and (t.is_numeric() or t == pl.Boolean)])
+            groups.append([renamed[c] for c in _numeric_columns(frame, id_column)])
         if verbose:
             print(f"[{name}]")
         table = evaluate(joined, label_frame, id_column, target, models, folds, seed, task, model_params, verbose,
@@ -533,6 +532,11 @@ def _id_examples(a: pl.DataFrame, b: pl.DataFrame, id_column: str) -> str:
     return f"e.g. {a[id_column].head(3).to_list()} vs {b[id_column].head(3).to_list()}"
 
 
+def _numeric_columns(frame: pl.DataFrame, id_column: str) -> list[str]:
+    """The columns `evaluate` learns from: numeric and boolean ones, the id column left out."""
+    return [c for c, t in frame.schema.items() if c != id_column and (t.is_numeric() or t == pl.Boolean)]
+
+
 def _design(
     features: Any, labels: Any, id_column: str, target: str, task: str
 ) -> tuple[np.ndarray, np.ndarray, list[str], str]:
@@ -551,7 +555,7 @@ def _design(
     _require_unique_ids(features, id_column, "the features")
     labels = labels.select(id_column, target).filter(pl.col(target).is_not_null())
     _require_unique_ids(labels, id_column, "the labels")
-    numeric = [c for c, t in features.schema.items() if c != id_column and (t.is_numeric() or t == pl.Boolean)]
+    numeric = _numeric_columns(features, id_column)
     skipped = [c for c in features.columns if c != id_column and c not in numeric]
     if not numeric:
         raise ColumnError(
