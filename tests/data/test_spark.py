@@ -267,3 +267,13 @@ def test_spark_engine_refuses_what_it_does_not_support_yet(tmp_path):
     with pytest.raises(ConfigError, match="several sources"):
         prepare({"card": events, "app": events.drop("amount", "mcc")}, dataclasses.replace(config, quantize={}),
                 engine="spark")
+
+
+def test_spark_reads_integer_times_in_time_unit_and_refuses_implausible_ones(spark):
+    millis = pl.DataFrame({"id": [1, 1, 2], "t": [1_700_000_000_999, 1_700_000_005_000, -1], "x": [1.0, 2.0, 3.0]})
+    config = PrepareConfig(id_column="id", time_column="t", numeric=["x"])
+
+    _assert_same(prepare(millis.to_pandas(), config, engine="spark", time_unit="ms"),
+                 prepare(millis, config, time_unit="ms"))
+    with pytest.raises(DataError, match=r"time column 't' has 2 integer values.*row 0.*time_unit=ms"):
+        prepare(millis.to_pandas(), config, engine="spark")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import polars as pl
 import pytest
 
@@ -196,3 +198,14 @@ def test_extra_columns_are_ignored_and_chunk_rows_is_checked():
     assert prepare_rec(log, CONFIG).groups.equals(prepare_rec(hand_made_log(), CONFIG).groups)
     with pytest.raises(ConfigError, match=r"chunk_rows=0: expected a whole number >= 1"):
         prepare_rec(log, CONFIG, chunk_rows=0)
+
+
+def test_millisecond_times_are_refused_or_read_with_time_unit():
+    log = hand_made_log()
+    millis = log.with_columns(pl.col("timestamp") * 1000 + 1_600_000_000_000)
+    seconds = log.with_columns(pl.col("timestamp") + 1_600_000_000)
+
+    with pytest.raises(DataError, match=r"time column 'timestamp'.*set time_unit=ms"):
+        prepare_rec(millis, CONFIG)
+    assert prepare_rec(millis, dataclasses.replace(CONFIG, time_unit="ms")).groups.equals(
+        prepare_rec(seconds, CONFIG).groups)

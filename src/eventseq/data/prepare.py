@@ -49,6 +49,7 @@ from eventseq.data.text import (
     read_text_tables,
     write_text_tables,
 )
+from eventseq.data.times import check_integer_times, check_time_unit, integer_seconds
 from eventseq.errors import ColumnError, ConfigError, DataError, FileFormatError, did_you_mean
 
 # (with engine="spark", `prepare` also takes a PySpark DataFrame)
@@ -68,7 +69,9 @@ class PrepareConfig:
 
     Attributes:
         id_column: entity id column (client, user); must have no nulls.
-        time_column: event time, integer seconds or datetime/date.
+        time_column: event time: integers in `time_unit`, or datetime/date.
+        time_unit: the unit of an integer time column: s, ms, us or ns (floored to seconds);
+            integer times beyond the year 5000 in this unit are refused, naming the likely unit.
         categorical: categorical event fields; each gets a vocabulary.
         numeric: numeric event fields.
         text: free-text event fields (merchant name, product title): each distinct text is encoded
@@ -103,6 +106,7 @@ class PrepareConfig:
 
     id_column: str = "entity_id"
     time_column: str = "event_time"
+    time_unit: str = "s"
     categorical: list[str] = field(default_factory=list)
     numeric: list[str] = field(default_factory=list)
     numeric_transform: dict[str, str] = field(default_factory=dict)
@@ -147,6 +151,7 @@ class PrepareConfig:
         for column, task in self.targets.items():
             if task not in TARGET_TASKS:
                 raise ConfigError(f"targets.{column}={task!r}: expected one of {list(TARGET_TASKS)}")
+        check_time_unit(self.time_unit)
         if self.min_frequency < 1:
             raise ConfigError(f"min_frequency={self.min_frequency}: must be >= 1")
         if self.max_vocab_size is not None and self.max_vocab_size < 1:
@@ -538,11 +543,17 @@ def schema_from_statistics(statistics: FitStatistics, config: PrepareConfig) -> 
                                        edges=statistics.edges.get(column, [])))
     features.extend(statistics.text_features)
     time_kind = _time_kind(statistics.time_dtype, config.time_column)
+    if time_kind == "datetime" and config.time_unit != "s":
+        raise ConfigError(
+            f"time_unit={config.time_unit!r} applies to integer times, but '{config.time_column}' is "
+            f"{statistics.time_dtype} (its unit is in its dtype): remove time_unit"
+        )
     targets = [_fit_target(column, task, statistics.target_values[column]) for column, task in config.targets.items()]
     return Schema(
         id_column=config.id_column,
         time_column=config.time_column,
         time_kind=time_kind,
+        time_unit=config.time_unit,
         features=features,
         targets=targets,
         invalid_numeric=config.invalid_numeric,
@@ -616,6 +627,7 @@ def encode_events(
     config = config or PrepareConfig(
         id_column=schema.id_column,
         time_column=schema.time_column,
+        time_unit=schema.time_unit,
         categorical=[f.name for f in raw_features if f.kind == "categorical"],
         numeric=[f.name for f in raw_features if f.kind == "numeric"],
         text=[f.name for f in raw_features if f.kind == "text"],
@@ -669,8 +681,10 @@ def _encode_frame(
     time_expr = pl.col(time_column)
     if time_kind == "datetime":
         time_expr = time_expr.cast(pl.Datetime("us")).dt.epoch("s")
-    frame = frame.with_columns(time_expr.cast(pl.Int64).alias(TIME_COLUMN) if time_column != TIME_COLUMN
-                               else time_expr.cast(pl.Int64))
+    else:
+        check_integer_times(frame, time_column, schema.time_unit, _ROW)
+        time_expr = integer_seconds(time_expr, schema.time_unit)
+    frame = frame.with_columns(time_expr.cast(pl.Int64).alias(TIME_COLUMN))
 
     null_times = frame.get_column(TIME_COLUMN).null_count()
     if null_times:

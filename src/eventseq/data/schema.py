@@ -112,7 +112,7 @@ class Schema:
 
     id_column: str
     time_column: str  # name of the time column in the raw event table
-    time_kind: str  # "int" (seconds) or "datetime"
+    time_kind: str  # "int" (integers in time_unit) or "datetime"
     features: list[CategoricalFeature | NumericFeature | TextFeature]
     targets: list[Target] = field(default_factory=list)
     invalid_numeric: str = "error"
@@ -120,6 +120,7 @@ class Schema:
     bpe: EventBpe | None = None
     source_column: str | None = None  # several sources merged into one stream (data/sources.py)
     sources: dict[str, list[str]] = field(default_factory=dict)  # source -> the features it has
+    time_unit: str = "s"  # unit of integer raw times (data/times.py); they are stored as seconds
     version: int = SCHEMA_VERSION
 
     @property
@@ -164,6 +165,8 @@ class Schema:
         """
         payload = _rounded(self.to_dict())
         payload.pop("targets")
+        if payload.get("time_unit") == "s":  # the default: schemas fitted before time_unit keep their hash
+            payload.pop("time_unit")
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @classmethod

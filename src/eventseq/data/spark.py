@@ -53,6 +53,7 @@ from eventseq.data.prepare import (
     schema_from_statistics,
 )
 from eventseq.data.schema import FIRST_VALUE_ID, TIME_COLUMN, UNKNOWN_ID, Schema, Target
+from eventseq.data.times import MAX_EPOCH_SECONDS, TIME_UNITS, implausible_time_error
 from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError, FileFormatError
 
 if TYPE_CHECKING:
@@ -263,8 +264,9 @@ def _polars_schema(frame: DataFrame) -> pl.Schema:
 # ----------------------------------------------------------------------------- expressions
 
 
-def _time_seconds(column: str, spark_type: Any) -> Column:
-    """The time column as int64 epoch seconds, floored, naive datetimes read as UTC (as Polars does)."""
+def _time_seconds(column: str, spark_type: Any, time_unit: str = "s") -> Column:
+    """The time column as int64 epoch seconds, floored, naive datetimes read as UTC and integers in
+    `time_unit` (as Polars does, data/times.py)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import DateType, TimestampNTZType, TimestampType
 
@@ -276,7 +278,11 @@ def _time_seconds(column: str, spark_type: Any) -> Column:
                 + F.hour(values) * 3600 + F.minute(values) * 60 + F.second(values))
     if isinstance(spark_type, TimestampType):
         return values.cast("long")  # an instant; the cast floors to seconds
-    return values.cast("long")
+    factor = TIME_UNITS[time_unit]
+    values = values.cast("long")
+    if factor == 1:
+        return values
+    return F.expr(f"(`{column}` - pmod(`{column}`, {factor})) div {factor}")  # exact floor division
 
 
 def _numeric_transform(column: str, transform: str, mean: float, std: float) -> Column:
@@ -459,7 +465,7 @@ def _fit_and_encode(
     from pyspark.sql import functions as F
 
     id_column, time_column = config.id_column, config.time_column
-    seconds = _time_seconds(time_column, time_type)
+    seconds = _time_seconds(time_column, time_type, config.time_unit)
 
     # ---- fit: one pass for counts and numeric moments, one for every vocabulary
     transforms = {c: config.numeric_transform.get(c, config.default_numeric_transform) for c in config.numeric}
@@ -473,6 +479,7 @@ def _fit_and_encode(
             F.count(F.lit(1)).alias("rows"),
             _count(F.col(id_column).isNull()).alias("null_ids"),
             _count(seconds.isNull()).alias("null_times"),
+            _count(F.abs(seconds) > F.lit(MAX_EPOCH_SECONDS)).alias("implausible_times"),
             *moments,
         ).first()
     except PySparkException as error:
@@ -504,6 +511,11 @@ def _fit_and_encode(
         row = _row_number(base, base, F.col(id_column).isNull())
         raise DataError(f"id column '{id_column}' has {totals['null_ids']:,} null values (first at row {row})")
     frame = base.withColumn(TIME_COLUMN, seconds)
+    if totals["implausible_times"]:
+        condition = F.abs(F.col(TIME_COLUMN)) > F.lit(MAX_EPOCH_SECONDS)
+        first = frame.where(condition).orderBy(_ROW).select(time_column).first()[0]
+        raise implausible_time_error(time_column, _row_number(base, frame, condition), int(first),
+                                     int(totals["implausible_times"]), config.time_unit)
     if totals["null_times"]:
         if config.null_time == "error":
             row = _row_number(base, frame, F.col(TIME_COLUMN).isNull())

@@ -49,6 +49,7 @@ from eventseq.data.prepare import (
     read_events,
 )
 from eventseq.data.schema import UNKNOWN_ID, CategoricalFeature, Schema
+from eventseq.data.times import check_integer_times, check_time_unit, integer_seconds
 from eventseq.errors import ConfigError, DataError, FileFormatError, did_you_mean
 
 DAY = 86_400
@@ -66,7 +67,8 @@ class RecPrepareConfig:
         item_column: item id column.
         action_column: interaction type column (view, click, cart, purchase: names below).
         source_column: context of the interaction (nullable), e.g. search or catalog.
-        time_column: interaction time, integer seconds or datetimes.
+        time_column: interaction time, integers in `time_unit` or datetimes.
+        time_unit: unit of an integer time column: s, ms, us or ns (eventseq.data.times).
         request_column: request id (nullable): the impressions and carts of one request share it.
         view_action: the action of an impression (not a positive; label 0 in a group).
         positive_actions: actions that enter the history, in feedback-class order.
@@ -86,6 +88,7 @@ class RecPrepareConfig:
     action_column: str = "action_type"
     source_column: str = "source_type"
     time_column: str = "timestamp"
+    time_unit: str = "s"
     request_column: str = "request_id"
     view_action: str = "view"
     positive_actions: list[str] = field(default_factory=lambda: ["click", "cart", "purchase"])
@@ -97,6 +100,7 @@ class RecPrepareConfig:
     chunk_rows: int = 4_000_000
 
     def validate(self) -> None:
+        check_time_unit(self.time_unit)
         if not self.positive_actions:
             raise ConfigError("positive_actions is empty: name the actions that enter the history")
         if self.view_action in self.positive_actions:
@@ -212,7 +216,13 @@ def _read_log(log: EventsLike, config: RecPrepareConfig) -> tuple[pl.DataFrame, 
     time_kind = _time_kind(frame.schema[config.time_column], config.time_column)
     time = pl.col(config.time_column)
     if time_kind == "datetime":
+        if config.time_unit != "s":
+            raise ConfigError(f"time_unit={config.time_unit!r} applies to integer times, but "
+                              f"'{config.time_column}' is {frame.schema[config.time_column]}: remove time_unit")
         time = time.cast(pl.Datetime("us")).dt.epoch("s")
+    else:
+        check_integer_times(frame, config.time_column, config.time_unit)
+        time = integer_seconds(time, config.time_unit)
     action = pl.col(config.action_column).cast(pl.String)
     actions = frame.select(action.unique()).to_series().to_list()
     unknown = sorted(set(actions) - set(config.known_actions))
