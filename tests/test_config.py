@@ -8,6 +8,7 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from eventseq.cli import main
@@ -255,3 +256,133 @@ def test_train_from_the_command_line_saves_the_config_that_ran(prepared_dir, tmp
     extra = json.loads((run / "model" / "config.json").read_text())["extra"]
     assert extra["train_config"] == _json(ran)
     assert extra["config_groups"] == {"encoder": "transformer", "data": "tiny", "trainer": "quick"}
+
+
+# ----------------------------------------------------------------------------- declared ranges
+
+
+def _config_classes() -> list[type]:
+    """Every config dataclass a command reads, nested sections included."""
+    import dataclasses
+
+    from eventseq.cli import _commands
+    from eventseq.rec.cli import COMMANDS as REC_COMMANDS
+
+    found: list[type] = []
+
+    def walk(schema: type) -> None:
+        if schema in found:
+            return
+        found.append(schema)
+        for item in dataclasses.fields(schema):
+            default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+            if dataclasses.is_dataclass(default):
+                walk(type(default))
+
+    for schema, _, _ in [*_commands().values(), *REC_COMMANDS.values()]:
+        walk(schema)
+    return found
+
+
+def test_every_numeric_option_declares_its_range():
+    import dataclasses
+    import typing
+
+    from eventseq.config import RULES
+
+    classes = _config_classes()
+    undeclared = []
+    for schema in classes:
+        hints = typing.get_type_hints(schema)
+        for item in dataclasses.fields(schema):
+            if dataclasses.is_dataclass(item.default_factory() if item.default_factory is not dataclasses.MISSING
+                                        else item.default):
+                continue
+            if re.search(r"\b(int|float)\b", str(hints[item.name])) and not item.metadata.get(RULES):
+                undeclared.append(f"{schema.__name__}.{item.name}")
+    assert len(classes) > 30
+    assert undeclared == []
+
+
+@pytest.mark.parametrize(
+    "command, override, message",
+    [
+        ("train", "data.max_len=0", "data.max_len=0: expected a whole number >= 1"),
+        ("pretrain", "data.max_len=-5", "data.max_len=-5: expected a whole number >= 1"),
+        ("predict", "max_len=0", "max_len=0: expected a whole number >= 1"),
+        ("embed", "batch_size=0", "batch_size=0: expected a whole number >= 1"),
+        ("predict", "chunk_rows=0", "chunk_rows=0: expected a whole number >= 1"),
+        ("train", "trainer.max_epochs=0", "trainer.max_epochs=0: expected a whole number >= 1"),
+        ("train", "trainer.patience=-1", "trainer.patience=-1"),
+        ("train", "model.sequence_encoder.dropout=2", "model.sequence_encoder.dropout=2.0: expected a number >= 0 and < 1"),
+        ("train", "model.event_encoder.default_embedding_dim=0", "default_embedding_dim=0"),
+        ("train", "trainer.gradient_clip_val=-1", "gradient_clip_val=-1.0"),
+        ("train", "optimizer.lr=-0.1", "optimizer.lr=-0.1: expected a number > 0"),
+        ("train", "seed=-1", "seed=-1: expected a whole number >= 0"),
+        ("train", "data.num_workers=-2", "data.num_workers=-2"),
+        ("demo", "max_epochs=0", "max_epochs=0"),
+        ("demo", "coles_epochs=0", "coles_epochs=0"),
+        ("prepare", "quantize={amount:100000}", "quantize.amount=100000: expected a whole number >= 2 and <= 1024"),
+        ("prepare", "fill_value=nan", "fill_value=nan"),
+        ("prepare", "min_frequency=0", "min_frequency=0"),
+        ("train", "data.valid_fraction=1.5", "data.valid_fraction=1.5"),
+    ],
+)
+def test_out_of_range_options_are_refused_naming_key_value_and_range(command, override, message, capsys):
+    assert main([command, override]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "command, override, message",
+    [
+        ("rec evaluate", "k=0", "k=0: expected a whole number >= 1"),
+        ("rec evaluate", "k=-5", "k=-5"),
+        ("rec score", "part=test", "part='test': expected one of ['train', 'valid']"),
+        ("rec demo", "pretrain_epochs=0", "pretrain_epochs=0"),
+    ],
+)
+def test_out_of_range_rec_options_are_refused(command, override, message, capsys):
+    assert main([*command.split(), override]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_api_configs_are_checked_for_types_and_ranges_too(tmp_path):
+    from eventseq.data.prepare import PrepareConfig, prepare
+    from eventseq.training import TrainConfig, train
+
+    config = TrainConfig(output=str(tmp_path / "run"))
+    config.data.path = str(tmp_path)
+    config.data.batch_size = "32"
+    with pytest.raises(ConfigError, match=r"data.batch_size='32': expected a whole number, got str"):
+        train(config)
+    config.data.batch_size, config.data.max_len = 32, 0
+    with pytest.raises(ConfigError, match=r"data.max_len=0: expected a whole number >= 1"):
+        train(config)
+    with pytest.raises(ConfigError, match=r"categorical='mcc': expected a list of strings, got str"):
+        prepare(pl.DataFrame({"id": [1], "t": [1]}), PrepareConfig(id_column="id", time_column="t", categorical="mcc"))
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    "command, override, message",
+    [
+        ("train", "trainer.accelerator=gpu", "trainer.accelerator=gpu, but this machine has no CUDA GPU"),
+        ("pretrain", "trainer.accelerator=tpu9", "trainer.accelerator='tpu9': expected one of"),
+        ("train", "trainer.precision=13-bit", "trainer.precision='13-bit': expected one of"),
+        ("train", "trainer.devices=0", "trainer.devices=0: expected a whole number >= 1"),
+        ("train", "trainer.strategy=bogus", "trainer.strategy='bogus': expected one of"),
+        ("predict", "device=cuda", "device=cuda, but this machine has no CUDA GPU"),
+        ("embed", "device=gpu0", "device='gpu0': not a torch device"),
+    ],
+)
+def test_devices_this_machine_lacks_are_refused_with_the_fix(command, override, message, capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main([command, override, *(["data.path=x"] if command in ("train", "pretrain") else ["data=x", "model=m"]),
+                 f"output={tmp_path / 'out'}"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -10,6 +13,7 @@ import pytest
 from eventseq._io import (
     atomic_directory,
     atomic_path,
+    check_output,
     open_parquet,
     parquet_part_files,
     read_json,
@@ -19,7 +23,7 @@ from eventseq._io import (
     write_parquet,
     write_parquet_parts,
 )
-from eventseq.errors import FileFormatError
+from eventseq.errors import FileFormatError, OutputError
 
 
 @pytest.fixture
@@ -81,16 +85,73 @@ def test_atomic_path_creates_parent_directories(tmp_path):
     assert final.read_text() == "x"
 
 
-def test_atomic_directory_replaces_old_directory(tmp_path):
+def test_atomic_directory_replaces_an_old_output_of_its_kind(tmp_path):
     final = tmp_path / "model"
     final.mkdir()
-    (final / "stale.txt").write_text("stale")
+    (final / "stale.bin").write_text("stale")
 
-    with atomic_directory(final) as tmp:
+    with atomic_directory(final, ["*.bin"]) as tmp:
         (tmp / "weights.bin").write_bytes(b"\x00\x01")
 
     assert [p.name for p in final.iterdir()] == ["weights.bin"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_atomic_directory_never_replaces_a_directory_with_other_files(tmp_path):
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "weights.bin").write_text("old")
+    (final / "thesis.tex").write_text("the user's")
+
+    with pytest.raises(OutputError, match=r"holding \['thesis.tex'\], which this output does not write"):
+        with atomic_directory(final, ["*.bin"]) as tmp:
+            (tmp / "weights.bin").write_bytes(b"\x00")
+
+    assert sorted(p.name for p in final.iterdir()) == ["thesis.tex", "weights.bin"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary directory left
+
+
+def test_atomic_path_never_replaces_a_directory(tmp_path):
+    (tmp_path / "out.parquet").mkdir()
+    (tmp_path / "out.parquet" / "kept.txt").write_text("kept")
+
+    with pytest.raises(OutputError, match=r"out.parquet is an existing directory, and output is a file"):
+        with atomic_path(tmp_path / "out.parquet") as tmp:
+            tmp.write_text("x")
+
+    assert (tmp_path / "out.parquet" / "kept.txt").read_text() == "kept"
+
+
+def test_check_output_names_a_file_above_the_path_and_a_file_in_place_of_a_directory(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+
+    with pytest.raises(OutputError, match=r"file.txt is a file, not a folder"):
+        check_output(tmp_path / "file.txt" / "out.parquet", "file")
+    with pytest.raises(OutputError, match=r"run=.*file.txt is an existing file, and run is a directory"):
+        check_output(tmp_path / "file.txt", "directory", option="run")
+    assert check_output(tmp_path / "new" / "deeper", "directory") == tmp_path / "new" / "deeper"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_check_output_names_an_unwritable_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+
+    with pytest.raises(OutputError, match="locked is not writable"):
+        check_output(locked / "out.parquet", "file")
+
+
+def test_outputs_get_the_permissions_the_umask_gives(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {})
+        with atomic_directory(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("")
+    finally:
+        os.umask(old)
+
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
 
 
 def test_atomic_directory_on_exception_keeps_old_directory(tmp_path):
@@ -99,7 +160,7 @@ def test_atomic_directory_on_exception_keeps_old_directory(tmp_path):
     (final / "old.txt").write_text("old")
 
     with pytest.raises(RuntimeError):
-        with atomic_directory(final) as tmp:
+        with atomic_directory(final, ["*.txt"]) as tmp:
             (tmp / "partial.bin").write_bytes(b"\x00")
             raise RuntimeError("boom")
 
@@ -193,15 +254,19 @@ def test_part_files_ignore_spark_markers_as_pyarrow_does(tmp_path, small_table):
     assert ds.dataset(directory).to_table().num_rows == 3  # pyarrow skips names starting with _ or .
 
 
-def test_parts_replace_a_file_and_a_file_replaces_parts(tmp_path, small_table):
+def test_parts_replace_parts_but_never_a_file_and_a_file_never_replaces_parts(tmp_path, small_table):
     path = tmp_path / "data.parquet"
-    write_parquet(small_table, path)
+    write_parquet_parts([small_table, small_table], path)
     write_parquet_parts([small_table], path)
-    assert path.is_dir() and read_parquet_parts(path).equals(small_table)
-
-    write_parquet(small_table.slice(1), path)
-    assert path.is_file() and read_parquet_parts(path).num_rows == 2
+    assert read_parquet_parts(path).equals(small_table)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.parquet"]  # no temporary or old copies
+
+    with pytest.raises(OutputError, match="existing directory"):
+        write_parquet(small_table.slice(1), path)
+    write_parquet(small_table, tmp_path / "one.parquet")
+    with pytest.raises(OutputError, match="existing file"):
+        write_parquet_parts([small_table], tmp_path / "one.parquet")
+    assert read_parquet_parts(path).equals(small_table) and read_parquet(tmp_path / "one.parquet").num_rows == 3
 
 
 def test_part_directory_without_parts_or_with_a_corrupt_part(tmp_path, small_table):

@@ -15,7 +15,7 @@ import torch
 from eventseq.data import SequenceDataset, load_prepared
 from eventseq.data.batch import Batch
 from eventseq.data.schema import Schema
-from eventseq.errors import FileFormatError
+from eventseq.errors import FileFormatError, OutputError
 from eventseq.objectives.supervised import SupervisedModule
 from eventseq.saved import CONFIG_FILE, WEIGHTS_FILE, load_model, save_model
 
@@ -143,16 +143,26 @@ def test_missing_model_directory_is_a_file_format_error(tmp_path):
 # ------------------------------------------------------------------ atomic replacement
 
 
-def test_save_replaces_an_existing_directory_completely(trained, batch, tmp_path):
+def test_save_replaces_an_earlier_saved_model_completely(trained, batch, tmp_path):
     target = tmp_path / "model"
     save_model(_fresh_module(trained, seed=1), target)
-    (target / "stale.txt").write_text("from an older save")
     replacement = _fresh_module(trained, seed=2)
     save_model(replacement, target)
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no *.tmp or .old left
     assert sorted(p.name for p in target.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
     assert torch.equal(_outputs(load_model(target), batch)[1], _outputs(replacement, batch)[1])
+
+
+def test_save_never_replaces_a_directory_holding_other_files(trained, tmp_path):
+    target = tmp_path / "model"
+    save_model(_fresh_module(trained, seed=1), target)
+    (target / "notes.txt").write_text("the user's")
+
+    with pytest.raises(OutputError, match=r"model is an existing directory holding \['notes.txt'\]"):
+        save_model(_fresh_module(trained, seed=2), target)
+    assert (target / "notes.txt").read_text() == "the user's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
 def test_failed_save_keeps_the_previous_model(trained, batch, tmp_path, monkeypatch):

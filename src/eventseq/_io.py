@@ -1,80 +1,163 @@
 """Atomic file output and guarded Parquet input.
 
 Every file eventseq writes goes to a temporary name in the same directory and is renamed into
-place, so a crash never leaves a half-written file under the final name.
+place, so a crash never leaves a half-written file under the final name. `check_output` is the one
+rule for where a command may write: it is called before any work, and again by `atomic_path` and
+`atomic_directory` before the rename; a directory that is not eventseq's output is never replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eventseq.errors import FileFormatError
+from eventseq.errors import FileFormatError, OutputError
 
 PART_FILE = "part-{index:05d}.parquet"  # name of the i-th part of a sharded table (Spark's convention)
+PART_CONTENTS = ("part-*.parquet", "_*", ".*")  # what a directory of part files holds (Spark's markers too)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def replaceable(path: Path, contents: Sequence[str]) -> bool:
+    """Whether eventseq may replace the existing directory `path` as an output whose entries match `contents`.
+
+    Only an empty directory, or one holding nothing but names matching the glob patterns `contents`
+    (what this kind of output writes), is eventseq's to replace: a directory with anything else in
+    it is the user's and is never deleted.
+    """
+    return all(any(fnmatch.fnmatch(entry.name, pattern) for pattern in contents) for entry in path.iterdir())
+
+
+def check_output(
+    path: str | os.PathLike, kind: str = "file", option: str = "output", contents: Sequence[str] | None = None
+) -> Path:
+    """Refuse, before any work is done, an output path that cannot be written or is not eventseq's to replace.
+
+    The one rule for every command's outputs (files are then written by `atomic_path`, whole
+    directories by `atomic_directory`): never write over a directory the user did not create as
+    this output, never leave a half-written output.
+
+    Args:
+        path: the output path.
+        kind: "file" (written whole), "directory" (written into, or replaced whole when `contents`
+            is given).
+        option: the option's name, for the message.
+        contents: for a directory replaced whole: the glob patterns of what it holds (see `replaceable`).
+
+    Returns:
+        `path` as a Path.
+
+    Raises:
+        OutputError: the path, or a folder above it, is a file where a directory is needed; the path
+            is a directory where a file is needed, or a directory of the user's that would be replaced;
+            or the nearest existing folder is not writable.
+    """
+    path = Path(path)
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"{option}={path}: {parent} is a file, not a folder; choose another {option}")
+    if path.exists() or path.is_symlink():
+        if kind == "file" and path.is_dir():
+            raise OutputError(
+                f"{option}={path} is an existing directory, and {option} is a file: give a file path "
+                f"(e.g. {option}={path / _default_file_name(path)}); eventseq never replaces a directory with a file"
+            )
+        if kind == "directory" and not path.is_dir():
+            raise OutputError(f"{option}={path} is an existing file, and {option} is a directory: choose another path")
+        if kind == "directory" and contents is not None and not replaceable(path, contents):
+            raise OutputError(_not_ours(path, option, contents))
+    # where files will be created: inside a directory written into, else beside the output (temp + rename)
+    written_into = kind == "directory" and contents is None and path.is_dir()
+    folder = path if written_into else next(p for p in path.parents if p.exists())
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{option}={path}: {folder} is not writable; choose another {option}")
+    return path
+
+
+def _default_file_name(path: Path) -> str:
+    return "output.parquet" if path.suffix != ".parquet" else "part-00000.parquet"
+
+
+def _not_ours(path: Path, option: str, contents: Sequence[str]) -> str:
+    others = sorted(entry.name for entry in path.iterdir()
+                    if not any(fnmatch.fnmatch(entry.name, pattern) for pattern in contents))
+    return (f"{option}={path} is an existing directory holding {others[:5]}, which this output does not write "
+            f"(it writes {list(contents)}): eventseq replaces only its own outputs; choose a new or empty "
+            f"directory, or remove this one yourself")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
+
+    An existing file is replaced (in one rename); an existing directory is refused (OutputError),
+    never deleted. The file gets the permissions of a newly created one (0666 less the umask).
+    """
     final = Path(path)
+    check_output(final, "file")
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
-        _swap_into_place(tmp, final)
+        check_output(final, "file")  # nothing became a directory meanwhile
+        os.replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory; on success it replaces `path` (an old one is removed)."""
+def atomic_directory(path: str | os.PathLike, contents: Sequence[str] = ()) -> Iterator[Path]:
+    """Yield a temporary directory; on success it takes the place of `path`, whole.
+
+    An existing directory at `path` is replaced only if `replaceable(path, contents)`: empty, or
+    holding only names matching `contents` (what this output writes); otherwise OutputError, and it
+    is left as it was. An existing file at `path` is refused. The directory gets the permissions of
+    a newly created one (0777 less the umask).
+    """
     final = Path(path)
+    check_output(final, "directory", contents=contents)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        _swap_into_place(tmp, final)
+        check_output(final, "directory", contents=contents)
+        _swap_directory(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
-
-
-def _swap_into_place(tmp: Path, final: Path) -> None:
-    """Rename `tmp` onto `final`; an old `final` of either kind (file or directory) is replaced.
-
-    A file over a file is one atomic rename. Otherwise the old one is first renamed aside, so
-    `final` is never half-written: it is the old version, briefly absent, then the new one.
-    """
-    if not final.exists() or (final.is_file() and tmp.is_file()):
+def _swap_directory(tmp: Path, final: Path) -> None:
+    """Rename directory `tmp` onto `final`; an old `final` (checked replaceable) is renamed aside first,
+    so `final` is never half-written: it is the old version, briefly absent, then the new one."""
+    if not final.exists():
         os.replace(tmp, final)
         return
-    old = final.with_name(f".{final.name}.old")
-    if old.exists() or old.is_symlink():
-        _remove(old)
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+    os.rmdir(old)
     os.replace(final, old)
     os.replace(tmp, final)
-    _remove(old)
+    shutil.rmtree(old)
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> None:
@@ -188,7 +271,7 @@ def write_parquet_parts(tables: list[pa.Table], path: str | os.PathLike) -> list
         The paths of the part files written, in order.
     """
     final = Path(path)
-    with atomic_directory(final) as tmp:
+    with atomic_directory(final, PART_CONTENTS) as tmp:
         for index, table in enumerate(tables):
             pq.write_table(table, tmp / PART_FILE.format(index=index))
     return [final / PART_FILE.format(index=index) for index in range(len(tables))]

@@ -15,7 +15,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventseq.config import config_groups, config_search_path, describe, describe_groups, load_config
+from eventseq.config import config_groups, config_search_path, describe, describe_groups, load_config, option
 from eventseq.data.prepare import PrepareConfig
 from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError
 from eventseq.training import PretrainConfig, TrainConfig
@@ -43,12 +43,12 @@ class PrepareJob(PrepareConfig):
     """
 
     input: str = ""
-    input_format: str = "events"
+    input_format: str = option("events", choices=("events", "ptls"))
     labels: str | None = None
     output: str = "prepared"
     sources: dict[str, str] = field(default_factory=dict)
-    engine: str = "polars"
-    shards: int | None = None
+    engine: str = option("polars", choices=("polars", "spark"))
+    shards: int | None = option(None, ge=1)
 
 
 @dataclass
@@ -71,9 +71,9 @@ class PredictJob:
     model: str = ""
     data: str = ""
     output: str = "predictions.parquet"
-    batch_size: int = 256
-    chunk_rows: int = 50_000
-    max_len: int | None = None
+    batch_size: int = option(256, ge=1)
+    chunk_rows: int = option(50_000, ge=1)
+    max_len: int | None = option(None, ge=1)
     device: str = "cpu"
     progress: bool = True
     quantize: bool = False
@@ -97,9 +97,9 @@ class EmbedJob(PredictJob):
     """
 
     output: str = "embeddings.parquet"
-    level: str = "entity"
+    level: str = option("entity", choices=("entity", "event"))
     plot: str | None = None
-    plot_method: str = "pca"
+    plot_method: str = option("pca", choices=("pca", "tsne", "umap"))
     labels: str | None = None
     target: str | None = None
 
@@ -116,9 +116,9 @@ class GenerateJob:
     """
 
     output: str = "synthetic"
-    n_entities: int = 5000
-    n_classes: int = 2
-    seed: int = 0
+    n_entities: int = option(5000, ge=1)
+    n_classes: int = option(2, ge=2)
+    seed: int = option(0, ge=0, le=2**32 - 1)
 
 
 @dataclass
@@ -158,14 +158,14 @@ class EvaluateJob:
     labels: str | None = None
     target: str | None = None
     id_column: str | None = None
-    task: str = "auto"
+    task: str = option("auto", choices=("auto", "binary", "multiclass", "regression"))
     models: list[str] = field(default_factory=lambda: ["logreg", "lightgbm", "catboost"])
     model_params: dict[str, Any] = field(default_factory=dict)
-    folds: int = 5
-    seed: int = 0
+    folds: int = option(5, ge=2)
+    seed: int = option(0, ge=0, le=2**32 - 1)
     aggregates: bool | None = None
     stacked: bool = True
-    max_categories: int = 50
+    max_categories: int = option(50, ge=0)
     output: str | None = "evaluation.md"
 
 

@@ -23,8 +23,11 @@ group of `train` but a plain path of `rec pretrain`). The composition itself is 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +44,128 @@ USER_CONFIG_DIR = Path("configs")  # relative to the working directory
 SELF = "_self_"  # a defaults-list entry: where the config file's own keys are merged
 CHOICES_ATTRIBUTE = "_config_group_choices"  # set on the object load_config returns; read by group_choices
 _OPTION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+# ----------------------------------------------------------------------------- declared option ranges
+
+RULES = "eventseq.rules"  # dataclass field metadata key: the option's valid range or choices
+_RULE_TEXT = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    default_factory: Any = dataclasses.MISSING,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: Sequence[Any] | None = None,
+) -> Any:
+    """A config dataclass field with its valid range (ge/gt/le/lt) or `choices` declared beside it.
+
+    `check_options` checks them (for a list or mapping: each of its values) with the field's type.
+    Example: `max_len: int = option(512, ge=1)`.
+    """
+    rules = {name: value for name, value in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt), ("choices", choices))
+             if value is not None}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={RULES: rules})
+
+
+def check_value(key: str, value: Any, whole: bool = False, **rules: Any) -> None:
+    """Raise ConfigError naming `key`, `value` and what is allowed if `value` breaks `rules` (see `option`).
+
+    A list or mapping is checked value by value; None passes (an optional option left unset).
+    `whole`: the option takes whole numbers (said so in the message).
+    """
+    if value is None:
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_value(key, item, whole, **rules)
+        return
+    if isinstance(value, dict):
+        for name, item in value.items():
+            check_value(f"{key}.{name}", item, whole, **rules)
+        return
+    if "choices" in rules and value not in rules["choices"]:
+        raise ConfigError(f"{key}={value!r}: expected one of {list(rules['choices'])}{did_you_mean(str(value), map(str, rules['choices']))}")
+    bounds = {name: bound for name, bound in rules.items() if name in _RULE_TEXT}
+    if not bounds:
+        return
+    allowed = ("a whole number " if whole else "a number ") + " and ".join(
+        f"{_RULE_TEXT[name]} {bound}" for name, bound in bounds.items())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}={value!r}: expected {allowed}")
+    broken = (math.isnan(value)
+              or ("ge" in bounds and not value >= bounds["ge"]) or ("gt" in bounds and not value > bounds["gt"])
+              or ("le" in bounds and not value <= bounds["le"]) or ("lt" in bounds and not value < bounds["lt"]))
+    if broken:
+        raise ConfigError(f"{key}={value!r}: expected {allowed}")
+
+
+def check_options(config: Any, prefix: str = "") -> None:
+    """Check every field of a config dataclass (nested sections too) against its type and declared rules.
+
+    The one check of option values, for the CLI (`load_config` calls it) and the API (train,
+    pretrain, prepare ... call it on the config they are given) alike, before any data is read.
+
+    Raises:
+        ConfigError: naming the key, the value and what is allowed.
+    """
+    hints = typing.get_type_hints(type(config))
+    for item in dataclasses.fields(config):
+        key, value = f"{prefix}{item.name}", getattr(config, item.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_options(value, f"{key}.")
+            continue
+        hint = hints.get(item.name, Any)
+        if not _has_type(value, hint):
+            raise ConfigError(f"{key}={value!r}: expected {_type_name(hint)}, got {type(value).__name__}")
+        if isinstance(value, float) and math.isnan(value):
+            raise ConfigError(f"{key}=nan: expected a number")
+        whole = "float" not in str(hint) and re.search(r"\bint\b", str(hint)) is not None
+        check_value(key, value, whole, **item.metadata.get(RULES, {}))
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether `value` is of the annotated type (ints are floats; bools are not numbers)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or isinstance(hint, TypeVar):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if origin in (list, tuple, Sequence, typing.Sequence):
+        return isinstance(value, (list, tuple)) and all(_has_type(item, args[0]) for item in value) if args else \
+            isinstance(value, (list, tuple))
+    if origin is dict:
+        key_type, value_type = args or (Any, Any)
+        return isinstance(value, dict) and all(_has_type(k, key_type) and _has_type(v, value_type)
+                                               for k, v in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in args)
+    if hint is type(None):
+        return "null"
+    if origin in (list, tuple):
+        return f"a list of {_type_name(args[0]).removeprefix('a ')}s" if args else "a list"
+    if origin is dict:
+        return f"a mapping of {_type_name(args[0]).removeprefix('a ')}s to {_type_name(args[1]).removeprefix('a ')}s" \
+            if args else "a mapping"
+    names = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _all_keys(schema: type, prefix: str = "") -> list[str]:
@@ -343,6 +468,7 @@ def load_config(
         result = OmegaConf.to_object(config)
     except OmegaConfBaseException as error:
         raise _key_error(error, schema, "config") from None
+    check_options(result)
     if groups:
         setattr(result, CHOICES_ATTRIBUTE, tuple(chosen))
     return result  # type: ignore[return-value]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from eventseq.config import option
 from eventseq._io import write_json, write_parquet
 
 
@@ -35,13 +36,13 @@ class DemoJob:
     """
 
     output: str = "demo_output"
-    n_entities: int = 10_000
-    max_epochs: int = 20
-    hidden_size: int = 64
-    seed: int = 0
+    n_entities: int = option(10_000, ge=50)
+    max_epochs: int = option(20, ge=1)
+    hidden_size: int = option(64, ge=1)
+    seed: int = option(0, ge=0, le=2**32 - 1)
     progress: bool = True
     pretrained: bool = True
-    coles_epochs: int = 8
+    coles_epochs: int = option(8, ge=1)
 
 
 def run_demo(job: DemoJob) -> dict[str, float]:

@@ -26,6 +26,10 @@ class FileFormatError(EventseqError):
     """A file is missing, corrupt, truncated or not what eventseq expects."""
 
 
+class OutputError(EventseqError):
+    """An output path cannot be written, or writing it would replace something that is not eventseq's."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Return ' (did you mean 'x'?)' for the closest candidate, or '' if none is close."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

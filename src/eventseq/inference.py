@@ -32,12 +32,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from eventseq._io import atomic_path, open_parquet, parquet_part_files
+from eventseq._io import atomic_path, check_output, open_parquet, parquet_part_files
+from eventseq.config import check_value
 from eventseq.data.dataset import SequenceDataset
-from eventseq.data.prepare import SCHEMA_METADATA_KEY, DATA_FILE, EventsLike, encode_events
+from eventseq.data.prepare import SCHEMA_METADATA_KEY, DATA_FILE, EventsLike, check_part_schema, encode_events
 from eventseq.data.schema import TIME_COLUMN, Schema
 from eventseq.data.shards import ShardIndex, distributed_rank, is_sharded, read_shard_schema
 from eventseq.data.text import TEXTS_FILE, TextTable, read_text_tables
+from eventseq.devices import check_device
 from eventseq.errors import ConfigError, DataError, FileFormatError
 from eventseq.nn.encoder import Encoder
 from eventseq.nn.sequence_encoder import SequenceEncoderConfig
@@ -110,6 +112,7 @@ def _all_chunks(data: Any, schema: Schema, chunk_rows: int) -> Iterator[tuple[pa
                 )
             texts = read_text_tables(path.parent / TEXTS_FILE, schema.text)
             for part in parts:
+                check_part_schema(part, open_parquet(part).schema_arrow, schema, "the model")
                 try:
                     for batch in open_parquet(part).iter_batches(batch_size=chunk_rows):
                         yield pa.Table.from_batches([batch]), texts
@@ -139,9 +142,7 @@ def quantized_copy(module: L.LightningModule) -> L.LightningModule:
 
 def _ready(module: L.LightningModule, device: str, quantize: bool) -> L.LightningModule:
     """The module in eval mode on `device` (an int8 copy when `quantize`)."""
-    if quantize:
-        if device != "cpu":
-            raise ConfigError(f"quantize=true runs on the CPU only; got device={device!r}")
+    if quantize:  # on the CPU: _check_arguments
         module = quantized_copy(module.eval())
     return module.eval().to(device)
 
@@ -172,6 +173,20 @@ def _run(
     return result
 
 
+def _check_arguments(batch_size: int, chunk_rows: int, max_len: int | None, device: str, quantize: bool) -> None:
+    """predict/embed arguments, checked before the model or the data is read."""
+    if quantize and device != "cpu":
+        raise ConfigError(f"quantize=true runs on the CPU only; got device={device!r}")
+    check_device(device)
+    for key, value in (("batch_size", batch_size), ("chunk_rows", chunk_rows)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}={value!r}: expected a whole number >= 1")
+        check_value(key, value, whole=True, ge=1)
+    if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int)):
+        raise ConfigError(f"max_len={max_len!r}: expected a whole number >= 1 (or null)")
+    check_value("max_len", max_len, whole=True, ge=1)
+
+
 def _this_rank(device: str, output: str | os.PathLike | None) -> tuple[int, int, str, Path | None]:
     """(rank, world size, device, output) of this process: under torchrun (WORLD_SIZE > 1) the output
     is `output/part-<rank>.parquet` and `cuda` means this process's own GPU (LOCAL_RANK)."""
@@ -180,6 +195,8 @@ def _this_rank(device: str, output: str | os.PathLike | None) -> tuple[int, int,
         output = Path(output) / f"part-{rank:05d}.parquet"
     if world > 1 and device == "cuda":
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    if output is not None:
+        check_output(output, "file")  # before any work: an output that cannot be written fails now
     return rank, world, device, None if output is None else Path(output)
 
 
@@ -289,6 +306,7 @@ def predict(
     Returns:
         id column plus `<target>_proba` / `<target>_pred` columns (or the written path).
     """
+    _check_arguments(batch_size, chunk_rows, max_len, device, quantize)
     module = load_model(model) if isinstance(model, (str, os.PathLike)) else model
     return _run(module, data, output, "predict", batch_size, chunk_rows, progress, _max_len(module, max_len), device,
                 quantize)
@@ -333,6 +351,7 @@ def embed(
         raise ConfigError(
             f"level={level!r}: expected entity (one vector per entity) or event (one vector per event)"
         )
+    _check_arguments(batch_size, chunk_rows, max_len, device, quantize)
     module = load_model(model) if isinstance(model, (str, os.PathLike)) else model
     if level == "event":
         return _run_events(module, data, output, batch_size, chunk_rows, progress, max_len, device, quantize)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from eventseq.config import option
 from eventseq.errors import ConfigError
 
 SCHEDULERS = ("none", "cosine", "plateau")
@@ -34,13 +35,13 @@ class OptimizerConfig:
         min_lr_fraction: cosine: the final lr as a share of lr.
     """
 
-    lr: float = 3e-3
-    encoder_lr: float | None = None
-    weight_decay: float = 0.0
+    lr: float = option(3e-3, gt=0)
+    encoder_lr: float | None = option(None, ge=0)
+    weight_decay: float = option(0.0, ge=0)
     freeze_encoder: bool = False
     scheduler: str = "none"
-    warmup_fraction: float = 0.05
-    min_lr_fraction: float = 0.05
+    warmup_fraction: float = option(0.05, ge=0, lt=1)
+    min_lr_fraction: float = option(0.05, ge=0, le=1)
 
     def validate(self) -> None:
         if not self.lr > 0 or (self.encoder_lr is not None and not self.encoder_lr >= 0):

@@ -41,7 +41,8 @@ def save_model(module: L.LightningModule, directory: str | os.PathLike, extra: d
 
     Args:
         module: a module of a kind in MODEL_KINDS, with `schema` and `to_config()`.
-        directory: target directory; an existing one is replaced only once the new one is complete.
+        directory: target directory; an existing one is replaced only once the new one is complete, and
+            only if it holds nothing but a saved model's files (a user's directory is never replaced).
         extra: additional JSON-able information (metrics, training config) stored in config.json.
     """
     import json
@@ -53,7 +54,7 @@ def save_model(module: L.LightningModule, directory: str | os.PathLike, extra: d
         "model": module.to_config(),
         "extra": extra or {},
     }
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, (CONFIG_FILE, WEIGHTS_FILE)) as tmp:
         (tmp / CONFIG_FILE).write_text(json.dumps(payload, indent=2, default=str))
         safetensors.torch.save_model(module, str(tmp / WEIGHTS_FILE))
     return Path(directory)

@@ -27,9 +27,12 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from eventseq._io import atomic_path, write_json, write_parquet
-from eventseq.config import PRETRAIN_GROUPS, TRAIN_GROUPS, ConfigGroup, group_choices, resolved_yaml
+from eventseq._io import atomic_path, check_output, write_json, write_parquet
+from eventseq.config import (
+    PRETRAIN_GROUPS, TRAIN_GROUPS, ConfigGroup, check_options, group_choices, option, resolved_yaml,
+)
 from eventseq.data.dataset import SequenceDataset
+from eventseq.devices import check_trainer_devices
 from eventseq.data.prepare import PreparedData, load_prepared
 from eventseq.data.sampler import LengthBucketSampler
 from eventseq.data.shards import (
@@ -77,13 +80,13 @@ class DataSection:
     """
 
     path: str = ""
-    max_len: int = 512
-    batch_size: int = 64
-    valid_fraction: float = 0.15
-    test_fraction: float = 0.15
-    split_seed: int = 0
+    max_len: int = option(512, ge=1)
+    batch_size: int = option(64, ge=1)
+    valid_fraction: float = option(0.15, ge=0, lt=1)
+    test_fraction: float = option(0.15, ge=0, lt=1)
+    split_seed: int = option(0, ge=0, le=2**32 - 1)
     bucket_by_length: bool = True
-    num_workers: int = 0
+    num_workers: int = option(0, ge=0)
     streaming: bool = False
 
 
@@ -109,16 +112,16 @@ class TrainerSection:
             best checkpoint so far is kept, so methods can be compared at an equal time budget.
     """
 
-    max_epochs: int = 50
-    patience: int = 8
+    max_epochs: int = option(50, ge=1)
+    patience: int = option(8, ge=0)
     accelerator: str = "cpu"
-    devices: int = 1
+    devices: int = option(1, ge=1)
     strategy: str = "auto"
-    num_nodes: int = 1
+    num_nodes: int = option(1, ge=1)
     precision: str = "32-true"
-    gradient_clip_val: float = 1.0
+    gradient_clip_val: float = option(1.0, ge=0)
     progress_bar: bool = True
-    max_minutes: float | None = None
+    max_minutes: float | None = option(None, gt=0)
 
 
 
@@ -154,7 +157,7 @@ class PretrainAutoSection(AutoSection):
 
     target: str | None = None
     labels: str | None = None
-    folds: int = 3
+    folds: int = option(3, ge=2)
 
 
 @dataclass
@@ -176,7 +179,7 @@ class TrainConfig:
     trainer: TrainerSection = field(default_factory=TrainerSection)
     auto: AutoSection = field(default_factory=AutoSection)
     output: str = "runs/train"
-    seed: int = 0
+    seed: int = option(0, ge=0, le=2**32 - 1)
     resume: bool = False
     init_from: str | None = None
 
@@ -213,7 +216,7 @@ class PretrainConfig:
     auto: PretrainAutoSection = field(default_factory=PretrainAutoSection)
     method: str = "coles"
     output: str = "runs/pretrain"
-    seed: int = 0
+    seed: int = option(0, ge=0, le=2**32 - 1)
     resume: bool = False
 
     config_groups: ClassVar[tuple[ConfigGroup, ...]] = PRETRAIN_GROUPS  # `method=vicreg` etc. (eventseq/configs/)
@@ -322,6 +325,14 @@ def build_trainer(
         deterministic="warn",
         default_root_dir=run_dir,
     )
+
+
+def _check_run(config: TrainConfig | PretrainConfig) -> None:
+    """What is checked before any data is read: every option, and that the run directory can be written into."""
+    check_options(config)
+    trainer = config.trainer
+    check_trainer_devices(trainer.accelerator, trainer.devices, trainer.strategy, trainer.precision)
+    check_output(config.output, "directory")
 
 
 def _load_prepared(data: DataSection, seed: int) -> PreparedData:
@@ -447,6 +458,7 @@ def train(config: TrainConfig) -> TrainResult:
     Raises:
         ConfigError, DataError, FileFormatError: bad config or data, with the key/column/file named.
     """
+    _check_run(config)
     if config.model.sequence_encoder.type == AUTO:
         return _train_auto(config)
     run_dir = Path(config.output)
@@ -638,6 +650,7 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     through `TrainConfig.init_from`.
     """
     method_spec(config.method)  # an unknown method fails before the data is read
+    _check_run(config)
     if config.model.sequence_encoder.type == AUTO:
         return _pretrain_auto(config)
     run_dir = Path(config.output)

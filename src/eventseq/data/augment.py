@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from eventseq.config import option
 from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
 from eventseq.errors import ConfigError
@@ -34,13 +35,13 @@ class ViewConfig:
         event_dropout: probability of dropping each event of a view (0 = off).
     """
 
-    split_count: int = 5
+    split_count: int = option(5, ge=2)
     mode: str = "slices"
-    min_len: int = 15
-    max_len: int = 150
-    crop_min: float = 0.5
-    crop_max: float = 1.0
-    event_dropout: float = 0.0
+    min_len: int = option(15, ge=1)
+    max_len: int = option(150, ge=1)
+    crop_min: float = option(0.5, gt=0, le=1)
+    crop_max: float = option(1.0, gt=0, le=1)
+    event_dropout: float = option(0.0, ge=0, lt=1)
 
     def validate(self) -> None:
         if self.split_count < 2:

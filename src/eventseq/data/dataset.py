@@ -13,6 +13,7 @@ import polars as pl
 import pyarrow as pa
 import torch
 
+from eventseq.config import check_value
 from eventseq.data.batch import Batch
 from eventseq.data.schema import TIME_COLUMN, Schema
 from eventseq.data.text import TextTable, gather_batch_texts, text_vectors_for
@@ -85,6 +86,7 @@ class SequenceDataset(torch.utils.data.Dataset):
             ColumnError: a needed column is missing; DataError: null targets or ragged lists, a
                 text feature without its table.
         """
+        check_value("max_len", max_len, whole=True, ge=1)
         arrow = table.to_arrow() if isinstance(table, pl.DataFrame) else table
         available = arrow.column_names
         needed = [schema.id_column, TIME_COLUMN, *schema.feature_names]

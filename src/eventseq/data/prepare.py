@@ -9,6 +9,7 @@ expressions; there are no per-row Python loops.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,10 +18,11 @@ from typing import Any, Union
 import pandas as pd
 import polars as pl
 
+from eventseq.config import check_options, option
 from eventseq._io import (
     PART_FILE,
     atomic_directory,
-    atomic_path,
+    check_output,
     open_parquet,
     parquet_part_files,
     read_json,
@@ -49,13 +51,15 @@ from eventseq.data.text import (
     read_text_tables,
     write_text_tables,
 )
-from eventseq.data.times import check_integer_times, check_time_unit, integer_seconds
+from eventseq.data.times import check_integer_times, integer_seconds
 from eventseq.errors import ColumnError, ConfigError, DataError, FileFormatError, did_you_mean
 
 # (with engine="spark", `prepare` also takes a PySpark DataFrame)
 EventsLike = Union[pd.DataFrame, pl.DataFrame, pl.LazyFrame, str, os.PathLike]
 ENGINES = ("polars", "spark")
 
+# quantile buckets per numeric column: enough for any embedding table; the fit's cost grows with the count
+MAX_QUANTIZE_BUCKETS = 1024
 DATA_FILE = "data.parquet"
 SCHEMA_FILE = "schema.json"
 REPORT_FILE = "report.json"
@@ -106,22 +110,22 @@ class PrepareConfig:
 
     id_column: str = "entity_id"
     time_column: str = "event_time"
-    time_unit: str = "s"
+    time_unit: str = option("s", choices=("s", "ms", "us", "ns"))
     categorical: list[str] = field(default_factory=list)
     numeric: list[str] = field(default_factory=list)
     numeric_transform: dict[str, str] = field(default_factory=dict)
-    default_numeric_transform: str = "identity"
-    min_frequency: int = 1
-    max_vocab_size: int | None = None
+    default_numeric_transform: str = option("identity", choices=NUMERIC_TRANSFORMS)
+    min_frequency: int = option(1, ge=1)
+    max_vocab_size: int | None = option(None, ge=1)
     targets: dict[str, str] = field(default_factory=dict)
-    invalid_numeric: str = "error"
-    fill_value: float = 0.0
-    null_time: str = "drop"
-    entities_without_events: str = "error"
-    quantize: dict[str, int] = field(default_factory=dict)
+    invalid_numeric: str = option("error", choices=("error", "fill", "drop"))
+    fill_value: float = option(0.0, gt=-math.inf, lt=math.inf)
+    null_time: str = option("drop", choices=("drop", "error"))
+    entities_without_events: str = option("error", choices=("error", "drop"))
+    quantize: dict[str, int] = option(default_factory=dict, ge=2, le=MAX_QUANTIZE_BUCKETS)
     bpe_fields: list[str] = field(default_factory=list)
-    bpe_merges: int = 200
-    bpe_min_count: int = 2
+    bpe_merges: int = option(200, ge=1)
+    bpe_min_count: int = option(2, ge=1)
     source_column: str | None = None
     text: list[str] = field(default_factory=list)
     text_encoder: str = DEFAULT_TEXT_ENCODER
@@ -129,15 +133,9 @@ class PrepareConfig:
     text_cache: bool = True
 
     def validate(self) -> None:
-        choices = {
-            "invalid_numeric": ("error", "fill", "drop"),
-            "null_time": ("drop", "error"),
-            "entities_without_events": ("error", "drop"),
-            "default_numeric_transform": NUMERIC_TRANSFORMS,
-        }
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise ConfigError(f"{key}={getattr(self, key)!r}: expected one of {list(allowed)}")
+        """Check every option (types, ranges and choices declared beside the fields, then the rules
+        between fields); ConfigError names the key, the value and what is allowed."""
+        check_options(self)
         for column, transform in self.numeric_transform.items():
             if transform not in NUMERIC_TRANSFORMS:
                 raise ConfigError(
@@ -151,23 +149,16 @@ class PrepareConfig:
         for column, task in self.targets.items():
             if task not in TARGET_TASKS:
                 raise ConfigError(f"targets.{column}={task!r}: expected one of {list(TARGET_TASKS)}")
-        check_time_unit(self.time_unit)
-        if self.min_frequency < 1:
-            raise ConfigError(f"min_frequency={self.min_frequency}: must be >= 1")
-        if self.max_vocab_size is not None and self.max_vocab_size < 1:
-            raise ConfigError(f"max_vocab_size={self.max_vocab_size}: must be >= 1 or None")
         declared = [self.id_column, self.time_column, *self.categorical, *self.numeric, *self.text]
         duplicates = sorted({c for c in declared if declared.count(c) > 1})
         if duplicates:
             raise ConfigError(f"columns declared twice: {duplicates}")
-        for column, bins in self.quantize.items():
+        for column in self.quantize:
             if column not in self.numeric:
                 raise ConfigError(
                     f"quantize names '{column}', which is not a numeric column "
                     f"(numeric: {list(self.numeric)}){did_you_mean(column, self.numeric)}"
                 )
-            if not isinstance(bins, int) or bins < 2:
-                raise ConfigError(f"quantize.{column}={bins!r}: expected a number of buckets >= 2")
         for column in self.bpe_fields:
             if column not in (*self.categorical, *self.quantize):
                 hint = " (a numeric field must also be in quantize)" if column in self.numeric else ""
@@ -175,8 +166,6 @@ class PrepareConfig:
                     f"bpe_fields names '{column}', which is not a categorical or quantized numeric "
                     f"column{hint}{did_you_mean(column, [*self.categorical, *self.numeric])}"
                 )
-        if self.bpe_fields and (self.bpe_merges < 1 or self.bpe_min_count < 1):
-            raise ConfigError(f"bpe_merges={self.bpe_merges} and bpe_min_count={self.bpe_min_count} must be >= 1")
         if self.source_column is not None and self.source_column not in self.categorical:
             raise ConfigError(f"source_column '{self.source_column}' must also be a categorical column")
         if TIME_COLUMN in (*self.categorical, *self.numeric, *self.text, *self.targets):
@@ -230,35 +219,50 @@ class PreparedData:
     def save(self, directory: str | os.PathLike, shards: int | None = None) -> Path:
         """Write data.parquet (schema also in its metadata), schema.json, report.json (and texts.parquet).
 
+        The directory appears whole or not at all: it is written under a temporary name and renamed
+        into place, so a killed run leaves the old directory (or none), never new data beside an old
+        schema. An existing directory is replaced only if it holds nothing but what prepare writes.
+
         Args:
-            directory: the prepare directory (created if needed).
+            directory: the prepare directory.
             shards: None writes `data.parquet` as one file; a number writes it as a directory of
                 that many part files `data.parquet/part-00000.parquet`, ... (fewer if there are
                 fewer entities), each holding whole entities, in id order, with the schema in
                 its metadata.
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        if shards is not None:
+            _check_shards(shards)
         arrow = self.table.to_arrow()
-        metadata = dict(arrow.schema.metadata or {})
-        metadata[SCHEMA_METADATA_KEY] = self.schema.to_json().encode()
-        arrow = arrow.replace_schema_metadata(metadata)
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                               SCHEMA_METADATA_KEY: self.schema.to_json().encode()})
         import pyarrow.parquet as pq
 
-        if shards is None:
-            with atomic_path(directory / DATA_FILE) as tmp:
-                pq.write_table(arrow, tmp)
-        else:
-            _check_shards(shards)
-            # one row per entity, so contiguous row ranges are whole entities in id order
-            bounds = sorted({round(index * arrow.num_rows / shards) for index in range(shards + 1)})
-            write_parquet_parts([arrow.slice(start, end - start) for start, end in zip(bounds, bounds[1:])],
-                                directory / DATA_FILE)
-        if self.schema.text:
-            write_text_tables(self.texts, directory / TEXTS_FILE)
-        write_json(directory / SCHEMA_FILE, self.schema.to_dict())
-        write_json(directory / REPORT_FILE, asdict(self.report))
-        return directory
+        with prepared_directory(directory) as tmp:
+            if shards is None:
+                pq.write_table(arrow, tmp / DATA_FILE)
+            else:
+                # one row per entity, so contiguous row ranges are whole entities in id order
+                bounds = sorted({round(index * arrow.num_rows / shards) for index in range(shards + 1)})
+                write_parquet_parts([arrow.slice(start, end - start) for start, end in zip(bounds, bounds[1:])],
+                                    tmp / DATA_FILE)
+            if self.schema.text:
+                write_text_tables(self.texts, tmp / TEXTS_FILE)
+            write_json(tmp / SCHEMA_FILE, self.schema.to_dict())
+            write_json(tmp / REPORT_FILE, asdict(self.report))
+        return Path(directory)
+
+
+PREPARE_CONTENTS = (DATA_FILE, SCHEMA_FILE, REPORT_FILE, TEXTS_FILE)  # what a prepare directory holds
+
+
+def check_prepare_output(directory: str | os.PathLike, option: str = "output") -> Path:
+    """Refuse, before any data is read, a prepare output that could not be written whole (see `_io.check_output`)."""
+    return check_output(directory, "directory", option, contents=PREPARE_CONTENTS)
+
+
+def prepared_directory(directory: str | os.PathLike) -> Any:
+    """A temporary directory to write a prepare directory's files into; renamed onto `directory` on success."""
+    return atomic_directory(directory, PREPARE_CONTENTS)
 
 
 # ----------------------------------------------------------------------------- input
@@ -869,6 +873,8 @@ def prepare(
         raise ConfigError(f"engine={engine!r}: expected one of {list(ENGINES)}")
     if shards is not None:
         _check_shards(shards)
+    if output is not None:
+        check_prepare_output(output)
     if engine == "spark":
         from eventseq.data.spark import prepare_spark
 
@@ -916,6 +922,7 @@ def prepare_in_shards(
     """
     config = dataclasses.replace(config)
     _check_shards(shards)
+    check_prepare_output(output)
     if isinstance(events, dict):
         events = _merged(events, config)
     config.validate()
@@ -932,9 +939,9 @@ def prepare_in_shards(
     if label_frame is not None:
         label_frame = label_frame.with_columns(pl.col(id_column).cast(id_dtype, strict=False))
     report = PrepareReport()
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    with atomic_directory(output / DATA_FILE) as tmp:
+    with prepared_directory(output) as directory:
+        parts = directory / DATA_FILE
+        parts.mkdir()
         written = 0
         for shard in range(shards):
             frame = lazy.filter(shard_of == shard).collect(engine="streaming")
@@ -954,11 +961,11 @@ def prepare_in_shards(
             metadata = {**(arrow.schema.metadata or {}), SCHEMA_METADATA_KEY: schema.to_json().encode()}
             import pyarrow.parquet as pq
 
-            pq.write_table(arrow.replace_schema_metadata(metadata), tmp / PART_FILE.format(index=written))
+            pq.write_table(arrow.replace_schema_metadata(metadata), parts / PART_FILE.format(index=written))
             written += 1
             del frame, prepared, arrow
-    write_json(output / SCHEMA_FILE, schema.to_dict())
-    write_json(output / REPORT_FILE, asdict(report))
+        write_json(directory / SCHEMA_FILE, schema.to_dict())
+        write_json(directory / REPORT_FILE, asdict(report))
     return schema, report
 
 
@@ -994,6 +1001,23 @@ def _check_shards(shards: Any) -> None:
         raise ConfigError(f"shards={shards!r}: expected a whole number >= 1, or None")
 
 
+def _check_data_matches_schema(data_path: Path, schema: Schema, source: str) -> None:
+    """Refuse a data.parquet (file or parts) encoded with another schema than `source`'s (mixed prepare runs)."""
+    for part in parquet_part_files(data_path):
+        check_part_schema(part, open_parquet(part).schema_arrow, schema, source)
+
+
+def check_part_schema(part: Path, arrow_schema: Any, schema: Schema, source: str) -> None:
+    """Raise FileFormatError if the Parquet file `part` (its Arrow schema given) was encoded with another
+    schema than `schema` (from `source`); a file without eventseq metadata passes."""
+    raw = (arrow_schema.metadata or {}).get(SCHEMA_METADATA_KEY)
+    if raw is not None and Schema.from_json(raw.decode()).fingerprint() != schema.fingerprint():
+        raise FileFormatError(
+            f"{part} was encoded with another schema than {source} (different vocabularies or "
+            f"transforms): the data mixes two prepare runs; prepare it again into a new directory"
+        )
+
+
 def load_prepared(directory: str | os.PathLike) -> PreparedData:
     """Load what `prepare` wrote: a prepare directory, or its data.parquet alone.
 
@@ -1019,10 +1043,12 @@ def load_prepared(directory: str | os.PathLike) -> PreparedData:
             raise FileFormatError(f"{data_path} has no eventseq schema in its metadata; pass the prepare directory")
         schema = Schema.from_json(raw.decode())
         report = PrepareReport()
+        _check_data_matches_schema(data_path, schema, f"its first part ({parquet_part_files(data_path)[0].name})")
     else:
         schema = Schema.from_dict(read_json(directory / SCHEMA_FILE, "schema"))
         report_path = directory / REPORT_FILE
         report = PrepareReport(**read_json(report_path)) if report_path.exists() else PrepareReport()
+        _check_data_matches_schema(data_path, schema, str(directory / SCHEMA_FILE))
     table = pl.from_arrow(read_parquet_parts(data_path))
     assert isinstance(table, pl.DataFrame)
     missing = [c for c in [schema.id_column, TIME_COLUMN, *schema.feature_names] if c not in table.columns]

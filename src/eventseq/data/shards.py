@@ -36,7 +36,7 @@ import torch
 from eventseq._io import open_parquet, read_json
 from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
-from eventseq.data.prepare import DATA_FILE, SCHEMA_FILE, SCHEMA_METADATA_KEY
+from eventseq.data.prepare import DATA_FILE, SCHEMA_FILE, SCHEMA_METADATA_KEY, check_part_schema
 from eventseq.data.sampler import LengthBucketSampler
 from eventseq.data.schema import TIME_COLUMN, Schema
 from eventseq.errors import ColumnError, ConfigError, EventseqError, FileFormatError, did_you_mean
@@ -206,6 +206,7 @@ class ShardIndex:
         needed = [schema.id_column, TIME_COLUMN, *schema.feature_names]
         for file in self.files:
             parquet = open_parquet(file)
+            check_part_schema(file, parquet.schema_arrow, schema, "the schema it is read with")
             columns = parquet.schema_arrow.names
             for name in needed:
                 if name not in columns:

@@ -34,7 +34,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 
-from eventseq._io import PART_FILE, atomic_directory, open_parquet, write_json
+from eventseq._io import PART_FILE, open_parquet, write_json
 from eventseq.data.prepare import (
     _ROW,
     DATA_FILE,
@@ -50,6 +50,8 @@ from eventseq.data.prepare import (
     _from_pandas,
     _require_numeric,
     _time_kind,
+    check_prepare_output,
+    prepared_directory,
     schema_from_statistics,
 )
 from eventseq.data.schema import FIRST_VALUE_ID, TIME_COLUMN, UNKNOWN_ID, Schema, Target
@@ -374,6 +376,8 @@ def prepare_spark(
                           f"(with shards= for data larger than memory)")
     if shards is not None:
         _check_shards(shards)
+    if output is not None:
+        check_prepare_output(output)
     spark = spark or spark_session()
     with _quiet():
         try:
@@ -742,11 +746,12 @@ def _part_writer(directory: str, metadata: dict[bytes, bytes]) -> BatchMap:
 
 
 def _write(table: DataFrame, schema: Schema, report: PrepareReport, directory: Path) -> None:
-    """Write data.parquet/part-*.parquet from the executors, then schema.json and report.json."""
-    directory = directory.resolve()  # the executors' working directory is not ours
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write data.parquet/part-*.parquet from the executors, schema.json and report.json: the prepare
+    directory appears whole (see `PreparedData.save`)."""
     metadata = {SCHEMA_METADATA_KEY: schema.to_json().encode()}
-    with atomic_directory(directory / DATA_FILE) as tmp:
+    with prepared_directory(directory.resolve()) as prepare_tmp:  # the executors' working directory is not ours
+        tmp = prepare_tmp / DATA_FILE
+        tmp.mkdir()
         written = table.mapInArrow(_part_writer(str(tmp), metadata), "partition long, rows long").collect()
         partitions = sorted(row["partition"] for row in written if row["rows"])
         for index, partition in enumerate(partitions):  # consecutive names, in id order
@@ -758,5 +763,5 @@ def _write(table: DataFrame, schema: Schema, report: PrepareReport, directory: P
                 f"Spark wrote {sum(row['rows'] for row in written):,} entities but counted "
                 f"{report.entities_out:,}: was the input modified during the job?"
             )
-    write_json(directory / SCHEMA_FILE, schema.to_dict())
-    write_json(directory / REPORT_FILE, asdict(report))
+        write_json(prepare_tmp / SCHEMA_FILE, schema.to_dict())
+        write_json(prepare_tmp / REPORT_FILE, asdict(report))

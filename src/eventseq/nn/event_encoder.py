@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import FIRST_VALUE_ID, PADDING_ID, NumericFeature, Schema
 from eventseq.data.tokens import combine_digits, field_digits, field_size, piecewise_linear
@@ -81,16 +82,16 @@ class EventEncoderConfig:
             every field, the source being one categorical among them).
     """
 
-    embedding_dims: dict[str, int] = field(default_factory=dict)
-    default_embedding_dim: int | None = None
-    numeric_dim: int | None = None
+    embedding_dims: dict[str, int] = option(default_factory=dict, ge=1)
+    default_embedding_dim: int | None = option(None, ge=1)
+    numeric_dim: int | None = option(None, ge=1)
     time_delta: bool = True
     calendar: bool = True
     recency: bool | None = None
     combine: str = "concat"
-    field_heads: int = 2
-    output_dim: int | None = None
-    dropout: float = 0.0
+    field_heads: int = option(2, ge=1)
+    output_dim: int | None = option(None, ge=1)
+    dropout: float = option(0.0, ge=0, lt=1)
     numeric_encoding: dict[str, str] = field(default_factory=dict)
     combined: list[list[str]] = field(default_factory=list)
     per_source: bool = True

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from eventseq.config import option
 from eventseq.errors import ConfigError
 
 SEQUENCE_ENCODERS = ("gru", "lstm", "cnn", "transformer")
@@ -60,15 +61,15 @@ class SequenceEncoderConfig:
     """
 
     type: str = "gru"
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0
+    hidden_size: int = option(64, ge=1)
+    num_layers: int = option(1, ge=1)
+    dropout: float = option(0.0, ge=0, lt=1)
     causal: bool = False
-    kernel_size: int = 3
-    num_heads: int = 4
-    attention_dropout: float = 0.0
+    kernel_size: int = option(3, ge=1)
+    num_heads: int = option(4, ge=1)
+    attention_dropout: float = option(0.0, ge=0, lt=1)
     positional: str = "sinusoidal"
-    max_positions: int = 2048
+    max_positions: int = option(2048, ge=1)
     pooling: str = "last+mean+max"
     rnn_packing: str = "auto"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.augment import ViewCollate, ViewConfig
 from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
@@ -34,8 +35,8 @@ class BarlowTwinsConfig:
         views: how the two views are sampled (split_count must be 2).
     """
 
-    off_diagonal_weight: float = 5e-3
-    projector_dims: list[int] = field(default_factory=lambda: [256, 256, 256])
+    off_diagonal_weight: float = option(5e-3, ge=0)
+    projector_dims: list[int] = option(default_factory=lambda: [256, 256, 256], ge=1)
     views: ViewConfig = field(default_factory=lambda: ViewConfig(split_count=2))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.augment import ViewCollate, ViewConfig
 from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
@@ -37,10 +38,10 @@ class ColesConfig:
     """
 
     loss: str = "margin"
-    margin: float = 0.5
-    negatives_per_anchor: int = 5
-    temperature: float = 0.1
-    projection_dim: int | None = None
+    margin: float = option(0.5, ge=0)
+    negatives_per_anchor: int = option(5, ge=1)
+    temperature: float = option(0.1, gt=0)
+    projection_dim: int | None = option(None, ge=1)
     views: ViewConfig = field(default_factory=ViewConfig)
 
 

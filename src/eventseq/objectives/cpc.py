@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
@@ -30,8 +31,8 @@ class CpcConfig:
         negatives: event vectors drawn from the batch to contrast each prediction with.
     """
 
-    steps: int = 4
-    negatives: int = 64
+    steps: int = option(4, ge=1)
+    negatives: int = option(64, ge=1)
 
 
 def future_pairs(lengths: torch.Tensor, width: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:

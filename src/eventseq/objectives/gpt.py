@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import Schema
@@ -34,8 +35,8 @@ class GptConfig:
         time_weight: weight of the time-to-next-event L1 loss (log1p seconds); 0 = do not predict time.
     """
 
-    numeric_weight: float = 1.0
-    time_weight: float = 1.0
+    numeric_weight: float = option(1.0, ge=0)
+    time_weight: float = option(1.0, ge=0)
 
 
 def log_gaps(event_time: torch.Tensor) -> torch.Tensor:

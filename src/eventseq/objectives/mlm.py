@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
@@ -32,10 +33,10 @@ class MlmConfig:
         numeric_weight: weight of the numeric fields' MSE.
     """
 
-    mask_rate: float = 0.15
-    random_share: float = 0.1
-    keep_share: float = 0.1
-    numeric_weight: float = 1.0
+    mask_rate: float = option(0.15, gt=0, le=1)
+    random_share: float = option(0.1, ge=0, le=1)
+    keep_share: float = option(0.1, ge=0, le=1)
+    numeric_weight: float = option(1.0, ge=0)
 
     def validate(self) -> None:
         if not 0 < self.mask_rate < 1:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.augment import PairCollate
 from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
@@ -30,7 +31,7 @@ class PairTaskConfig:
         head_dim: hidden size of the pair classifier.
     """
 
-    head_dim: int = 64
+    head_dim: int = option(64, ge=1)
 
 
 class PairTaskObjective(nn.Module):

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
@@ -30,7 +31,7 @@ class RtdConfig:
         replace_rate: share of real events replaced by a random event of the batch.
     """
 
-    replace_rate: float = 0.15
+    replace_rate: float = option(0.15, gt=0, lt=1)
 
 
 def replace_events(batch: Batch, selected: torch.Tensor) -> tuple[Batch, torch.Tensor]:

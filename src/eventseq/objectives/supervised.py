@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
@@ -44,10 +45,10 @@ class HeadConfig:
 
     task: str = "auto"
     targets: list[str] | None = None
-    num_outputs: int = 1
-    hidden_size: int | None = None
-    dropout: float = 0.1
-    class_weights: list[float] | None = None
+    num_outputs: int = option(1, ge=1)
+    hidden_size: int | None = option(None, ge=1)
+    dropout: float = option(0.1, ge=0, lt=1)
+    class_weights: list[float] | None = option(None, ge=0)
 
 
 def resolve_head(schema: Schema, head: HeadConfig) -> HeadConfig:

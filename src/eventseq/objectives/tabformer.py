@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
@@ -32,8 +33,8 @@ class TabFormerConfig:
         numeric_weight: weight of the numeric fields' MSE.
     """
 
-    mask_rate: float = 0.15
-    numeric_weight: float = 1.0
+    mask_rate: float = option(0.15, gt=0, le=1)
+    numeric_weight: float = option(1.0, ge=0)
 
 
 class TabFormerObjective(nn.Module):

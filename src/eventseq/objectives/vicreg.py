@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.augment import ViewCollate, ViewConfig
 from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
@@ -35,10 +36,10 @@ class VicregConfig:
         views: how the two views are sampled (split_count must be 2).
     """
 
-    invariance_weight: float = 25.0
-    variance_weight: float = 25.0
-    covariance_weight: float = 1.0
-    expander_dims: list[int] = field(default_factory=lambda: [256, 256, 256])
+    invariance_weight: float = option(25.0, ge=0)
+    variance_weight: float = option(25.0, ge=0)
+    covariance_weight: float = option(1.0, ge=0)
+    expander_dims: list[int] = option(default_factory=lambda: [256, 256, 256], ge=1)
     views: ViewConfig = field(default_factory=lambda: ViewConfig(split_count=2))
 
 

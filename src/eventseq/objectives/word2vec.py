@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import FIRST_VALUE_ID, Schema
 from eventseq.errors import ConfigError, did_you_mean
@@ -33,8 +34,8 @@ class Word2VecConfig:
     """
 
     fields: list[str] = field(default_factory=list)
-    window: int = 5
-    negatives: int = 5
+    window: int = option(5, ge=1)
+    negatives: int = option(5, ge=1)
 
 
 def skipgram_pairs(ids: torch.Tensor, lengths: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import polars as pl
 
+from eventseq.config import option
 from eventseq._io import atomic_path, read_parquet, write_parquet
 from eventseq.errors import ConfigError
 from eventseq.rec.data import RecPrepareConfig, prepare_rec
@@ -35,10 +36,10 @@ class RecGenerateJob:
     """
 
     output: str = "rec_synthetic"
-    n_users: int = 2000
-    n_items: int = 500
-    n_days: int = 120
-    seed: int = 0
+    n_users: int = option(2000, ge=1)
+    n_items: int = option(500, ge=2)
+    n_days: int = option(120, ge=1)
+    seed: int = option(0, ge=0, le=2**32 - 1)
 
 
 @dataclass
@@ -71,7 +72,7 @@ class RecEvaluateJob:
     data: str = ""
     models: dict[str, str] = field(default_factory=dict)
     oracle: str | None = None
-    k: int = 10
+    k: int = option(10, ge=1)
     output: str | None = "rec_evaluation.md"
 
 
@@ -89,7 +90,7 @@ class RecScoreJob:
 
     model: str = ""
     data: str = ""
-    part: str = "valid"
+    part: str = option("valid", choices=("train", "valid"))
     output: str = "rec_scores.parquet"
     items_output: str | None = None
 
@@ -110,12 +111,12 @@ class RecDemoJob:
     """
 
     output: str = "rec_demo_output"
-    n_users: int = 2000
-    n_items: int = 500
-    pretrain_epochs: int = 15
-    finetune_epochs: int = 4
-    max_len: int = 64
-    seed: int = 0
+    n_users: int = option(2000, ge=1)
+    n_items: int = option(500, ge=2)
+    pretrain_epochs: int = option(15, ge=1)
+    finetune_epochs: int = option(4, ge=1)
+    max_len: int = option(64, ge=1)
+    seed: int = option(0, ge=0, le=2**32 - 1)
     progress_bar: bool = True
 
 

@@ -33,7 +33,8 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
-from eventseq._io import read_json, read_parquet, write_json, write_parquet
+from eventseq.config import check_options, option
+from eventseq._io import atomic_directory, check_output, read_json, read_parquet, write_json, write_parquet
 from eventseq.data.prepare import (
     EventsLike,
     PreparedData,
@@ -49,13 +50,14 @@ from eventseq.data.prepare import (
     read_events,
 )
 from eventseq.data.schema import UNKNOWN_ID, CategoricalFeature, Schema
-from eventseq.data.times import check_integer_times, check_time_unit, integer_seconds
+from eventseq.data.times import check_integer_times, integer_seconds
 from eventseq.errors import ConfigError, DataError, FileFormatError, did_you_mean
 
 DAY = 86_400
 HISTORY_DIR = "history"
 GROUPS_FILE = "groups.parquet"
 INFO_FILE = "rec.json"
+REC_CONTENTS = (HISTORY_DIR, GROUPS_FILE, INFO_FILE)  # what a rec prepare directory holds
 
 
 @dataclass
@@ -88,19 +90,19 @@ class RecPrepareConfig:
     action_column: str = "action_type"
     source_column: str = "source_type"
     time_column: str = "timestamp"
-    time_unit: str = "s"
+    time_unit: str = option("s", choices=("s", "ms", "us", "ns"))
     request_column: str = "request_id"
     view_action: str = "view"
     positive_actions: list[str] = field(default_factory=lambda: ["click", "cart", "purchase"])
     label_action: str = "cart"
     exclude_sources: list[str] = field(default_factory=list)
-    min_group_size: int = 10
-    valid_days: float = 30.0
-    gap_days: float = 2.0
-    chunk_rows: int = 4_000_000
+    min_group_size: int = option(10, ge=2)
+    valid_days: float = option(30.0, gt=0)
+    gap_days: float = option(2.0, ge=0)
+    chunk_rows: int = option(4_000_000, ge=1)
 
     def validate(self) -> None:
-        check_time_unit(self.time_unit)
+        check_options(self)
         if not self.positive_actions:
             raise ConfigError("positive_actions is empty: name the actions that enter the history")
         if self.view_action in self.positive_actions:
@@ -165,13 +167,12 @@ class RecData:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write history/ (sequence table + schema), groups.parquet and rec.json (split, report, config)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.history.save(directory / HISTORY_DIR)
-        write_parquet(self.groups.to_arrow(), directory / GROUPS_FILE)
-        write_json(directory / INFO_FILE,
-                   {"split": asdict(self.split), "report": self.report, "config": asdict(self.config)})
-        return directory
+        with atomic_directory(directory, REC_CONTENTS) as tmp:  # appears whole, as a prepare directory does
+            self.history.save(tmp / HISTORY_DIR)
+            write_parquet(self.groups.to_arrow(), tmp / GROUPS_FILE)
+            write_json(tmp / INFO_FILE,
+                       {"split": asdict(self.split), "report": self.report, "config": asdict(self.config)})
+        return Path(directory)
 
 
 def load_rec_data(directory: str | os.PathLike) -> RecData:
@@ -400,6 +401,8 @@ def prepare_rec(
             raise ConfigError(f"unknown rec prepare option '{key}'{did_you_mean(key, asdict(config))}")
         setattr(config, key, value)
     config.validate()
+    if output is not None:
+        check_output(output, "directory", contents=REC_CONTENTS)
     frame, time_kind = _read_log(log, config)
     report: dict[str, Any] = {"rows_in": frame.height}
     times = frame.get_column("_time")

@@ -19,6 +19,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from eventseq.config import option
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
 from eventseq.optim import OptimizerConfig, attached_trainer
@@ -40,10 +41,10 @@ class RankerConfig:
         initial_scale: exp(s) at the start (cosine / exp(s)).
     """
 
-    min_delay_days: float = 2.0
-    max_delay_days: float = 32.0
-    k: int = 10
-    initial_scale: float = 0.2
+    min_delay_days: float = option(2.0, ge=0)
+    max_delay_days: float = option(32.0, ge=0)
+    k: int = option(10, ge=1)
+    initial_scale: float = option(0.2, gt=0)
 
     def validate(self) -> None:
         if not 0 <= self.min_delay_days <= self.max_delay_days:

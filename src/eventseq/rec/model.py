@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eventseq.config import option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
@@ -48,11 +49,11 @@ class RecModelConfig:
         time_delta: add log1p(seconds since the previous positive) to each token.
     """
 
-    dim: int = 64
-    num_layers: int = 2
-    num_heads: int = 2
-    dropout: float = 0.1
-    max_len: int = 512
+    dim: int = option(64, ge=1)
+    num_layers: int = option(2, ge=1)
+    num_heads: int = option(2, ge=1)
+    dropout: float = option(0.1, ge=0, lt=1)
+    max_len: int = option(512, ge=1)
     time_delta: bool = True
 
     def validate(self) -> None:

@@ -21,6 +21,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from eventseq.config import option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import FIRST_VALUE_ID, Schema
 from eventseq.errors import ConfigError
@@ -49,11 +50,11 @@ class NextPositiveConfig:
     """
 
     softmax: str = "full"
-    num_negatives: int = 1024
+    num_negatives: int = option(1024, ge=1)
     sampler: str = "popularity"
-    popularity_power: float = 1.0
-    feedback_weight: float = 1.0
-    initial_temperature: float = 10.0
+    popularity_power: float = option(1.0, ge=0)
+    feedback_weight: float = option(1.0, ge=0)
+    initial_temperature: float = option(10.0, gt=0)
 
     def validate(self) -> None:
         if self.softmax not in ("full", "sampled"):

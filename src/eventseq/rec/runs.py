@@ -19,7 +19,7 @@ import polars as pl
 import torch
 
 from eventseq._io import write_parquet
-from eventseq.config import REC_GROUPS, ConfigGroup
+from eventseq.config import REC_GROUPS, ConfigGroup, check_options, option
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.sampler import LengthBucketSampler
 from eventseq.errors import ConfigError
@@ -30,6 +30,7 @@ from eventseq.rec.finetune import INIT_MODES, RankerConfig, RankerModule
 from eventseq.rec.metrics import expected_random_metrics, ranking_metrics
 from eventseq.rec.model import RecModelConfig
 from eventseq.rec.pretrain import NextPositiveConfig, NextPositiveModule
+from eventseq.devices import check_trainer_devices
 from eventseq.training import TrainerSection, _evaluator, _finish, _fit
 
 
@@ -50,9 +51,9 @@ class RecPretrainConfig:
     objective: NextPositiveConfig = field(default_factory=NextPositiveConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-3))
     trainer: TrainerSection = field(default_factory=lambda: TrainerSection(max_epochs=20, patience=3))
-    batch_size: int = 32
+    batch_size: int = option(32, ge=1)
     output: str = "runs/rec_pretrain"
-    seed: int = 0
+    seed: int = option(0, ge=0, le=2**32 - 1)
     resume: bool = False
 
     config_groups: ClassVar[tuple[ConfigGroup, ...]] = REC_GROUPS  # `trainer=quick` etc. (eventseq/configs/)
@@ -79,9 +80,9 @@ class RecFinetuneConfig:
     ranker: RankerConfig = field(default_factory=RankerConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3))
     trainer: TrainerSection = field(default_factory=lambda: TrainerSection(max_epochs=10, patience=3))
-    batch_size: int = 128
+    batch_size: int = option(128, ge=1)
     output: str = "runs/rec_finetune"
-    seed: int = 0
+    seed: int = option(0, ge=0, le=2**32 - 1)
     resume: bool = False
 
     config_groups: ClassVar[tuple[ConfigGroup, ...]] = REC_GROUPS
@@ -140,6 +141,9 @@ def item_counts(data: RecData, history: SequenceDataset) -> np.ndarray:
 
 def pretrain_rec(config: RecPretrainConfig) -> RecRunResult:
     """Pretrain on users' positives before the gap; validate on positives in the validation window."""
+    check_options(config)
+    check_trainer_devices(config.trainer.accelerator, config.trainer.devices, config.trainer.strategy,
+                          config.trainer.precision)
     started = time.perf_counter()
     L.seed_everything(config.seed, workers=True, verbose=False)
     data, history = _load(config.data)
@@ -167,6 +171,9 @@ def _group_loader(history: SequenceDataset, groups: pl.DataFrame, config: RecFin
 
 def finetune_rec(config: RecFinetuneConfig) -> RecRunResult:
     """Fine-tune a ranker on training groups (delayed states); select it by validation NDCG@k."""
+    check_options(config)
+    check_trainer_devices(config.trainer.accelerator, config.trainer.devices, config.trainer.strategy,
+                          config.trainer.precision)
     started = time.perf_counter()
     L.seed_everything(config.seed, workers=True, verbose=False)
     if config.init not in INIT_MODES:
