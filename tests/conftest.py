@@ -127,6 +127,21 @@ def causal_trained(prepared_dir, tmp_path_factory):
     return train(config)
 
 
+@pytest.fixture(scope="session")
+def pretrained(prepared_dir, tmp_path_factory):
+    """A tiny CoLES run on `prepared_dir` (2 epochs, hidden size 8)."""
+    from eventseq.training import PretrainConfig, pretrain
+
+    config = PretrainConfig(output=str(tmp_path_factory.mktemp("coles")))
+    config.data.path = str(prepared_dir)
+    config.data.batch_size = 32
+    config.model.sequence_encoder.hidden_size = 8
+    config.coles.views.min_len, config.coles.views.max_len, config.coles.views.split_count = 3, 10, 3
+    config.trainer.max_epochs = 2
+    config.trainer.progress_bar = False
+    return pretrain(config)
+
+
 # ----------------------------------------------------------------- sharded sequence tables
 
 

@@ -122,3 +122,116 @@ def test_train_refuses_data_from_another_prepare_run_beside_the_schema(tmp_path,
 
     assert code == 2
     assert "data.parquet was encoded with another schema than" in err and "schema.json" in err
+
+
+# ----------------------------------------------------------------------------- a model of the wrong kind
+
+
+@pytest.mark.parametrize("command, message", [
+    ("predict", "eventseq predict needs a supervised model; {model} is a self-supervised (coles) model: use "
+                "eventseq embed or evaluate"),
+    ("rec score", "eventseq rec score needs a rec_ranker model; {model} is a self-supervised (coles) model"),
+])
+def test_a_model_of_the_wrong_kind_is_named_with_the_command_that_serves_it(command, message, pretrained,
+                                                                          prepared_dir, tmp_path, capsys):
+    model = pretrained.model_dir
+    code, err = run_cli([*command.split(), f"model={model}", f"data={prepared_dir}",
+                         f"output={tmp_path / 'out.parquet'}"], capsys)
+
+    assert code == 2
+    assert message.format(model=model) in err
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_predict_with_a_supervised_model_names_rec_score_for_rec_models(trained):
+    from eventseq.errors import ConfigError
+    from eventseq.saved import require_family
+
+    with pytest.raises(ConfigError, match=r"rec score needs a rec_ranker model; the model is a supervised model: "
+                                          r"use eventseq predict, embed or evaluate"):
+        require_family(trained.module, ("rec_ranker",), "eventseq rec score")
+    require_family(trained.module, ("supervised", "self-supervised"), "eventseq embed")  # accepted
+
+
+# ----------------------------------------------------------------------------- input files and config files
+
+
+def _mixed_parts(directory: Path) -> Path:
+    directory.mkdir()
+    pl.DataFrame({"id": [1], "t": [NOW], "x": [1.0]}).write_parquet(directory / "part-0.parquet")
+    pl.DataFrame({"id": [2], "t": [NOW], "x": ["a"]}).write_parquet(directory / "part-1.parquet")
+    return directory
+
+
+@pytest.mark.parametrize("make_input, message", [
+    (lambda d: (d / "empty.csv").write_text("") and d / "empty.csv" or d / "empty.csv", "empty.csv is empty (0 bytes)"),
+    (lambda d: (d / "nothing").mkdir() or d / "nothing", "nothing is a directory without .parquet files"),
+    (lambda d: _mixed_parts(d / "mixed"), "part-1.parquet does not match the other parts of"),
+])
+def test_unreadable_event_inputs_are_named(make_input, message, tmp_path, capsys):
+    source = make_input(tmp_path)
+
+    code, err = run_cli(["prepare", f"input={source}", "id_column=id", "time_column=t", "numeric=[x]",
+                         f"output={tmp_path / 'out'}"], capsys)
+
+    assert code == 2 and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_parquet_parts_with_a_readme_beside_them_are_read(tmp_path, capsys):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for number in range(2):
+        pl.DataFrame({"id": [number], "t": [NOW + number], "x": [1.0]}).write_parquet(parts / f"part-{number}.parquet")
+    (parts / "README.txt").write_text("exported on Monday")
+    (parts / "_SUCCESS").write_text("")
+
+    code, _ = run_cli(["prepare", f"input={parts}", "id_column=id", "time_column=t", "numeric=[x]",
+                       f"output={tmp_path / 'out'}"], capsys)
+
+    assert code == 0
+    assert pl.read_parquet(tmp_path / "out" / "data.parquet")["id"].to_list() == [0, 1]
+
+
+def test_a_section_given_a_value_in_yaml_names_the_key(tmp_path, capsys):
+    (tmp_path / "run.yaml").write_text("trainer: 5\n")
+
+    code, err = run_cli(["train", "--config", str(tmp_path / "run.yaml")], capsys)
+
+    assert code == 2
+    assert "config key 'trainer' in" in err and "is a section of options, not a value" in err
+    assert "trainer.max_epochs=" in err
+
+
+def test_no_validation_entities_is_refused_saying_why(capsys):
+    code, err = run_cli(["train", "data.valid_fraction=0.0", "data.test_fraction=0.0", "data.path=x"], capsys)
+
+    assert code == 2 and "data.valid_fraction=0.0: expected a number > 0 and < 1" in err
+
+
+def test_predict_on_events_with_nan_names_the_schemas_policy_not_a_missing_option(trained, raw_dir, tmp_path,
+                                                                                   capsys):
+    events = pl.read_parquet(raw_dir / "events.parquet")
+    events = events.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(float("nan")).otherwise(pl.col("amount"))
+                                 .alias("amount"))
+    events.write_parquet(tmp_path / "events.parquet")
+
+    code, err = run_cli(["predict", f"model={trained.model_dir}", f"data={tmp_path / 'events.parquet'}",
+                         f"output={tmp_path / 'p.parquet'}", "progress=false"], capsys)
+
+    assert code == 2
+    assert "numeric column 'amount' has 1 NaN/inf/null values (first at row 3)" in err
+    assert "the model's schema was prepared with invalid_numeric=error" in err
+    assert "set invalid_numeric=" not in err
+
+
+def test_rec_prepare_names_a_label_action_the_log_lacks(tmp_path, capsys):
+    from eventseq.rec.synthetic import make_interactions
+
+    make_interactions(n_users=30, n_items=40, n_days=60, seed=0).log.write_parquet(tmp_path / "log.parquet")
+
+    code, err = run_cli(["rec", "prepare", f"input={tmp_path / 'log.parquet'}", "label_action=carts",
+                         f"output={tmp_path / 'rec'}", "progress_bar=false"], capsys)
+
+    assert code == 2
+    assert "has no 'carts' rows, the label_action" in err and "(set label_action=...)" in err

@@ -234,7 +234,7 @@ def test_quantized_event_embeddings_stay_close_to_float(trained, prepared_dir):
 
 @pytest.mark.parametrize("level, max_len, message", [
     ("events", None, "level='events': expected entity (one vector per entity) or event (one vector per event)"),
-    ("event", 0, "max_len=0: expected at least 1"),
+    ("event", 0, "max_len=0: expected a whole number >= 1"),
 ])
 def test_bad_level_or_max_len_is_a_config_error(trained, synthetic, level, max_len, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -271,7 +271,7 @@ def test_cli_embed_level_event_of_a_coles_model(prepared_dir, tmp_path):
 
 @pytest.mark.parametrize("overrides, message", [
     (["level=event", "plot=map.png"], "plot= maps one point per entity: it needs level=entity"),
-    (["level=entities"], "expected entity (one vector per entity) or event"),
+    (["level=entities"], "level='entities': expected one of ['entity', 'event']"),
 ])
 def test_cli_bad_level_options_exit_2(trained, prepared_dir, tmp_path, capsys, overrides, message):
     output = tmp_path / "events.parquet"

@@ -179,3 +179,21 @@ def test_failed_save_keeps_the_previous_model(trained, batch, tmp_path, monkeypa
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert torch.equal(_outputs(load_model(target), batch)[1], _outputs(original, batch)[1])
+
+
+def test_interpolations_in_a_saved_config_are_text_never_resolved(trained, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    monkeypatch.setenv("EVENTSEQ_SECRET", "do-not-read-me")
+    target = tmp_path / "model"
+    shutil.copytree(trained.model_dir, target)
+    payload = json.loads((target / CONFIG_FILE).read_text())
+    payload["model"]["encoder"]["sequence_encoder"]["pooling"] = "${oc.env:EVENTSEQ_SECRET}"
+    (target / CONFIG_FILE).write_text(json.dumps(payload))
+
+    with pytest.raises(FileFormatError) as caught:
+        load_model(target)
+
+    assert "do-not-read-me" not in str(caught.value)
+    assert "${oc.env:EVENTSEQ_SECRET}" in str(caught.value)

@@ -66,20 +66,6 @@ def test_kill_9_then_resume_loses_at_most_one_epoch(prepared_dir, tmp_path):
     assert sorted(logged.drop_nulls("val_loss")["epoch"].unique().to_list()) == [0, 1, 2]
 
 
-@pytest.fixture(scope="module")
-def pretrained(prepared_dir, tmp_path_factory):
-    from eventseq.training import PretrainConfig, pretrain
-
-    config = PretrainConfig(output=str(tmp_path_factory.mktemp("coles")))
-    config.data.path = str(prepared_dir)
-    config.data.batch_size = 32
-    config.model.sequence_encoder.hidden_size = 8
-    config.coles.views.min_len, config.coles.views.max_len, config.coles.views.split_count = 3, 10, 3
-    config.trainer.max_epochs = 2
-    config.trainer.progress_bar = False
-    return pretrain(config)
-
-
 def test_pretrain_saves_a_coles_model_that_embeds(pretrained, prepared_dir):
     from eventseq.inference import embed
     from eventseq.saved import load_model

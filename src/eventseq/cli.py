@@ -267,9 +267,10 @@ def _plot_embeddings(job: EmbedJob) -> None:
 def run_generate(job: GenerateJob) -> None:
     from pathlib import Path
 
-    from eventseq._io import write_parquet
+    from eventseq._io import check_output, write_parquet
     from eventseq.datasets.synthetic import make_transactions
 
+    check_output(job.output, "directory")
     data = make_transactions(job.n_entities, n_classes=job.n_classes, seed=job.seed)
     write_parquet(data.events.to_arrow(), Path(job.output) / "events.parquet")
     write_parquet(data.labels.to_arrow(), Path(job.output) / "labels.parquet")
@@ -282,8 +283,11 @@ def run_evaluate(job: EvaluateJob) -> None:
     import polars as pl
 
     from eventseq import downstream
-    from eventseq._io import atomic_path, read_labels, read_parquet
+    from eventseq._io import atomic_path, check_output, read_labels, read_parquet
     from eventseq.data.prepare import load_prepared
+
+    if job.output:
+        check_output(job.output, "file")
 
     if not job.embeddings and not job.data and not job.model:
         raise ConfigError(
@@ -296,9 +300,10 @@ def run_evaluate(job: EvaluateJob) -> None:
         raise ConfigError("aggregates=true needs data=... (a prepare directory)")
     if job.model and job.embeddings:
         # the file stands for the model's embeddings: it must at least have the model's width
-        from eventseq.saved import load_model
+        from eventseq.saved import load_model, require_family
 
         model = load_model(job.model)
+        require_family(model, ("supervised", "self-supervised"), "eventseq evaluate model=", job.model)
         width = getattr(model, "embedding_dim", model.encoder.embedding_dim)
         embeddings = pl.from_arrow(read_parquet(job.embeddings))
         found = sum(column.startswith("emb_") for column in embeddings.columns)

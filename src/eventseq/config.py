@@ -168,6 +168,24 @@ def _type_name(hint: Any) -> str:
     return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
+def saved_config(schema: type[T], values: Any) -> T:
+    """A config dataclass rebuilt from a saved model's JSON, typed by OmegaConf like a user's config.
+
+    Strings are taken literally: an OmegaConf interpolation such as `${oc.env:HOME}` in a hand-edited
+    config.json stays that text, it is never resolved (a model file must not read the environment).
+    """
+    def literal(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace("${", "\\${")
+        if isinstance(value, dict):
+            return {key: literal(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [literal(item) for item in value]
+        return value
+
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), literal(values)))  # type: ignore[return-value]
+
+
 def _all_keys(schema: type, prefix: str = "") -> list[str]:
     keys = []
     for item in dataclasses.fields(schema):
@@ -185,6 +203,13 @@ def _key_error(error: OmegaConfBaseException, schema: type, source: str, fallbac
     if isinstance(error, ConfigKeyError) or "not in" in message:
         hint = did_you_mean(key, _all_keys(schema)) if key else ""
         return ConfigError(f"unknown config key '{key}' in {source}{hint}; see --help for the options")
+    if "is not a subclass of" in message or "Cannot assign" in message and "to a DictConfig" in message:
+        keys = _all_keys(schema)
+        leaves = [k for k in keys if k.startswith(f"{key}.") and not any(o.startswith(f"{k}.") for o in keys)]
+        example = leaves[0] if leaves else f"{key}.<option>"
+        return ConfigError(f"config key '{key}' in {source} is a section of options, not a value: set its "
+                           f"keys ({example.removeprefix(key + '.')}: ... under '{key}:', or {example}=... "
+                           f"on the command line); see --help")
     return ConfigError(f"bad value for config key '{key}' in {source}: {message}")
 
 
@@ -348,7 +373,20 @@ def _merge(config: DictConfig, other: DictConfig, schema: type, source: str) -> 
     try:
         return OmegaConf.merge(config, other)
     except OmegaConfBaseException as error:
-        raise _key_error(error, schema, source) from None
+        raise _key_error(error, schema, source, _offending_key(config, other)) from None
+
+
+def _offending_key(config: DictConfig, other: DictConfig, prefix: str = "") -> str:
+    """The (dotted) key of `other` whose merge into `config` fails: OmegaConf does not always name it."""
+    for key in other:
+        try:
+            OmegaConf.merge(config, OmegaConf.create({key: other[key]}))
+        except OmegaConfBaseException:
+            value, section = other[key], config.get(key)
+            if isinstance(value, DictConfig) and isinstance(section, DictConfig):
+                return _offending_key(section, value, f"{prefix}{key}.") or f"{prefix}{key}"
+            return f"{prefix}{key}"
+    return ""
 
 
 def _read_config_file(

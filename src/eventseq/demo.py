@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from eventseq.config import option
-from eventseq._io import write_json, write_parquet
+from eventseq._io import check_output, write_json, write_parquet
 
 
 @dataclass
@@ -53,7 +53,7 @@ def run_demo(job: DemoJob) -> dict[str, float]:
     from eventseq.saved import load_model
     from eventseq.training import TrainConfig, train
 
-    root = Path(job.output)
+    root = check_output(job.output, "directory")
     steps = 8 if job.pretrained else 5
     timings: dict[str, float] = {}
     start = time.perf_counter()

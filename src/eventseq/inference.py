@@ -43,7 +43,7 @@ from eventseq.devices import check_device
 from eventseq.errors import ConfigError, DataError, FileFormatError
 from eventseq.nn.encoder import Encoder
 from eventseq.nn.sequence_encoder import SequenceEncoderConfig
-from eventseq.saved import load_model
+from eventseq.saved import load_model, require_family
 
 LEVELS = ("entity", "event")
 # level=event writes one row per event: the entities of a chunk are embedded and written in
@@ -308,6 +308,7 @@ def predict(
     """
     _check_arguments(batch_size, chunk_rows, max_len, device, quantize)
     module = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+    require_family(module, ("supervised",), "eventseq predict", model if isinstance(model, (str, os.PathLike)) else None)
     return _run(module, data, output, "predict", batch_size, chunk_rows, progress, _max_len(module, max_len), device,
                 quantize)
 
@@ -353,6 +354,8 @@ def embed(
         )
     _check_arguments(batch_size, chunk_rows, max_len, device, quantize)
     module = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+    require_family(module, ("supervised", "self-supervised"), "eventseq embed",
+                   model if isinstance(model, (str, os.PathLike)) else None)
     if level == "event":
         return _run_events(module, data, output, batch_size, chunk_rows, progress, max_len, device, quantize)
     return _run(module, data, output, "embed", batch_size, chunk_rows, progress, _max_len(module, max_len), device,
@@ -404,8 +407,6 @@ def _causal_sequence_config(module: L.LightningModule) -> SequenceEncoderConfig:
 
 def _event_limit(config: SequenceEncoderConfig, max_len: int | None) -> tuple[int | None, str]:
     """Most recent events embedded per entity at level=event (None = all), and why."""
-    if max_len is not None and max_len < 1:
-        raise ConfigError(f"max_len={max_len}: expected at least 1 (or null for every event)")
     if config.type == "transformer" and config.positional == "learned":
         # positions past max_positions have no learned embedding: the encoder cannot see further back
         if max_len is None or max_len > config.max_positions:

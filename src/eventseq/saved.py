@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from eventseq import __version__
 from eventseq._io import atomic_directory, read_json
 from eventseq.data.schema import Schema
-from eventseq.errors import FileFormatError
+from eventseq.errors import ConfigError, FileFormatError
 from eventseq.objectives.selfsupervised import METHODS, SelfSupervisedModule
 from eventseq.objectives.supervised import SupervisedModule
 from eventseq.rec.finetune import RankerModule
@@ -34,6 +34,40 @@ MODEL_KINDS: dict[str, type[L.LightningModule]] = {
     NextPositiveModule.kind: NextPositiveModule,
     RankerModule.kind: RankerModule,
 }
+
+
+# what each family of model is for: the commands that take it (named in the error for a wrong kind)
+FAMILY_USES = {
+    "supervised": "eventseq predict, embed or evaluate (or train init_from=)",
+    "self-supervised": "eventseq embed or evaluate, or train init_from= to fine-tune it",
+    "rec_pretrain": "eventseq rec finetune init_from=",
+    "rec_ranker": "eventseq rec score or rec evaluate",
+}
+
+
+def model_family(module: L.LightningModule) -> str:
+    """supervised, self-supervised (any pretraining method), rec_pretrain or rec_ranker."""
+    kind = getattr(module, "kind", type(module).__name__)
+    return "self-supervised" if kind in METHODS else kind
+
+
+def require_family(module: L.LightningModule, accepted: tuple[str, ...], command: str, source: Any = None) -> None:
+    """Refuse a model of another family than `command` takes, naming what it is and which command serves it.
+
+    Only eventseq's own kinds are checked: a user's own LightningModule passed to the API is used as it is.
+
+    Raises:
+        ConfigError: e.g. "eventseq predict needs a supervised model; runs/coles/model is a self-supervised
+            (coles) model: use eventseq embed or evaluate ...".
+    """
+    family = model_family(module)
+    if family in accepted or family not in FAMILY_USES:  # a user's own module is taken as it quacks
+        return
+    kind = getattr(module, "kind", family)
+    what = f"{source} is" if source is not None else "the model is"
+    detail = f" ({kind})" if kind != family else ""
+    raise ConfigError(f"{command} needs a {' or '.join(accepted)} model; {what} a {family}{detail} model: "
+                      f"use {FAMILY_USES.get(family, 'the command that made it')}")
 
 
 def save_model(module: L.LightningModule, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:

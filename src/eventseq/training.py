@@ -82,7 +82,7 @@ class DataSection:
     path: str = ""
     max_len: int = option(512, ge=1)
     batch_size: int = option(64, ge=1)
-    valid_fraction: float = option(0.15, ge=0, lt=1)
+    valid_fraction: float = option(0.15, gt=0, lt=1)
     test_fraction: float = option(0.15, ge=0, lt=1)
     split_seed: int = option(0, ge=0, le=2**32 - 1)
     bucket_by_length: bool = True
@@ -330,6 +330,9 @@ def build_trainer(
 def _check_run(config: TrainConfig | PretrainConfig) -> None:
     """What is checked before any data is read: every option, and that the run directory can be written into."""
     check_options(config)
+    if config.data.valid_fraction + config.data.test_fraction >= 1:
+        raise ConfigError(f"data.valid_fraction={config.data.valid_fraction} + data.test_fraction="
+                          f"{config.data.test_fraction} leave no training entities: their sum must be < 1")
     trainer = config.trainer
     check_trainer_devices(trainer.accelerator, trainer.devices, trainer.strategy, trainer.precision)
     check_output(config.output, "directory")
@@ -494,9 +497,10 @@ def train(config: TrainConfig) -> TrainResult:
     encoder_config = config.model
     pretrained = None
     if config.init_from:
-        from eventseq.saved import load_model
+        from eventseq.saved import load_model, require_family
 
         pretrained = load_model(config.init_from)
+        require_family(pretrained, ("supervised", "self-supervised"), "train init_from=", config.init_from)
         if pretrained.schema.fingerprint() != schema.fingerprint():
             raise ConfigError(
                 f"init_from={config.init_from} was trained on data prepared with a different schema "

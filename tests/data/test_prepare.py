@@ -687,3 +687,94 @@ def test_saved_output_is_readable_as_plain_parquet(tiny_prepared, tmp_path):
 
     assert isinstance(directory, Path)
     assert pl.read_parquet(directory / "data.parquet").equals(tiny_prepared.table)
+
+
+# ----------------------------------------------------------------------------- values that once passed silently
+
+
+def _two_entities(**columns) -> pl.DataFrame:
+    return pl.DataFrame({"id": [1, 1, 2, 2], "t": [1, 2, 3, 4], **columns})
+
+
+def test_nan_in_a_float_categorical_is_unknown_not_a_category():
+    events = _two_entities(c=[1.0, float("nan"), 2.0, 1.0])
+
+    prepared = prepare(events, PrepareConfig(id_column="id", time_column="t", categorical=["c"]))
+
+    assert prepared.schema.categorical[0].vocabulary == ["1.0", "2.0"]
+    assert prepared.table["c"].to_list() == [[2, UNKNOWN_ID], [3, 2]]
+    assert prepared.report.unknown_values == {"c": 1}
+
+
+def test_values_beyond_float32_are_invalid_not_inf():
+    events = _two_entities(x=[1e200, 1.0, 2.0, 3.0])
+    config = PrepareConfig(id_column="id", time_column="t", numeric=["x"])
+
+    with pytest.raises(DataError, match=r"numeric column 'x' has 1 NaN/inf/null values \(first at row 0\), counting values beyond float32"):
+        prepare(events, config)
+    dropped = prepare(events, config, invalid_numeric="drop")
+    assert dropped.table["x"].to_list() == [[1.0], [2.0, 3.0]]
+    assert dropped.report.rows_dropped == {"NaN/inf/null 'x'": 1}
+
+
+def test_standardizing_values_whose_std_overflows_is_refused():
+    events = _two_entities(x=[1e200, -1e200, 2.0, 3.0])
+
+    with pytest.raises(DataError, match=r"'x' cannot be standardized.*standard deviation overflows.*log_standardize"):
+        prepare(events, PrepareConfig(id_column="id", time_column="t", numeric=["x"],
+                                      numeric_transform={"x": "standardize"}))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_regression_target_is_refused(bad):
+    labels = pl.DataFrame({"id": [1, 2], "y": [1.0, bad]})
+
+    with pytest.raises(DataError, match=r"target 'y' has 1 NaN/inf values.*must be null"):
+        prepare(_two_entities(), PrepareConfig(id_column="id", time_column="t", targets={"y": "regression"}),
+                labels=labels)
+
+
+def test_a_list_target_is_refused_with_the_multilabel_recipe():
+    labels = pl.DataFrame({"id": [1, 2], "y": [[0, 1], [1, 0]]})
+
+    with pytest.raises(ColumnError, match=r"target 'y' is a List\(Int64\) column.*one 0/1 column per label"):
+        prepare(_two_entities(), PrepareConfig(id_column="id", time_column="t", targets={"y": "multilabel"}),
+                labels=labels)
+
+
+def test_entities_without_a_target_value_are_counted_in_the_report(tmp_path):
+    labels = pl.DataFrame({"id": [1, 2], "y": [0.5, None]})
+    config = PrepareConfig(id_column="id", time_column="t", targets={"y": "regression"})
+
+    prepared = prepare(_two_entities(), config, labels=labels.head(1), output=tmp_path / "a")
+    assert prepared.report.targets_missing == {"y": 1}
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["targets_missing"] == {"y": 1}
+    assert "target 'y': 1 entities without a value" in prepared.report.summary()
+    assert prepare(_two_entities(), config, labels=labels).report.targets_missing == {"y": 1}
+
+
+def test_an_entity_whose_every_time_is_null_is_reported():
+    events = _two_entities().with_columns(pl.when(pl.col("id") == 2).then(None).otherwise(pl.col("t")).alias("t"))
+
+    report = prepare(events, PrepareConfig(id_column="id", time_column="t")).report
+
+    assert report.entities_out == 1
+    assert report.entities_dropped == {"every event had a null t": 1}
+    assert report.rows_dropped == {"null t": 2}
+
+
+def test_label_ids_of_another_dtype_or_null_are_named():
+    config = PrepareConfig(id_column="id", time_column="t", targets={"y": "binary"})
+
+    with pytest.raises(DataError, match=r"labels' 'id' is String but the events' is Int64.*first: 'c1'"):
+        prepare(_two_entities(), config, labels=pl.DataFrame({"id": ["c1", "2"], "y": [0, 1]}))
+    with pytest.raises(DataError, match=r"labels table has 1 rows with a null 'id'"):
+        prepare(_two_entities(), config, labels=pl.DataFrame({"id": [1, None], "y": [0, 1]}))
+    as_strings = prepare(_two_entities(), config, labels=pl.DataFrame({"id": ["1", "2"], "y": [0, 1]}))
+    assert as_strings.table["y"].to_list() == [0, 1]  # "1" and "2" are ids an Int64 can hold
+
+
+def test_quantize_buckets_are_bounded():
+    with pytest.raises(ConfigError, match=r"quantize.x=100000: expected a whole number >= 2 and <= 1024"):
+        prepare(_two_entities(x=[1.0, 2.0, 3.0, 4.0]),
+                PrepareConfig(id_column="id", time_column="t", numeric=["x"], quantize={"x": 100_000}))

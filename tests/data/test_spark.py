@@ -277,3 +277,21 @@ def test_spark_reads_integer_times_in_time_unit_and_refuses_implausible_ones(spa
                  prepare(millis, config, time_unit="ms"))
     with pytest.raises(DataError, match=r"time column 't' has 2 integer values.*row 0.*time_unit=ms"):
         prepare(millis.to_pandas(), config, engine="spark")
+
+
+def test_spark_treats_nan_categoricals_huge_values_and_timeless_entities_as_polars_does(spark, tmp_path):
+    events = pl.DataFrame({"id": [1, 1, 2, 2, 3], "t": [1, 2, 3, 4, None], "c": [1.0, float("nan"), 2.0, 1.0, 1.0],
+                           "x": [1e200, 1.0, 2.0, 3.0, 4.0]})
+    labels = pl.DataFrame({"id": [1, 2], "y": [0.5, None]})
+    config = PrepareConfig(id_column="id", time_column="t", categorical=["c"], numeric=["x"],
+                           invalid_numeric="drop", targets={"y": "regression"})
+
+    events.write_parquet(tmp_path / "events.parquet")
+    labels.write_parquet(tmp_path / "labels.parquet")
+    expected = prepare(events, config, labels=labels)
+    _assert_same(prepare(tmp_path / "events.parquet", config, labels=tmp_path / "labels.parquet", engine="spark"),
+                 expected)
+    assert expected.report.entities_dropped == {"every event had a null t": 1}
+    assert expected.report.targets_missing == {"y": 1}
+    assert expected.report.unknown_values == {"c": 1}  # the NaN of entity 1, not a category "NaN"
+    assert expected.report.rows_dropped == {"null t": 1, "NaN/inf/null 'x'": 1}  # 1e200 is beyond float32

@@ -58,6 +58,7 @@ from eventseq.errors import ColumnError, ConfigError, DataError, FileFormatError
 EventsLike = Union[pd.DataFrame, pl.DataFrame, pl.LazyFrame, str, os.PathLike]
 ENGINES = ("polars", "spark")
 
+FLOAT32_MAX = 3.4028234663852886e38  # numeric features are stored as float32
 # quantile buckets per numeric column: enough for any embedding table; the fit's cost grows with the count
 MAX_QUANTIZE_BUCKETS = 1024
 DATA_FILE = "data.parquet"
@@ -185,6 +186,7 @@ class PrepareReport:
     entities_dropped: dict[str, int] = field(default_factory=dict)
     unknown_values: dict[str, int] = field(default_factory=dict)
     tokens_out: int | None = None
+    targets_missing: dict[str, int] = field(default_factory=dict)  # entities without a value, per target
 
     def summary(self) -> str:
         lines = [
@@ -198,6 +200,10 @@ class PrepareReport:
         for column, count in self.unknown_values.items():
             if count:
                 lines.append(f"'{column}': {count:,} values encoded as unknown")
+        for target, count in self.targets_missing.items():
+            if count:
+                lines.append(f"target '{target}': {count:,} entities without a value (no label row, null, "
+                             f"or not a fitted class)")
         if self.tokens_out:
             lines.append(f"event BPE: {self.events_out:,} events -> {self.tokens_out:,} tokens "
                          f"({self.events_out / self.tokens_out:.2f}x shorter)")
@@ -277,22 +283,53 @@ def read_events(events: EventsLike) -> pl.LazyFrame:
     if isinstance(events, pd.DataFrame):
         return _from_pandas(events).lazy()
     if isinstance(events, (str, os.PathLike)):
-        path = Path(events)
-        if not path.exists():
-            raise FileFormatError(f"event file not found: {path}")
-        if path.suffix == ".csv":
-            return pl.scan_csv(path)
-        from eventseq._io import open_parquet
-
-        if path.is_file():
-            open_parquet(path)  # fail early, naming the file, if it is corrupt
-        return pl.scan_parquet(path)
+        return _scan_path(Path(events))
     if type(events).__module__.startswith("pyspark"):
         raise DataError("events is a PySpark DataFrame: pass engine='spark' to prepare it with Spark")
     raise DataError(
         f"events must be a pandas/Polars DataFrame, a Polars LazyFrame or a Parquet path, "
         f"got {type(events).__name__}"
     )
+
+
+def _scan_path(path: Path) -> pl.LazyFrame:
+    """A CSV file, a Parquet file or a directory of Parquet files, checked before anything is read.
+
+    Raises:
+        FileFormatError: naming the file: missing, empty (0 bytes), not CSV/Parquet, a directory
+            without .parquet files, or Parquet files whose columns or types differ.
+    """
+    if not path.exists():
+        raise FileFormatError(f"event file not found: {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise FileFormatError(f"{path} is empty (0 bytes): expected a CSV file with a header or a Parquet file")
+    if path.suffix.lower() == ".csv":
+        lazy = pl.scan_csv(path)
+        try:
+            lazy.collect_schema()
+        except (pl.exceptions.PolarsError, OSError) as error:
+            raise FileFormatError(f"cannot read CSV {path}: {str(error).splitlines()[0]}") from None
+        return lazy
+    if path.is_file():
+        open_parquet(path)  # fail early, naming the file, if it is corrupt
+        return pl.scan_parquet(path)
+    files = sorted(p for p in path.rglob("*.parquet") if p.is_file()
+                   and not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts))
+    if not files:
+        others = sorted(p.name for p in path.iterdir())[:5]
+        raise FileFormatError(f"{path} is a directory without .parquet files (it holds {others or 'nothing'}): "
+                              f"expected Parquet part files, or pass one file")
+    first = open_parquet(files[0]).schema_arrow
+    for file in files[1:]:
+        other = open_parquet(file).schema_arrow
+        if other.names != first.names or other.types != first.types:
+            differences = [f"{name}: {dict(zip(first.names, first.types)).get(name, 'absent')} in {files[0].name}, "
+                           f"{dict(zip(other.names, other.types)).get(name, 'absent')} here"
+                           for name in dict.fromkeys([*first.names, *other.names])
+                           if dict(zip(first.names, first.types)).get(name) != dict(zip(other.names, other.types)).get(name)]
+            raise FileFormatError(f"{file} does not match the other parts of {path}: {'; '.join(differences[:3])}; "
+                                  f"every part must have the same columns and types")
+    return pl.scan_parquet(files)
 
 
 def _from_pandas(frame: pd.DataFrame) -> pl.DataFrame:
@@ -424,11 +461,21 @@ def fit_schema(frame: pl.DataFrame | pl.LazyFrame, labels: pl.DataFrame | None, 
     return schema_from_statistics(fit_statistics(frame.lazy(), labels, config), config)
 
 
-def _final_moments(moments: tuple[float | None, float | None], transform: str) -> tuple[float, float]:
-    """The mean and std a numeric feature is standardized with (0 and 1 unless it is standardized)."""
+def _final_moments(moments: tuple[float | None, float | None], transform: str, column: str) -> tuple[float, float]:
+    """The mean and std a numeric feature is standardized with (0 and 1 unless it is standardized).
+
+    Raises:
+        DataError: the values are so large that their mean or std overflows (is not finite).
+    """
     mean, std = (moments[0] or 0.0), (moments[1] or 1.0)
     if "standardize" not in transform:
         return 0.0, 1.0
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        raise DataError(
+            f"numeric column '{column}' cannot be standardized: its values are so large that their "
+            f"{'mean' if not math.isfinite(mean) else 'standard deviation'} overflows; use "
+            f"numeric_transform.{column}=log_standardize, or clean the values"
+        )
     return float(mean), float(std) or 1.0
 
 
@@ -448,7 +495,8 @@ def fit_statistics(events: pl.LazyFrame, labels: pl.DataFrame | None, config: Pr
     if rows == 0:
         raise DataError("the event table is empty: no rows to prepare")
     counted = collect(*[
-        events.select(pl.col(column).cast(pl.String).drop_nulls().value_counts(sort=False)).unnest(column)
+        events.select(categorical_values(pl.col(column), columns[column]).cast(pl.String).drop_nulls()
+                      .value_counts(sort=False)).unnest(column)
         for column in config.categorical
     ])
     category_counts = dict(zip(config.categorical, counted))
@@ -469,7 +517,7 @@ def fit_statistics(events: pl.LazyFrame, labels: pl.DataFrame | None, config: Pr
 
         expressions = []
         for column, bins in config.quantize.items():
-            mean, std = _final_moments(numeric_moments[column], transforms[column])
+            mean, std = _final_moments(numeric_moments[column], transforms[column], column)
             final = _apply_numeric_transform(pl.col(column).cast(pl.Float64), transforms[column], mean, std)
             expressions += quantile_expressions(final, bins, prefix=f"{column}/")
         quantiles = collect(events.select(expressions))[0].row(0, named=True)
@@ -542,7 +590,7 @@ def schema_from_statistics(statistics: FitStatistics, config: PrepareConfig) -> 
         features.append(CategoricalFeature(name=column, vocabulary=counts[column].to_list()))
     for column in config.numeric:
         transform = config.numeric_transform.get(column, config.default_numeric_transform)
-        mean, std = _final_moments(statistics.numeric_moments[column], transform)
+        mean, std = _final_moments(statistics.numeric_moments[column], transform, column)
         features.append(NumericFeature(name=column, transform=transform, mean=mean, std=std,
                                        edges=statistics.edges.get(column, [])))
     features.extend(statistics.text_features)
@@ -573,9 +621,17 @@ def _require_numeric(dtype: pl.DataType, column: str) -> None:
 
 
 def _fit_target(column: str, task: str, values: pl.Series) -> Target:
+    if isinstance(values.dtype, (pl.List, pl.Array, pl.Struct)):
+        raise ColumnError(
+            f"target '{column}' is a {values.dtype} column: a target holds one value per entity. A "
+            f"multilabel target is one 0/1 column per label, each declared multilabel "
+            f"(targets={{label_a: multilabel, label_b: multilabel}}); make them with "
+            f"pl.col('{column}').list.to_struct().struct.unnest() or one is_in per label"
+        )
     values = values.drop_nulls()
     if values.len() == 0:
         raise DataError(f"target '{column}' has no non-null values")
+    _check_finite_target(column, values)
     if task == "regression":
         if not values.dtype.is_numeric():
             raise ColumnError(f"regression target '{column}' has dtype {values.dtype}: expected numbers")
@@ -591,6 +647,20 @@ def _fit_target(column: str, task: str, values: pl.Series) -> Target:
             f"({classes[:10]}...): use multiclass, or map it to two values"
         )
     return Target(name=column, task=task, classes=classes)
+
+
+def _check_finite_target(column: str, values: pl.Series, ids: pl.Series | None = None) -> None:
+    """Refuse NaN/inf target values: a missing target is null (reported), never NaN (it would train a NaN model)."""
+    if not values.dtype.is_float():
+        return
+    bad = ~values.is_finite().fill_null(True)
+    count = int(bad.sum())
+    if count:
+        first = f" (first: entity {ids.filter(bad)[0]!r})" if ids is not None else ""
+        raise DataError(
+            f"target '{column}' has {count:,} NaN/inf values{first}: a missing target must be null "
+            f"(counted in report.json as without a value); drop those rows or fill the target"
+        )
 
 
 def _apply_numeric_transform(values: pl.Expr, transform: str, mean: float, std: float) -> pl.Expr:
@@ -628,6 +698,7 @@ def encode_events(
         DataError: empty input, null ids, invalid numerics under policy 'error'.
     """
     raw_features = schema.bpe.features if schema.bpe is not None else schema.features
+    for_model = config is None  # inference: the policies are the schema's, fixed when it was prepared
     config = config or PrepareConfig(
         id_column=schema.id_column,
         time_column=schema.time_column,
@@ -643,12 +714,22 @@ def encode_events(
     if isinstance(events, dict):
         events = _merged(events, config)
     frame, label_frame = _load_inputs(events, labels, config)
-    return _encode_frame(frame, label_frame, schema, targets or [], config)
+    return _encode_frame(frame, label_frame, schema, targets or [], config, for_model)
 
 
-def encode_categorical(values: pl.Expr, feature: CategoricalFeature) -> pl.Expr:
-    """Raw values → int32 ids with the fitted vocabulary; unseen and null values → the unknown id."""
+def categorical_values(values: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A categorical column's values with NaN (of a float column) as null: a missing value, never a category."""
+    return values.fill_nan(None) if dtype.is_float() else values
+
+
+def encode_categorical(values: pl.Expr, feature: CategoricalFeature, dtype: pl.DataType | None = None) -> pl.Expr:
+    """Raw values → int32 ids with the fitted vocabulary; unseen, null and NaN values → the unknown id.
+
+    `dtype` (the raw column's) lets a float column's NaN count as missing (see `categorical_values`).
+    """
     ids = list(range(FIRST_VALUE_ID, FIRST_VALUE_ID + len(feature.vocabulary)))
+    if dtype is not None:
+        values = categorical_values(values, dtype)
     return (values.cast(pl.String)
             .replace_strict(feature.vocabulary, ids, default=UNKNOWN_ID, return_dtype=pl.Int32)
             .fill_null(UNKNOWN_ID))
@@ -660,10 +741,12 @@ def _encode_frame(
     schema: Schema,
     targets: list[str],
     config: PrepareConfig,
+    for_model: bool = False,
 ) -> PreparedData:
+    """Encode `frame` with `schema`; `for_model`: for a saved model (errors name the schema's policies)."""
     if schema.bpe is not None:  # encode the raw features, then replay the fitted merges
         raw = dataclasses.replace(schema, features=schema.bpe.features, bpe=None)
-        return _tokenized(_encode_frame(frame, labels, raw, targets, config), schema)
+        return _tokenized(_encode_frame(frame, labels, raw, targets, config, for_model), schema)
     report = PrepareReport(rows_in=frame.height)
     if frame.height == 0:
         raise DataError("the event table is empty: no rows to prepare")
@@ -695,12 +778,17 @@ def _encode_frame(
         if config.null_time == "error":
             row = _first_row(frame, pl.col(TIME_COLUMN).is_null())
             raise DataError(f"time column '{time_column}' has {null_times:,} null values (first at row {row})")
+        entities_before = frame.get_column(id_column).n_unique()
         frame = frame.filter(pl.col(TIME_COLUMN).is_not_null())
         report.rows_dropped[f"null {time_column}"] = null_times
+        vanished = entities_before - frame.get_column(id_column).n_unique()
+        if vanished:
+            report.entities_dropped[f"every event had a null {time_column}"] = vanished
 
     encoded: list[pl.Expr] = []
     for feature in schema.categorical:
-        encoded.append(encode_categorical(pl.col(feature.name), feature).alias(feature.name))
+        encoded.append(encode_categorical(pl.col(feature.name), feature, frame.schema[feature.name])
+                       .alias(feature.name))
     for feature in schema.numeric:
         _require_numeric(frame.schema[feature.name], feature.name)
         value = _apply_numeric_transform(pl.col(feature.name).cast(pl.Float64), feature.transform, feature.mean,
@@ -711,7 +799,7 @@ def _encode_frame(
         encoded.append(value.alias(feature.name))
     frame = frame.with_columns(encoded)
 
-    frame = _handle_invalid_numerics(frame, schema, config, report)
+    frame = _handle_invalid_numerics(frame, schema, config, report, for_model)
     if frame.height == 0:
         raise DataError("no events left after dropping invalid rows: " + report.summary().replace("\n", "; "))
     frame, texts = encode_text_columns(frame, schema.text, config.text_cache_dir, config.text_cache)
@@ -759,7 +847,7 @@ def _encode_frame(
                 f"labels table has {duplicated.height:,} rows with a repeated '{id_column}' "
                 f"(first: {duplicated.get_column(id_column)[0]!r}); expected one row per entity"
             )
-        labels = labels.with_columns(pl.col(id_column).cast(table.schema[id_column], strict=False))
+        labels = _labels_with_event_ids(labels, id_column, table.schema[id_column])
         without_events = labels.join(table.select(id_column), on=id_column, how="anti")
         if without_events.height:
             if config.entities_without_events == "error":
@@ -771,11 +859,38 @@ def _encode_frame(
             report.entities_dropped["labelled but no events"] = without_events.height
         table = table.join(labels.select(id_column, *label_targets), on=id_column, how="left")
 
+    for target in targets:
+        if target in table.columns:
+            _check_finite_target(target, table.get_column(target), table.get_column(id_column))
     table = table.with_columns([_encode_target(schema.target(t)) for t in targets])
     table = table.select(id_column, TIME_COLUMN, *feature_names, *targets)
+    for target in targets:  # no label row, a null label, or a class the schema was not fitted on
+        report.targets_missing[target] = table.get_column(target).null_count()
     report.entities_out = table.height
     report.events_out = int(frame.height)
     return PreparedData(table=table, schema=schema, report=report, texts=texts)
+
+
+def _labels_with_event_ids(labels: pl.DataFrame, id_column: str, event_dtype: pl.DataType) -> pl.DataFrame:
+    """The labels with their ids cast to the events' id dtype.
+
+    Raises:
+        DataError: a null label id, or label ids that the events' dtype cannot hold (Int64 events and
+            String labels such as 'c1'), named with the two dtypes.
+    """
+    ids = labels.get_column(id_column)
+    if ids.null_count():
+        raise DataError(f"the labels table has {ids.null_count():,} rows with a null '{id_column}': every label "
+                        f"row needs the id of its entity")
+    cast = ids.cast(event_dtype, strict=False)
+    lost = cast.is_null()
+    if lost.any():
+        raise DataError(
+            f"the labels' '{id_column}' is {ids.dtype} but the events' is {event_dtype}: {int(lost.sum()):,} label "
+            f"ids (first: {ids.filter(lost)[0]!r}) cannot be matched to an event id; cast one of the columns "
+            f"so that both hold the same ids"
+        )
+    return labels.with_columns(cast)
 
 
 def _source_feature(schema: Schema) -> CategoricalFeature:
@@ -801,21 +916,32 @@ def _encode_target(target: Target) -> pl.Expr:
     ).alias(target.name)
 
 
+def invalid_numeric_error(column: str, count: int, row: int, for_model: bool = False) -> DataError:
+    """The error for invalid numerics under invalid_numeric=error (both engines; `for_model`: inference)."""
+    fix = (f"set invalid_numeric=fill or invalid_numeric=drop to handle them, or numeric_transform.{column}=log "
+           f"for huge values")
+    if for_model:  # predict/embed have no such option: the policy came with the model's schema
+        fix = ("the model's schema was prepared with invalid_numeric=error, so inference refuses them too: clean "
+               "these values, or prepare the training data again with invalid_numeric=fill or drop and retrain")
+    return DataError(
+        f"numeric column '{column}' has {count:,} NaN/inf/null values (first at row {row}), counting values "
+        f"beyond float32's range (|x| > 3.4e38 after its transform); {fix}"
+    )
+
+
 def _handle_invalid_numerics(
-    frame: pl.DataFrame, schema: Schema, config: PrepareConfig, report: PrepareReport
+    frame: pl.DataFrame, schema: Schema, config: PrepareConfig, report: PrepareReport, for_model: bool = False
 ) -> pl.DataFrame:
     for feature in schema.numeric:
-        invalid = ~pl.col(feature.name).is_finite().fill_null(False)
+        # stored as float32: a value beyond its range would become inf, so it is invalid too
+        invalid = ~(pl.col(feature.name).is_finite() & (pl.col(feature.name).abs() <= FLOAT32_MAX)).fill_null(False)
         count = frame.select(invalid.sum()).item()
         if not count:
             continue
         policy = config.invalid_numeric
         if policy == "error":
             row = _first_row(frame, invalid)
-            raise DataError(
-                f"numeric column '{feature.name}' has {count:,} NaN/inf/null values (first at row {row}); "
-                f"set invalid_numeric=fill or invalid_numeric=drop to handle them"
-            )
+            raise invalid_numeric_error(feature.name, count, row, for_model)
         if policy == "fill":
             frame = frame.with_columns(
                 pl.when(invalid).then(pl.lit(config.fill_value)).otherwise(pl.col(feature.name)).alias(feature.name)
@@ -937,7 +1063,7 @@ def prepare_in_shards(
     id_dtype = lazy.collect_schema()[id_column]
     shard_of = entity_shard(id_column, shards)
     if label_frame is not None:
-        label_frame = label_frame.with_columns(pl.col(id_column).cast(id_dtype, strict=False))
+        label_frame = _labels_with_event_ids(label_frame, id_column, id_dtype)
     report = PrepareReport()
     with prepared_directory(output) as directory:
         parts = directory / DATA_FILE
@@ -981,7 +1107,7 @@ def _add_report(total: PrepareReport, part: PrepareReport) -> None:
     total.entities_out += part.entities_out
     total.tokens_out = None if part.tokens_out is None else (total.tokens_out or 0) + part.tokens_out
     for mine, theirs in [(total.rows_dropped, part.rows_dropped), (total.entities_dropped, part.entities_dropped),
-                         (total.unknown_values, part.unknown_values)]:
+                         (total.unknown_values, part.unknown_values), (total.targets_missing, part.targets_missing)]:
         for key, count in theirs.items():
             mine[key] = mine.get(key, 0) + count
 

@@ -38,6 +38,7 @@ from eventseq._io import PART_FILE, open_parquet, write_json
 from eventseq.data.prepare import (
     _ROW,
     DATA_FILE,
+    FLOAT32_MAX,
     REPORT_FILE,
     SCHEMA_FILE,
     SCHEMA_METADATA_KEY,
@@ -51,6 +52,7 @@ from eventseq.data.prepare import (
     _require_numeric,
     _time_kind,
     check_prepare_output,
+    invalid_numeric_error,
     prepared_directory,
     schema_from_statistics,
 )
@@ -483,6 +485,8 @@ def _fit_and_encode(
             F.count(F.lit(1)).alias("rows"),
             _count(F.col(id_column).isNull()).alias("null_ids"),
             _count(seconds.isNull()).alias("null_times"),
+            F.countDistinct(F.col(id_column)).alias("entities_in"),
+            F.countDistinct(F.when(seconds.isNotNull(), F.col(id_column))).alias("entities_with_times"),
             _count(F.abs(seconds) > F.lit(MAX_EPOCH_SECONDS)).alias("implausible_times"),
             *moments,
         ).first()
@@ -528,6 +532,9 @@ def _fit_and_encode(
             )
         frame = frame.where(F.col(TIME_COLUMN).isNotNull())
         report.rows_dropped[f"null {time_column}"] = int(totals["null_times"])
+        vanished = int(totals["entities_in"]) - int(totals["entities_with_times"])
+        if vanished:
+            report.entities_dropped[f"every event had a null {time_column}"] = vanished
     for index, feature in enumerate(schema.categorical):
         frame = _encode_categorical(spark, frame, feature.name, feature.vocabulary, index)
     for feature in schema.numeric:
@@ -556,6 +563,9 @@ def _fit_and_encode(
     table = table.select(id_column, TIME_COLUMN, *schema.feature_names, *[_encoded_target(schema.target(t))
                                                                            for t in targets])
     report.events_out, report.entities_out = events_out, entities_out
+    if targets:  # entities without a value, as the Polars engine reports them
+        nulls = table.select([F.sum(F.col(t).isNull().cast("long")).alias(t) for t in targets]).first()
+        report.targets_missing = {t: int(nulls[t] or 0) for t in targets}
 
     shards = shards or max(1, math.ceil(events_out / EVENTS_PER_PART))
     # cached, so that sampling the id ranges and writing the parts group the events only once
@@ -573,8 +583,8 @@ def _category_counts(base: DataFrame, columns: list[str]) -> dict[str, pl.DataFr
 
     if not columns:
         return {}
-    pairs = F.array(*[F.struct(F.lit(index).alias("feature"), F.col(column).cast("string").alias("value"))
-                      for index, column in enumerate(columns)])
+    pairs = F.array(*[F.struct(F.lit(index).alias("feature"), _categorical_value(base, column).cast("string")
+                               .alias("value")) for index, column in enumerate(columns)])
     counts = (base.select(F.explode(pairs).alias("pair")).select("pair.*")
               .where(F.col("value").isNotNull()).groupBy("feature", "value").count())
     collected = pl.from_arrow(_to_arrow(counts))
@@ -585,6 +595,17 @@ def _category_counts(base: DataFrame, columns: list[str]) -> dict[str, pl.DataFr
     }
 
 
+def _categorical_value(frame: DataFrame, column: str) -> Column:
+    """A categorical column with NaN (of a float column) as null, as `prepare.categorical_values` does."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, FloatType
+
+    values = F.col(column)
+    if isinstance(frame.schema[column].dataType, (DoubleType, FloatType)):
+        return F.when(~F.isnan(values), values)
+    return values
+
+
 def _encode_categorical(spark: SparkSession, frame: DataFrame, column: str, vocabulary: list[str],
                         index: int) -> DataFrame:
     """Raw values → int32 ids with a broadcast join on the vocabulary; unseen and null → unknown."""
@@ -593,7 +614,7 @@ def _encode_categorical(spark: SparkSession, frame: DataFrame, column: str, voca
     value, code = f"__eventseq_value_{index}__", f"__eventseq_id_{index}__"
     ids = pa.array(range(FIRST_VALUE_ID, FIRST_VALUE_ID + len(vocabulary)), pa.int32())
     lookup = _arrow_to_spark(spark, pa.table({value: pa.array(vocabulary, pa.string()), code: ids}))
-    joined = frame.join(F.broadcast(lookup), F.col(column).cast("string") == F.col(value), "left")
+    joined = frame.join(F.broadcast(lookup), _categorical_value(frame, column).cast("string") == F.col(value), "left")
     return joined.withColumn(column, F.coalesce(F.col(code), F.lit(UNKNOWN_ID)).cast("int")).drop(value, code)
 
 
@@ -608,7 +629,8 @@ def _handle_invalid_numerics(
     from pyspark.sql import functions as F
 
     policy = config.invalid_numeric
-    invalid = [~_finite(F.col(f.name)) for f in schema.numeric]
+    # stored as float32: beyond its range a value would become inf, so it is invalid too
+    invalid = [~(_finite(F.col(f.name)) & (F.abs(F.col(f.name)) <= F.lit(FLOAT32_MAX))) for f in schema.numeric]
     counts, valid_so_far = [], F.lit(True)
     for index, condition in enumerate(invalid):
         # under drop, a column counts only the rows earlier columns did not already drop
@@ -627,10 +649,7 @@ def _handle_invalid_numerics(
             continue
         if policy == "error":
             row = _row_number(base, frame, invalid[index])
-            raise DataError(
-                f"numeric column '{feature.name}' has {count:,} NaN/inf/null values (first at row {row}); "
-                f"set invalid_numeric=fill or invalid_numeric=drop to handle them"
-            )
+            raise invalid_numeric_error(feature.name, count, row)
         if policy == "fill":
             frame = frame.withColumn(feature.name, F.when(invalid[index], F.lit(config.fill_value))
                                      .otherwise(F.col(feature.name)))

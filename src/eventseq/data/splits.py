@@ -33,7 +33,8 @@ def split_by_entity(
     """
     if not 0 < valid_fraction < 1 or not 0 <= test_fraction < 1 or valid_fraction + test_fraction >= 1:
         raise ConfigError(
-            f"valid_fraction={valid_fraction}, test_fraction={test_fraction}: each in [0, 1) and sum < 1"
+            f"valid_fraction={valid_fraction}, test_fraction={test_fraction}: expected valid_fraction > 0 (the "
+            f"validation entities choose the best epoch), test_fraction >= 0, each < 1 and their sum < 1"
         )
     positions = np.arange(count)
     if stratify is not None and stratify.ndim > 1:

@@ -33,13 +33,13 @@ class EncoderConfig:
     def from_saved(cls, values: dict[str, Any]) -> EncoderConfig:
         """The encoder section of a saved model's config.json. A model saved before
         event_encoder.recency existed had no such inputs: its missing key reads as false."""
-        from omegaconf import OmegaConf
+        from eventseq.config import saved_config
 
         values = copy.deepcopy(dict(values))
         event = dict(values.get("event_encoder") or {})
         event.setdefault("recency", False)
         values["event_encoder"] = event
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), values))
+        return saved_config(cls, values)
 
 
 class Encoder(nn.Module):

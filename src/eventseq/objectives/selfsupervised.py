@@ -145,16 +145,12 @@ class SelfSupervisedModule(L.LightningModule):
 
     @classmethod
     def from_config(cls, schema: Schema, config: dict[str, Any]) -> SelfSupervisedModule:
-        from omegaconf import OmegaConf
+        from eventseq.config import saved_config
 
         method = config["method"]
         _, config_class = method_spec(method)
-
-        def build(kind: type, values: dict[str, Any]) -> Any:
-            return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(kind), values))
-
-        return cls(schema, method, EncoderConfig.from_saved(config["encoder"]), build(config_class, config["objective"]),
-                   OptimizerConfig(**config.get("optimizer", {})))
+        return cls(schema, method, EncoderConfig.from_saved(config["encoder"]),
+                   saved_config(config_class, config["objective"]), OptimizerConfig(**config.get("optimizer", {})))
 
 
 __all__ = ["METHODS", "SelfSupervisedModule", "method_spec"]

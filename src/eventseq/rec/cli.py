@@ -14,7 +14,7 @@ from typing import Any, Callable
 import polars as pl
 
 from eventseq.config import option
-from eventseq._io import atomic_path, read_parquet, write_parquet
+from eventseq._io import atomic_path, check_output, read_parquet, write_parquet
 from eventseq.errors import ConfigError
 from eventseq.rec.data import RecPrepareConfig, prepare_rec
 from eventseq.rec.runs import RecFinetuneConfig, RecPretrainConfig, evaluate_rec, finetune_rec, pretrain_rec, score_rec
@@ -123,9 +123,8 @@ class RecDemoJob:
 def run_generate(job: RecGenerateJob) -> None:
     from eventseq.rec.synthetic import make_interactions
 
+    output = check_output(job.output, "directory")
     data = make_interactions(n_users=job.n_users, n_items=job.n_items, n_days=job.n_days, seed=job.seed)
-    output = Path(job.output)
-    output.mkdir(parents=True, exist_ok=True)
     write_parquet(data.log.to_arrow(), output / LOG_FILE)
     write_parquet(data.oracle.to_arrow(), output / ORACLE_FILE)
     print(f"written: {output / LOG_FILE} ({data.log.height:,} interactions), {output / ORACLE_FILE}")
@@ -182,6 +181,8 @@ def format_table(table: pl.DataFrame, markdown: bool = False) -> str:
 def run_evaluate(job: RecEvaluateJob) -> None:
     if not job.data:
         raise ConfigError("'data' is required (pass data=...)")
+    if job.output:
+        check_output(job.output, "file")
     oracle = pl.from_arrow(read_parquet(job.oracle)) if job.oracle else None
     _write_report(evaluate_rec(job.data, job.models, oracle=oracle, k=job.k), job.output)
 
@@ -196,7 +197,7 @@ def run_demo(job: RecDemoJob) -> pl.DataFrame:
     """Generate, prepare, pretrain, fine-tune (scratch / backbone / full, equal budgets), evaluate."""
     from eventseq.rec.synthetic import make_interactions
 
-    root = Path(job.output)
+    root = check_output(job.output, "directory")
     started = time.perf_counter()
     synthetic = make_interactions(n_users=job.n_users, n_items=job.n_items, seed=job.seed)
     data = prepare_rec(synthetic.log, output=root / "prepared", progress=job.progress_bar)

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from eventseq._io import write_parquet
+from eventseq._io import check_output, write_parquet
 from eventseq.config import REC_GROUPS, ConfigGroup, check_options, option
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.sampler import LengthBucketSampler
@@ -183,11 +183,11 @@ def finetune_rec(config: RecFinetuneConfig) -> RecRunResult:
     if config.init != "scratch":
         if not config.init_from:
             raise ConfigError(f"init={config.init} needs init_from=<pretrained model directory>")
-        from eventseq.saved import load_model
+        from eventseq.saved import load_model, require_family
 
         pretrained = load_model(config.init_from)
-        if not isinstance(pretrained, NextPositiveModule):
-            raise ConfigError(f"init_from={config.init_from} is a {pretrained.kind} model, not a rec pretrain model")
+        require_family(pretrained, ("rec_pretrain",), f"eventseq rec finetune init={config.init}",
+                       f"init_from={config.init_from}")
         model_config = pretrained.model_config  # the architecture comes with the weights
     module = RankerModule(data.schema, model_config, config.ranker, config.optimizer)
     if pretrained is not None:
@@ -254,7 +254,7 @@ def evaluate_rec(
     Returns:
         One row per method.
     """
-    from eventseq.saved import load_model
+    from eventseq.saved import load_model, require_family
 
     data = load_rec_data(data) if not isinstance(data, RecData) else data
     groups = data.part("valid")
@@ -269,9 +269,7 @@ def evaluate_rec(
     rows.append(_metrics_row("popularity", popularity, labels, mask, k, 0.0))
     for name, model in (models or {}).items():
         module = load_model(model) if isinstance(model, (str, os.PathLike)) else model
-        if not isinstance(module, RankerModule):
-            raise ConfigError(f"model '{name}' is a {getattr(module, 'kind', type(module).__name__)} model, "
-                              f"not a rec ranker (fine-tune it first)")
+        require_family(module, ("rec_ranker",), "eventseq rec evaluate", f"model '{name}'")
         trained_for = (getattr(module, "saved_info", None) or {}).get("metrics", {}).get("train_seconds", 0.0)
         rows.append(_metrics_row(name, group_scores(module, data, history=history), labels, mask, k,
                                  (seconds or {}).get(name, trained_for)))
@@ -298,9 +296,13 @@ def score_rec(
     in the printed summary). `items_output` also writes one vector per catalog item (for a
     retrieval index): item value + vec_* columns.
     """
-    from eventseq.saved import load_model
+    from eventseq.saved import load_model, require_family
 
     module = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+    require_family(module, ("rec_ranker",), "eventseq rec score", model if isinstance(model, (str, os.PathLike)) else None)
+    check_output(output, "file")
+    if items_output is not None:
+        check_output(items_output, "file", "items_output")
     data = load_rec_data(data) if not isinstance(data, RecData) else data
     scores = group_scores(module, data, part)
     request, item = data.config.request_column, data.config.item_column
