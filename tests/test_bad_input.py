@@ -235,3 +235,60 @@ def test_rec_prepare_names_a_label_action_the_log_lacks(tmp_path, capsys):
 
     assert code == 2
     assert "has no 'carts' rows, the label_action" in err and "(set label_action=...)" in err
+
+
+# ----------------------------------------------------------------------------- the one error boundary
+
+
+@pytest.mark.parametrize("raised, code, message", [
+    (RuntimeError("boom"), 1, "eventseq generate: error: unexpected RuntimeError: boom. This is a bug in eventseq: "
+                              "rerun with --debug (or EVENTSEQ_DEBUG=1) for the traceback and report it"),
+    (KeyError("x"), 1, "unexpected KeyError: 'x'. This is a bug"),
+    (PermissionError(13, "Permission denied", "/data/out"), 2, "eventseq generate: error: Permission denied: /data/out"),
+    (KeyboardInterrupt(), 130, "eventseq generate: error: interrupted"),
+])
+def test_every_failure_leaves_as_one_line_and_a_code(raised, code, message, capsys, monkeypatch):
+    import eventseq.cli as cli
+
+    def failing(job):
+        raise raised
+
+    commands = cli._commands()
+    monkeypatch.setattr(cli, "_commands", lambda: {**commands, "generate": (commands["generate"][0], failing, "")})
+
+    exit_code, err = run_cli(["generate"], capsys)
+    assert exit_code == code and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback(capsys, monkeypatch):
+    import eventseq.cli as cli
+
+    def failing(job):
+        raise RuntimeError("boom")
+
+    commands = cli._commands()
+    monkeypatch.setattr(cli, "_commands", lambda: {**commands, "generate": (commands["generate"][0], failing, "")})
+
+    assert main(["generate", "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().endswith("and report it")
+    monkeypatch.setenv("EVENTSEQ_DEBUG", "1")
+    assert main(["generate"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["labels=missing.parquet"], "labels file not found: missing.parquet"),
+    (["labels={labels}", "target=nope"], "target 'nope' is not a column of labels="),
+    (["plot_method=tsnee"], "plot_method='tsnee': expected one of ['pca', 'tsne', 'umap']"),
+])
+def test_embed_refuses_bad_map_options_before_writing_anything(extra, message, trained, prepared_dir, raw_dir,
+                                                               tmp_path, capsys):
+    extra = [item.format(labels=raw_dir / "labels.parquet") for item in extra]
+    code, err = run_cli(["embed", f"model={trained.model_dir}", f"data={prepared_dir}",
+                         f"output={tmp_path / 'emb.parquet'}", f"plot={tmp_path / 'map.png'}", "progress=false",
+                         *extra], capsys)
+
+    assert code == 2 and message in err
+    assert list(tmp_path.iterdir()) == []

@@ -414,3 +414,18 @@ def test_readme_example_runs(trained, prepared_dir, tmp_path, monkeypatch):
     results = namespace["results"]
     assert results["features"].to_list() == ["aggregates", "embeddings", "embeddings + aggregates",
                                              "stacked: embeddings | aggregates"]
+
+
+def test_nan_embeddings_and_nan_targets_are_refused():
+    from eventseq.errors import DataError
+
+    ids = list(range(20))
+    embeddings = pl.DataFrame({"id": ids, "emb_0": [float(i) for i in ids], "emb_1": [1.0] * 19 + [float("nan")]})
+    labels = pl.DataFrame({"id": ids, "y": [i % 2 for i in ids]})
+
+    with pytest.raises(DataError, match=r"feature set 'embeddings' has NaN/inf embeddings for 1 entities \(first at row 19\)"):
+        compare_feature_sets({"embeddings": embeddings}, labels, "id", "y", models=["logreg"], folds=2)
+    finite = embeddings.with_columns(pl.col("emb_1").fill_nan(0.0))
+    with pytest.raises(DataError, match=r"target 'y' has 1 NaN/inf values in the labels \(first: entity 3\)"):
+        evaluate(finite, labels.with_columns(pl.when(pl.col("id") == 3).then(float("nan")).otherwise(pl.col("y"))
+                                             .alias("y")), "id", "y", models=["logreg"], folds=2, task="regression")

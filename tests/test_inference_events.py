@@ -292,3 +292,12 @@ def test_readme_per_event_example_runs(prepared_dir, tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["events"].height == load_prepared(prepared_dir).table["event_time"].list.len().sum()
     assert namespace["as_of_third_event"]["event_index"].unique().to_list() == [2]
+
+
+def test_a_forward_pass_holds_a_bounded_number_of_padded_events(monkeypatch):
+    monkeypatch.setattr(inference, "EVENTS_PER_BATCH", 100)
+    lengths = np.array([1000, 60, 50, 40, 5, 5, 5])  # one very long history, then short ones
+
+    batches = [batch.tolist() for batch in inference._batches(np.arange(7), lengths, batch_size=4)]
+
+    assert batches == [[0], [1], [2, 3], [4, 5, 6]]  # the long one alone; 2 x 50 <= 100; 3 x 5 (batch_size 4)

@@ -197,3 +197,17 @@ def test_interpolations_in_a_saved_config_are_text_never_resolved(trained, tmp_p
 
     assert "do-not-read-me" not in str(caught.value)
     assert "${oc.env:EVENTSEQ_SECRET}" in str(caught.value)
+
+
+def test_nan_weights_are_refused_naming_the_file(trained, tmp_path):
+    import shutil
+
+    target = tmp_path / "model"
+    shutil.copytree(trained.model_dir, target)
+    state = safetensors.torch.load_file(str(target / WEIGHTS_FILE))
+    name = next(key for key, tensor in state.items() if tensor.is_floating_point())
+    state[name] = torch.full_like(state[name], float("nan"))
+    safetensors.torch.save_file(state, str(target / WEIGHTS_FILE))
+
+    with pytest.raises(FileFormatError, match=rf"{WEIGHTS_FILE} holds NaN/inf weights \(\['{name}'"):
+        load_model(target)

@@ -1,17 +1,23 @@
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+import safetensors.torch
 import torch
+from lightning.pytorch.callbacks import Callback
 
+from eventseq.cli import main
 from eventseq.errors import ConfigError
 from eventseq.saved import load_checkpoint_state
-from eventseq.training import CRASH_ENV, train
+from eventseq.training import train
 
 
 def test_run_directory_holds_everything(trained):
@@ -43,27 +49,96 @@ def test_missing_data_path_is_a_config_error(tmp_path, make_train_config):
         train(make_train_config("", tmp_path))
 
 
-def test_kill_9_then_resume_loses_at_most_one_epoch(prepared_dir, tmp_path):
-    run = tmp_path / "run"
-    command = [sys.executable, "-m", "eventseq.cli", "train", f"data.path={prepared_dir}", f"output={run}",
-               "trainer.max_epochs=3", "trainer.patience=10", "trainer.progress_bar=false",
-               "model.sequence_encoder.hidden_size=8", "data.batch_size=32"]
-    killed = subprocess.run(command, env={**os.environ, CRASH_ENV: "0"}, capture_output=True, timeout=300)
-    assert killed.returncode == -9  # SIGKILL after epoch 0's checkpoint
-    state = load_checkpoint_state(run / "checkpoints" / "last.ckpt")
-    steps_per_epoch = state["global_step"]
-    assert state["epoch"] == 0 and steps_per_epoch > 0
-    assert not (run / "model").exists()
+WORKER = Path(__file__).parent / "signal_worker.py"
+TINY_RUN = ["trainer.max_epochs=3", "trainer.patience=10", "trainer.progress_bar=false",
+            "model.sequence_encoder.hidden_size=8", "data.batch_size=32"]
 
-    resumed = subprocess.run(command + ["resume=true"], capture_output=True, timeout=300, text=True)
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return safetensors.torch.load_file(str(run / "model" / "model.safetensors"))
+
+
+def _assert_same_model(first: Path, second: Path) -> None:
+    """Bit-identical weights and the same metrics."""
+    left, right = _weights(first), _weights(second)
+    assert left.keys() == right.keys()
+    assert all(torch.equal(left[name], right[name]) for name in left)
+    assert json.loads((first / "metrics.json").read_text()) == json.loads((second / "metrics.json").read_text())
+
+
+def test_a_run_killed_with_sigkill_and_resumed_is_bit_identical_to_an_uninterrupted_one(prepared_dir, tmp_path):
+    def run(signal_name: str, output: Path, *extra: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(WORKER), signal_name, "0", "train", f"data.path={prepared_dir}",
+                   f"output={output}", *TINY_RUN, "head.hidden_size=8", *extra]  # a head with dropout
+        return subprocess.run(command, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    whole = run("NONE", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    killed = run("KILL", tmp_path / "run")
+    assert killed.returncode == -9  # a real SIGKILL when epoch 1 starts, after epoch 0's checkpoint
+    state = load_checkpoint_state(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert state["epoch"] == 0 and state["global_step"] > 0
+    assert not (tmp_path / "run" / "model").exists()
+
+    resumed = run("NONE", tmp_path / "run", "resume=true")
     assert resumed.returncode == 0, resumed.stderr
-    final = load_checkpoint_state(run / "checkpoints" / "last.ckpt")
-    # 3 epochs of steps in total: epoch 0 was not trained again
-    assert (final["epoch"], final["global_step"]) == (2, 3 * steps_per_epoch), resumed.stdout
-    assert (run / "model" / "model.safetensors").exists()
+    _assert_same_model(tmp_path / "whole", tmp_path / "run")
     # the curves keep the epoch trained before the kill and the epochs after it
-    logged = pl.concat([pl.read_csv(p) for p in sorted((run / "logs").glob("csv*/metrics.csv"))], how="diagonal_relaxed")
+    run_dir = tmp_path / "run"
+    logged = pl.concat([pl.read_csv(p) for p in sorted((run_dir / "logs").glob("csv*/metrics.csv"))],
+                       how="diagonal_relaxed")
     assert sorted(logged.drop_nulls("val_loss")["epoch"].unique().to_list()) == [0, 1, 2]
+
+
+class _SignalAtEpoch(Callback):
+    """Send this process `signal_number` when epoch 1 starts (epoch 0's checkpoints are written)."""
+
+    def __init__(self, signal_number: int) -> None:
+        self.signal_number = signal_number
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        if trainer.current_epoch == 1:
+            os.kill(os.getpid(), self.signal_number)
+
+
+def _with_signal(monkeypatch, signal_number: int) -> None:
+    from eventseq import training
+
+    build = training.build_trainer
+
+    def build_with_signal(*args, **kwargs):
+        trainer = build(*args, **kwargs)
+        trainer.callbacks.append(_SignalAtEpoch(signal_number))
+        return trainer
+
+    monkeypatch.setattr(training, "build_trainer", build_with_signal)
+
+
+def test_sigterm_saves_a_resumable_run_and_the_resumed_coles_model_is_bit_identical(prepared_dir, tmp_path,
+                                                                                    monkeypatch, capsys):
+    """CoLES draws random views in its collate: their generator is restored too."""
+    arguments = ["pretrain", f"data.path={prepared_dir}", *TINY_RUN, "coles.views.min_len=3",
+                 "coles.views.max_len=10", "coles.views.split_count=3"]
+    assert main([*arguments, f"output={tmp_path / 'whole'}"]) == 0
+
+    with monkeypatch.context() as patch:
+        _with_signal(patch, signal.SIGTERM)
+        assert main([*arguments, f"output={tmp_path / 'run'}"]) == 143
+    err = capsys.readouterr().err
+    assert "eventseq pretrain: error: stopped by SIGTERM during epoch 1; epochs up to 0 are saved in" in err
+    assert "run the same command with resume=true" in err
+    assert not (tmp_path / "run" / "model").exists()
+
+    assert main([*arguments, f"output={tmp_path / 'run'}", "resume=true"]) == 0
+    _assert_same_model(tmp_path / "whole", tmp_path / "run")
+
+
+def test_ctrl_c_exits_130_saying_how_to_resume(prepared_dir, tmp_path, monkeypatch, capsys):
+    _with_signal(monkeypatch, signal.SIGINT)
+
+    assert main(["train", f"data.path={prepared_dir}", f"output={tmp_path / 'run'}", *TINY_RUN]) == 130
+    assert "stopped by SIGINT (Ctrl+C) during epoch 1; epochs up to 0 are saved in" in capsys.readouterr().err
 
 
 def test_pretrain_saves_a_coles_model_that_embeds(pretrained, prepared_dir):
@@ -107,7 +182,6 @@ def test_fine_tuning_rejects_a_model_from_other_data(pretrained, tmp_path, make_
 def test_max_minutes_becomes_the_trainers_time_limit(tmp_path):
     from lightning.pytorch.callbacks import Timer
 
-    from eventseq.errors import ConfigError
     from eventseq.training import TrainerSection, build_trainer
 
     trainer = build_trainer(TrainerSection(max_minutes=0.5, progress_bar=False), tmp_path, "val_loss", "min")
@@ -238,3 +312,52 @@ def test_pretrain_auto_without_labels_keeps_the_best_held_out_pretext_score(tmp_
     recall = {name: scores[monitor] for name, scores in tried.items()}
     assert result.metrics["auto_choice"] == max(recall, key=recall.get)
     assert "label-free: coles's own validation metric on the held-out entities" in result.metrics["auto_reason"]
+
+
+# ----------------------------------------------------------------------------- non-finite losses and values
+
+
+def test_a_nan_loss_stops_the_run_naming_where_and_keeps_the_last_good_epoch(prepared_dir, tmp_path, monkeypatch,
+                                                                               make_train_config):
+    from eventseq.objectives.supervised import SupervisedModule
+    from eventseq.training import TrainingDiverged
+
+    original = SupervisedModule.training_step
+
+    def poisoned(self, batch, batch_index):
+        loss = original(self, batch, batch_index)
+        return loss * float("nan") if self.current_epoch == 1 else loss
+
+    monkeypatch.setattr(SupervisedModule, "training_step", poisoned)
+    config = make_train_config(prepared_dir, tmp_path / "run")
+    config.trainer.max_epochs = 3
+
+    with pytest.raises(TrainingDiverged, match=r"the training loss became nan at epoch 1, step \d+\. Likely causes: "
+                                               r"a learning rate too high.*last good epoch is kept in .*last.ckpt"):
+        train(config)
+    assert load_checkpoint_state(tmp_path / "run" / "checkpoints" / "last.ckpt")["epoch"] == 0
+    assert not (tmp_path / "run" / "model").exists()  # no NaN model saved as the result
+
+
+def test_nan_in_a_prepared_table_is_refused_naming_the_column(prepared_dir, tmp_path, make_train_config):
+    import shutil
+
+    edited = tmp_path / "edited"
+    shutil.copytree(prepared_dir, edited)
+    table = pl.read_parquet(edited / "data.parquet")
+    first = table["amount"][0].to_list()
+    table = table.with_columns(pl.Series("amount", [[float("nan"), *first[1:]], *table["amount"].to_list()[1:]]))
+    table.write_parquet(edited / "data.parquet")
+
+    with pytest.raises(Exception, match=r"numeric list column 'amount' holds NaN/inf \(first in the entity at row 0\)"):
+        train(make_train_config(edited, tmp_path / "run"))
+
+
+def test_vicreg_with_one_entity_per_batch_is_refused(prepared_dir, tmp_path):
+    from eventseq.training import PretrainConfig, pretrain
+
+    config = PretrainConfig(output=str(tmp_path / "run"), method="vicreg")
+    config.data.path, config.data.batch_size = str(prepared_dir), 1
+
+    with pytest.raises(ConfigError, match=r"method=vicreg standardizes each batch.*data.batch_size=1 must be >= 2"):
+        pretrain(config)

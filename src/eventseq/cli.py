@@ -9,6 +9,7 @@ the same behaviour.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -241,6 +242,8 @@ def run_predict(job: PredictJob, mode: str = "predict") -> None:
         level = getattr(job, "level", "entity")
         if level == "event" and getattr(job, "plot", None):
             raise ConfigError("plot= maps one point per entity: it needs level=entity, not level=event")
+        if getattr(job, "plot", None):
+            _check_plot_labels(job)  # before embedding: a bad labels= must not cost the whole run
         path = inference.embed(*arguments, level=level)
     else:
         path = inference.predict(*arguments)
@@ -248,6 +251,21 @@ def run_predict(job: PredictJob, mode: str = "predict") -> None:
         print(f"written: {path}")
     if mode == "embed" and getattr(job, "plot", None):
         _plot_embeddings(job)
+
+
+def _check_plot_labels(job: EmbedJob) -> None:
+    """The map's labels= and target=, checked before anything is computed or written."""
+    from eventseq._io import check_output, read_labels
+    from eventseq.errors import ColumnError, did_you_mean
+
+    check_output(job.plot, "file", "plot")
+    if job.target and not job.labels:
+        raise ConfigError("target= colours the map by a column of labels=: pass labels=... too")
+    if job.labels:
+        labels = read_labels(job.labels)
+        if job.target and job.target not in labels.columns:
+            raise ColumnError(f"target '{job.target}' is not a column of labels={job.labels}"
+                              f"{did_you_mean(job.target, labels.columns)}; columns: {labels.columns[:20]}")
 
 
 def _plot_embeddings(job: EmbedJob) -> None:
@@ -306,6 +324,7 @@ def run_evaluate(job: EvaluateJob) -> None:
         require_family(model, ("supervised", "self-supervised"), "eventseq evaluate model=", job.model)
         width = getattr(model, "embedding_dim", model.encoder.embedding_dim)
         embeddings = pl.from_arrow(read_parquet(job.embeddings))
+        downstream.check_finite_embeddings(embeddings, job.embeddings)
         found = sum(column.startswith("emb_") for column in embeddings.columns)
         if found != width:
             raise DataError(
@@ -320,6 +339,7 @@ def run_evaluate(job: EvaluateJob) -> None:
         embeddings = embed(job.model, job.data, progress=False)
     elif job.embeddings:
         embeddings = pl.from_arrow(read_parquet(job.embeddings))
+        downstream.check_finite_embeddings(embeddings, job.embeddings)
     else:
         embeddings = None
     if not use_aggregates and embeddings is None:
@@ -412,6 +432,7 @@ def build_parser(config_dirs: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eventseq",
         description="Deep learning on event sequences. Each command takes --config FILE.yaml and key=value overrides.",
+        epilog=f"Errors are one line; --debug (anywhere on the line) or {DEBUG_ENV}=1 also prints the traceback.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_commands(sub, _commands(), search_path)
@@ -449,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     # Lightning's start-up notices (devices, tips) drown the command's own output
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     # --config-dir first, so that --help lists its options (no abbreviations: --config is not --config-dir)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    argv = [argument for argument in argv if argument != "--debug"]
     early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     early.add_argument("--config-dir", action="append", default=[])
     parser = build_parser(early.parse_known_args(argv)[0].config_dir)
@@ -470,10 +494,48 @@ def main(argv: list[str] | None = None) -> int:
     try:
         job = load_config(schema, args.config, args.overrides, getattr(args, "config_dir", []))
         function(job)
-    except EventseqError as error:
-        print(f"eventseq {name}: error: {error}", file=sys.stderr)
-        return 2
+    except BaseException as error:  # the one error boundary: every failure leaves as one line and a code
+        if isinstance(error, SystemExit):
+            raise
+        return _report_failure(name, error, debug)
     return 0
+
+
+DEBUG_ENV = "EVENTSEQ_DEBUG"  # set (to anything but 0 or empty) to see the traceback of any failure
+
+
+def _report_failure(command: str, error: BaseException, debug: bool) -> int:
+    """Print one line for `error` (and the traceback with --debug); return the exit code.
+
+    2: bad input, config or files (EventseqError, an OS error naming a file, data Polars/Arrow could
+    not read); 130: interrupted; 1: anything else, which is a bug of eventseq's and says so.
+    """
+    import traceback
+
+    import polars as pl
+    import pyarrow as pa
+
+    how_to_debug = f"rerun with --debug (or {DEBUG_ENV}=1) for the traceback"
+    if isinstance(error, EventseqError):
+        code, message = getattr(error, "exit_code", 2), str(error)
+    elif isinstance(error, KeyboardInterrupt):
+        code, message = 130, "interrupted"
+    elif isinstance(error, MemoryError):
+        code, message = 1, "out of memory: lower data.batch_size / batch_size or chunk_rows, or use data.streaming=true"
+    elif isinstance(error, OSError) and error.filename is not None:
+        code, message = 2, f"{error.strerror or error}: {error.filename}"
+    elif isinstance(error, (pl.exceptions.PolarsError, pa.ArrowException)):
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        code, message = 2, (f"the data could not be processed ({type(error).__name__}: {first[:300]}); check the "
+                            f"input's columns and types; if they look right, this is a bug: {how_to_debug}")
+    else:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        code, message = 1, (f"unexpected {type(error).__name__}{': ' + first[:300] if first else ''}. This is a bug "
+                            f"in eventseq: {how_to_debug} and report it")
+    if debug:
+        traceback.print_exception(error, file=sys.stderr)
+    print(f"eventseq {command}: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -399,6 +399,8 @@ def compare_feature_sets(
         if len(set(stack)) < 2:
             raise ConfigError(f"stack={stack}: stacking needs at least two different feature sets")
     frames = {name: _polars(frame, f"feature set '{name}'") for name, frame in sets.items()}
+    for name, frame in frames.items():
+        check_finite_embeddings(frame, f"feature set '{name}'")
     label_frame = _polars(labels, "labels")
     _require_column(label_frame, id_column, "the labels")
     _require_column(label_frame, target, "the labels")
@@ -489,6 +491,23 @@ def format_table(table: pl.DataFrame, markdown: bool = False) -> str:
 # ----------------------------------------------------------------------------- internals
 
 
+def check_finite_embeddings(frame: pl.DataFrame, source: str) -> None:
+    """Refuse NaN/inf in the emb_* columns: a model that produced them is broken, and a score on them means nothing.
+
+    Raises:
+        DataError: naming `source` (a file or a feature set), the count and the first entity's row.
+    """
+    columns = [column for column in frame.columns if column.startswith("emb_")]
+    if not columns:
+        return
+    bad = frame.select(pl.any_horizontal([~pl.col(c).is_finite().fill_null(False) for c in columns]).alias("bad"))
+    count = int(bad.get_column("bad").sum())
+    if count:
+        row = int(bad.get_column("bad").arg_true()[0])
+        raise DataError(f"{source} has NaN/inf embeddings for {count:,} entities (first at row {row}): the model "
+                        f"that wrote them produced non-finite outputs; retrain it or embed again")
+
+
 def _polars(frame: Any, what: str) -> pl.DataFrame:
     if isinstance(frame, pl.DataFrame):
         return frame
@@ -553,6 +572,11 @@ def _design(
             f"the features contain the target column '{target}': drop it (it would leak the answer)"
         )
     _require_unique_ids(features, id_column, "the features")
+    if labels.schema[target].is_float():
+        bad = labels.filter(~pl.col(target).is_finite() & pl.col(target).is_not_null())
+        if bad.height:
+            raise DataError(f"target '{target}' has {bad.height:,} NaN/inf values in the labels (first: entity "
+                            f"{bad.get_column(id_column)[0]!r}): a missing target must be null; drop or fill them")
     labels = labels.select(id_column, target).filter(pl.col(target).is_not_null())
     _require_unique_ids(labels, id_column, "the labels")
     numeric = _numeric_columns(features, id_column)

@@ -50,6 +50,20 @@ LEVELS = ("entity", "event")
 # windows of about this many events (64 MB of float32 vectors at H=64), so memory stays bounded
 # whatever chunk_rows is and however long the sequences are.
 EVENTS_PER_WRITE = 262_144
+# a forward pass pads its entities to the longest one: at most this many padded events per pass, so one
+# very long history (100k events) is embedded alone instead of padding batch_size entities to its length
+EVENTS_PER_BATCH = 131_072
+
+
+def _batches(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Cut `order` (positions, longest first) into batches of at most `batch_size` entities and at most
+    EVENTS_PER_BATCH padded events (always at least one entity)."""
+    start = 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)
+        size = max(1, min(batch_size, EVENTS_PER_BATCH // longest))
+        yield order[start : start + size]
+        start += size
 
 
 def _chunks_of_sequence_tables(
@@ -207,8 +221,7 @@ def _entity_frame(
     """One output row per entity of `dataset`, in its order."""
     order = np.argsort(-dataset.lengths, kind="stable")  # longest first: less padding
     results = []
-    for start in range(0, len(order), batch_size):
-        positions = order[start : start + batch_size]
+    for positions in _batches(order, dataset.lengths, batch_size):
         batch = dataset.collate(positions).to(device)
         values = module.embed(batch) if mode == "embed" else module.predict_outputs(batch)
         results.append(values.float().cpu().numpy().reshape(len(positions), -1))
@@ -465,8 +478,7 @@ def _event_frames(
     for window in np.split(np.arange(len(dataset)), np.flatnonzero(np.diff(window_of_entity)) + 1):
         order = window[np.argsort(-lengths[window], kind="stable")]  # longest first: less padding
         entities, steps, times, vectors = [], [], [], []
-        for start in range(0, len(order), batch_size):
-            positions = order[start : start + batch_size]
+        for positions in _batches(order, lengths, batch_size):
             batch = dataset.collate(positions)
             mask = batch.mask  # [B, T], True at real events
             hidden = module.encoder(batch.to(device))  # [B, T, H]

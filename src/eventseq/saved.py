@@ -132,6 +132,11 @@ def load_model(directory: str | os.PathLike) -> L.LightningModule:
             f"{weights} does not match {directory / CONFIG_FILE}: missing {sorted(missing)[:5]}, "
             f"unexpected {sorted(unexpected)[:5]}"
         )
+    broken = [name for name, tensor in module.state_dict().items()
+              if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if broken:
+        raise FileFormatError(f"{weights} holds NaN/inf weights ({broken[:3]}): the training that saved it diverged "
+                              f"or the file was damaged; retrain the model")
     module.saved_info = payload.get("extra", {})
     return module.eval()
 

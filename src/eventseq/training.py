@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import random
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,6 +26,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from eventseq._io import atomic_path, check_output, write_json, write_parquet
 from eventseq.config import (
@@ -39,7 +40,7 @@ from eventseq.data.shards import (
     CollateFactory, ShardedDataset, ShardIndex, StreamLoader, read_shard_schema, stream_loader,
 )
 from eventseq.data.splits import split_by_entity
-from eventseq.errors import ConfigError
+from eventseq.errors import ConfigError, EventseqError
 from eventseq.nn.encoder import EncoderConfig
 from eventseq.nn.sequence_encoder import AUTO_TYPE as AUTO
 from eventseq.objectives.barlow_twins import BarlowTwinsConfig
@@ -58,7 +59,7 @@ from eventseq.optim import OptimizerConfig
 from eventseq.saved import load_checkpoint_state, save_model
 
 logger = logging.getLogger(__name__)
-CRASH_ENV = "EVENTSEQ_TEST_KILL_AFTER_EPOCH"  # tests: SIGKILL the run after this epoch's checkpoint
+BATCH_STATISTICS_METHODS = ("vicreg", "barlow_twins")  # losses over a batch's variance: one entity gives NaN
 
 
 @dataclass
@@ -245,15 +246,109 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint_state(path)
 
 
-class _KillAfterEpoch(Callback):
-    """Test hook: `kill -9` at the start of the epoch after `epoch`, whose checkpoints are written."""
+class TrainingDiverged(EventseqError):
+    """The loss (or the monitored validation metric) became NaN or infinite."""
 
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
 
-    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.current_epoch == self.epoch + 1:
-            os.kill(os.getpid(), signal.SIGKILL)
+class RunInterrupted(EventseqError):
+    """A run stopped by SIGTERM or SIGINT; `exit_code` is 143 or 130, as a shell reports such a stop."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    @classmethod
+    def after(cls, trainer: L.Trainer, run_dir: Path, signal_name: str, exit_code: int) -> RunInterrupted:
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.exists():
+            epoch = load_checkpoint_state(last).get("epoch", 0)
+            kept = (f"epochs up to {epoch} are saved in {last}: run the same command with resume=true to continue "
+                    f"(the result is the same as an uninterrupted run's)")
+        else:
+            kept = "no epoch had finished, so nothing was saved: run the command again"
+        return cls(f"stopped by {signal_name} during epoch {trainer.current_epoch}; {kept}", exit_code)
+
+
+class FiniteLossGuard(Callback):
+    """Stop a run at the first non-finite training loss or monitored metric, naming where and the likely causes.
+
+    Raising leaves the checkpoints of the last finished epoch as they were (checkpoints/last.ckpt,
+    best.ckpt), so nothing trained so far is lost and no NaN model is saved as the result.
+    """
+
+    def __init__(self, monitor: str, run_dir: Path) -> None:
+        self.monitor = monitor
+        self.run_dir = run_dir
+
+    def _diverged(self, trainer: L.Trainer, what: str, value: float) -> TrainingDiverged:
+        last = self.run_dir / "checkpoints" / "last.ckpt"
+        kept = (f"the last good epoch is kept in {last} (resume=true continues from it after the fix)"
+                if last.exists() else "no epoch had finished, so no checkpoint was kept")
+        return TrainingDiverged(
+            f"{what} became {value} at epoch {trainer.current_epoch}, step {trainer.global_step}. Likely causes: a "
+            f"learning rate too high (lower optimizer.lr), a loss setting that divides by zero (a temperature or "
+            f"a weight of 0), batches too small for batch statistics (raise data.batch_size), or extreme input "
+            f"values (standardize or log-transform them in prepare); {kept}"
+        )
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
+            raise self._diverged(trainer, "the training loss", float(loss.detach().float().mean()))
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None:
+            return
+        if not bool(torch.isfinite(torch.as_tensor(value)).all()):
+            raise self._diverged(trainer, f"the validation metric {self.monitor}", float(value))
+
+
+class RandomState(Callback):
+    """Every random generator a run draws from, saved with each checkpoint and restored on resume.
+
+    torch's, NumPy's and Python's global generators (dropout, masking, DataLoader worker seeds) and
+    the generator of the training collate (random views and pairs: `data.augment`) are written into
+    the checkpoint, and put back when training starts again, after the sanity check, so that a
+    resumed run draws exactly what the uninterrupted run drew: the same seed gives the same model
+    whether or not the run was killed (tests/test_training.py, after a real SIGKILL). This holds with
+    data.num_workers=0 (the default); worker processes draw their own seeds each epoch.
+    """
+
+    def __init__(self, collate: Any = None) -> None:
+        self.collate = collate if hasattr(collate, "_rng") else None
+        self._restore: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        numpy_state = np.random.get_state()
+        state: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+            "collate": None if self.collate is None or self.collate._rng is None else self.collate._rng.bit_generator.state,
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restore = state_dict
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        state, self._restore = self._restore, None
+        if state is None:
+            return
+        torch.set_rng_state(state["torch"])
+        name, keys, *rest = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        if self.collate is not None and state.get("collate") is not None:
+            self.collate._rng = np.random.default_rng()
+            self.collate._rng.bit_generator.state = state["collate"]
 
 
 def make_loader(
@@ -298,11 +393,10 @@ def build_trainer(
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                         every_n_epochs=1, enable_version_counter=False),
         EarlyStopping(monitor=monitor, mode=mode, patience=config.patience),
+        FiniteLossGuard(monitor, run_dir),
     ]
     if config.progress_bar:
         callbacks.append(TQDMProgressBar())
-    if os.environ.get(CRASH_ENV):
-        callbacks.append(_KillAfterEpoch(int(os.environ[CRASH_ENV])))
     if config.max_minutes is not None and config.max_minutes <= 0:
         raise ConfigError(f"trainer.max_minutes={config.max_minutes}: must be > 0 (or null for no limit)")
     return L.Trainer(
@@ -421,7 +515,20 @@ def _fit(
         logger.warning("resume=true but %s does not exist: training from scratch", last)
     _write_config(config, run_dir / "config.yaml")  # before training, so a crashed run documents itself
     trainer = build_trainer(config.trainer, run_dir, monitor, mode, resuming=ckpt_path is not None)
-    trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
+    trainer.callbacks.append(RandomState(getattr(train_loader, "collate_fn", None)))
+    for loader in (train_loader, valid_loader):
+        # a generator of its own: creating an iterator draws a worker seed, and Lightning creates the first
+        # epoch's before RandomState restores the global generators on resume, so it must not draw from them
+        if isinstance(loader, torch.utils.data.DataLoader) and loader.generator is None:
+            loader.generator = torch.Generator().manual_seed(config.seed)
+    try:
+        trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
+    except SIGTERMException:  # Lightning stops at the next batch after a SIGTERM (a scheduler's preemption)
+        raise RunInterrupted.after(trainer, run_dir, "SIGTERM", 143) from None
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl+C into a graceful stop and sys.exit(1)
+            raise RunInterrupted.after(trainer, run_dir, "SIGINT (Ctrl+C)", 130) from None
+        raise
     if trainer.world_size > 1:
         # evaluation and saving go on in rank 0 alone: leave the process group, so that nothing
         # there (metrics, CoLES gathering, batch dealing) waits for the other ranks
@@ -655,6 +762,9 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     """
     method_spec(config.method)  # an unknown method fails before the data is read
     _check_run(config)
+    if config.method in BATCH_STATISTICS_METHODS and config.data.batch_size < 2:
+        raise ConfigError(f"method={config.method} standardizes each batch (its loss needs a variance over "
+                          f"entities): data.batch_size={config.data.batch_size} must be >= 2")
     if config.model.sequence_encoder.type == AUTO:
         return _pretrain_auto(config)
     run_dir = Path(config.output)

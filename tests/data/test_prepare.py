@@ -778,3 +778,10 @@ def test_quantize_buckets_are_bounded():
     with pytest.raises(ConfigError, match=r"quantize.x=100000: expected a whole number >= 2 and <= 1024"):
         prepare(_two_entities(x=[1.0, 2.0, 3.0, 4.0]),
                 PrepareConfig(id_column="id", time_column="t", numeric=["x"], quantize={"x": 100_000}))
+
+
+def test_pandas_frame_with_duplicate_column_names_is_named():
+    frame = pd.DataFrame([[1, 1, 2.0, 3.0]], columns=["id", "t", "x", "x"])
+
+    with pytest.raises(ColumnError, match=r"several columns named \['x'\]"):
+        prepare(frame, PrepareConfig(id_column="id", time_column="t", numeric=["x"]))

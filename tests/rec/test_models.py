@@ -184,7 +184,7 @@ def test_bad_run_configs_are_clear_errors(rec_dir, tmp_path):
         pretrain_rec(RecPretrainConfig())
     with pytest.raises(ConfigError, match="softmax='huge'"):
         NextPositiveConfig(softmax="huge").validate()
-    with pytest.raises(EventseqError, match="not a rec ranker"):
+    with pytest.raises(EventseqError, match="needs a rec_ranker model; model .wrong. is a rec_pretrain model"):
         evaluate_rec(rec_dir, {"wrong": NextPositiveModule(load_model_schema(rec_dir), TINY)})
 
 

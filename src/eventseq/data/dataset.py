@@ -110,6 +110,13 @@ class SequenceDataset(torch.utils.data.Dataset):
             if holds_ids and not np.issubdtype(values.dtype, np.integer):
                 raise ColumnError(f"{feature.kind} column '{feature.name}' holds {values.dtype}: expected integer ids")
             columns[feature.name] = values if holds_ids else values.astype(np.float32, copy=False)
+            if not holds_ids and not np.isfinite(columns[feature.name]).all():
+                position = int(np.flatnonzero(~np.isfinite(columns[feature.name]))[0])
+                row = int(np.searchsorted(offsets, position, side="right") - 1)
+                raise DataError(
+                    f"numeric list column '{feature.name}' holds NaN/inf (first in the entity at row {row}): prepare "
+                    f"never writes them, so the table was changed after it was prepared; prepare it again"
+                )
         if np.any(np.diff(offsets) == 0):
             row = int(np.nonzero(np.diff(offsets) == 0)[0][0])
             raise DataError(f"entity at row {row} has no events; every entity needs at least one")

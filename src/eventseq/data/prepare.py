@@ -334,6 +334,10 @@ def _scan_path(path: Path) -> pl.LazyFrame:
 
 def _from_pandas(frame: pd.DataFrame) -> pl.DataFrame:
     """Convert pandas to Polars; a column Arrow cannot convert (mixed types) is named in the error."""
+    duplicated = sorted({str(name) for name in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        raise ColumnError(f"the pandas DataFrame has several columns named {duplicated}: rename or drop the copies "
+                          f"(e.g. frame.loc[:, ~frame.columns.duplicated()])")
     try:
         return pl.from_pandas(frame)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as error:  # ArrowInvalid is a ValueError
