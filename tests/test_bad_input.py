@@ -292,3 +292,33 @@ def test_embed_refuses_bad_map_options_before_writing_anything(extra, message, t
 
     assert code == 2 and message in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_list_typed_categorical_is_named(tmp_path, capsys):
+    pl.DataFrame({"id": [1, 1], "t": [NOW, NOW + 1], "mcc": [["a"], ["b", "c"]]}).write_parquet(tmp_path / "e.parquet")
+
+    code, err = run_cli(["prepare", f"input={tmp_path / 'e.parquet'}", "id_column=id", "time_column=t",
+                         "categorical=[mcc]", f"output={tmp_path / 'out'}"], capsys)
+
+    assert code == 2 and "categorical column 'mcc' has dtype List(String): expected one value per event" in err
+
+
+def test_evaluate_names_an_embeddings_file_without_embeddings(raw_dir, capsys):
+    code, err = run_cli(["evaluate", f"embeddings={raw_dir / 'labels.parquet'}", f"labels={raw_dir / 'labels.parquet'}",
+                         "target=label"], capsys)
+
+    assert code == 2 and "has no emb_* columns" in err and "not a file `eventseq embed` wrote" in err
+
+
+def test_a_class_id_outside_the_schema_is_named_not_left_to_scikit_learn(prepared_dir, tmp_path, capsys):
+    import shutil
+
+    edited = tmp_path / "edited"
+    shutil.copytree(prepared_dir, edited)
+    table = pl.read_parquet(edited / "data.parquet")
+    table.with_columns(pl.when(pl.int_range(pl.len()) == 7).then(5).otherwise(pl.col("label")).alias("label")
+                       .cast(table.schema["label"])).write_parquet(edited / "data.parquet")
+
+    code, err = run_cli(["train", f"data.path={edited}", f"output={tmp_path / 'run'}"], capsys)
+
+    assert code == 2 and "target 'label' holds 5 at row 7, outside the class ids 0..1" in err

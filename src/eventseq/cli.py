@@ -323,8 +323,7 @@ def run_evaluate(job: EvaluateJob) -> None:
         model = load_model(job.model)
         require_family(model, ("supervised", "self-supervised"), "eventseq evaluate model=", job.model)
         width = getattr(model, "embedding_dim", model.encoder.embedding_dim)
-        embeddings = pl.from_arrow(read_parquet(job.embeddings))
-        downstream.check_finite_embeddings(embeddings, job.embeddings)
+        embeddings = _read_embeddings(job.embeddings)
         found = sum(column.startswith("emb_") for column in embeddings.columns)
         if found != width:
             raise DataError(
@@ -338,8 +337,7 @@ def run_evaluate(job: EvaluateJob) -> None:
 
         embeddings = embed(job.model, job.data, progress=False)
     elif job.embeddings:
-        embeddings = pl.from_arrow(read_parquet(job.embeddings))
-        downstream.check_finite_embeddings(embeddings, job.embeddings)
+        embeddings = _read_embeddings(job.embeddings)
     else:
         embeddings = None
     if not use_aggregates and embeddings is None:
@@ -393,6 +391,21 @@ def run_evaluate(job: EvaluateJob) -> None:
                     f"{downstream.format_table(table, markdown=True)}\n"
                 )
         print(f"written: {output}")
+
+
+def _read_embeddings(path: str) -> Any:
+    """An embeddings file (from `eventseq embed`), checked: emb_* columns, all finite."""
+    import polars as pl
+
+    from eventseq import downstream
+    from eventseq._io import read_parquet
+
+    embeddings = pl.from_arrow(read_parquet(path))
+    if not any(column.startswith("emb_") for column in embeddings.columns):
+        raise ColumnError(f"embeddings={path} has no emb_* columns (columns: {embeddings.columns[:10]}): it is not "
+                          f"a file `eventseq embed` wrote")
+    downstream.check_finite_embeddings(embeddings, path)
+    return embeddings
 
 
 def _format_metrics(metrics: dict[str, Any]) -> str:

@@ -89,7 +89,8 @@ def check_value(key: str, value: Any, whole: bool = False, **rules: Any) -> None
             check_value(f"{key}.{name}", item, whole, **rules)
         return
     if "choices" in rules and value not in rules["choices"]:
-        raise ConfigError(f"{key}={value!r}: expected one of {list(rules['choices'])}{did_you_mean(str(value), map(str, rules['choices']))}")
+        hint = did_you_mean(str(value), map(str, rules["choices"]))
+        raise ConfigError(f"{key}={value!r}: expected one of {list(rules['choices'])}{hint}")
     bounds = {name: bound for name, bound in rules.items() if name in _RULE_TEXT}
     if not bounds:
         return

@@ -186,6 +186,8 @@ def test_bad_run_configs_are_clear_errors(rec_dir, tmp_path):
         NextPositiveConfig(softmax="huge").validate()
     with pytest.raises(EventseqError, match="needs a rec_ranker model; model .wrong. is a rec_pretrain model"):
         evaluate_rec(rec_dir, {"wrong": NextPositiveModule(load_model_schema(rec_dir), TINY)})
+    with pytest.raises(EventseqError, match=r"the oracle table lacks column\(s\) \['oracle_score'\]"):
+        evaluate_rec(rec_dir, oracle=pl.DataFrame({"request_id": [1], "item_id": [2], "score": [0.5]}))
 
 
 def load_model_schema(rec_dir):

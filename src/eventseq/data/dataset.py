@@ -132,6 +132,7 @@ class SequenceDataset(torch.utils.data.Dataset):
                 nulls = arrow[name].null_count
                 if nulls:
                     raise DataError(f"target '{name}' is null for {nulls:,} entities; drop them or fill it")
+                _check_encoded_target(arrow[name].to_numpy(), schema, name)
             stacked = np.stack([arrow[name].to_numpy() for name in target_names], axis=1)
             targets = stacked[:, 0] if len(target_names) == 1 else stacked
         text_vectors = text_vectors_for(schema.text, texts, columns)
@@ -245,3 +246,24 @@ class SequenceDataset(torch.utils.data.Dataset):
             target=target,
             text_vectors=text_vectors,
         )
+
+
+def _check_encoded_target(values: np.ndarray, schema: Schema, name: str) -> None:
+    """A target column as prepare encodes it: class ids 0..K-1, or finite numbers (regression).
+
+    Raises:
+        DataError: a value prepare cannot have written (the table was edited after it was prepared).
+    """
+    target = next((t for t in schema.targets if t.name == name), None)
+    if target is None:
+        return
+    if target.classes is not None:
+        bad = (values < 0) | (values >= len(target.classes))
+        what = f"outside the class ids 0..{len(target.classes) - 1} of its {len(target.classes)} classes"
+    else:
+        bad = ~np.isfinite(values.astype(np.float64))
+        what = "NaN/inf"
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"target '{name}' holds {values[row].item()!r} at row {row}, {what}: prepare never writes "
+                        f"it, so the table was changed after it was prepared; prepare it again")

@@ -488,6 +488,8 @@ def fit_statistics(events: pl.LazyFrame, labels: pl.DataFrame | None, config: Pr
     columns = events.collect_schema()
     for column in config.numeric:
         _require_numeric(columns[column], column)
+    for column in config.categorical:
+        _require_scalar(columns[column], column)
 
     def collect(*frames: pl.LazyFrame) -> list[pl.DataFrame]:
         try:
@@ -617,6 +619,12 @@ def schema_from_statistics(statistics: FitStatistics, config: PrepareConfig) -> 
         source_column=config.source_column,
         sources=statistics.sources,
     )
+
+
+def _require_scalar(dtype: pl.DataType, column: str) -> None:
+    if isinstance(dtype, (pl.List, pl.Array, pl.Struct)):
+        raise ColumnError(f"categorical column '{column}' has dtype {dtype}: expected one value per event "
+                          f"(explode the lists into several events, or join their values into one string)")
 
 
 def _require_numeric(dtype: pl.DataType, column: str) -> None:
@@ -791,6 +799,7 @@ def _encode_frame(
 
     encoded: list[pl.Expr] = []
     for feature in schema.categorical:
+        _require_scalar(frame.schema[feature.name], feature.name)
         encoded.append(encode_categorical(pl.col(feature.name), feature, frame.schema[feature.name])
                        .alias(feature.name))
     for feature in schema.numeric:

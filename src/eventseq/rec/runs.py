@@ -22,7 +22,7 @@ from eventseq._io import check_output, write_parquet
 from eventseq.config import REC_GROUPS, ConfigGroup, check_options, option
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.sampler import LengthBucketSampler
-from eventseq.errors import ConfigError
+from eventseq.errors import ColumnError, ConfigError
 from eventseq.optim import OptimizerConfig
 from eventseq.rec.batches import GroupCollate, history_windows
 from eventseq.rec.data import RecData, load_rec_data
@@ -275,6 +275,10 @@ def evaluate_rec(
                                  (seconds or {}).get(name, trained_for)))
     if oracle is not None:
         request, item = data.config.request_column, data.config.item_column
+        missing = [column for column in (request, item, "oracle_score") if column not in oracle.columns]
+        if missing:
+            raise ColumnError(f"the oracle table lacks column(s) {missing} (columns: {oracle.columns[:10]}): it needs "
+                              f"{request}, {item} and oracle_score, as `eventseq rec generate` writes them")
         flat = groups.select(request, pl.col("item_values").alias(item)).explode(item).with_row_index("_position")
         joined = flat.join(oracle.select(request, item, "oracle_score"), on=[request, item], how="left")
         joined = joined.sort("_position")
