@@ -322,3 +322,20 @@ def test_a_class_id_outside_the_schema_is_named_not_left_to_scikit_learn(prepare
     code, err = run_cli(["train", f"data.path={edited}", f"output={tmp_path / 'run'}"], capsys)
 
     assert code == 2 and "target 'label' holds 5 at row 7, outside the class ids 0..1" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["prepare", "targets=[label]"], "bad value for config key 'targets' in override 'targets=[label]': expected a "
+                                     "mapping of strings to strings (e.g. targets={name: value})"),
+    (["train", "trainer=gpu", "data.path=x"], "trainer.accelerator=gpu, but this machine has no CUDA GPU"),
+    (["evaluate", "data={prepared}", "models=[logreg]", "model_params.logreg.bogus_param=1"],
+     "model_params.logreg.bogus_param: logreg does not take it"),
+])
+def test_misread_options_are_named(argv, message, prepared_dir, capsys):
+    import torch
+
+    if "trainer=gpu" in argv and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, err = run_cli([item.format(prepared=prepared_dir) for item in argv], capsys)
+
+    assert code == 2 and message in err

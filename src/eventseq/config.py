@@ -187,6 +187,20 @@ def saved_config(schema: type[T], values: Any) -> T:
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), literal(values)))  # type: ignore[return-value]
 
 
+def _field_hint(schema: type, key: str) -> Any:
+    """The type annotation of the dotted `key` of a config dataclass (Any if it is not a field)."""
+    owner: Any = schema
+    *sections, name = key.split(".")
+    for section in sections:
+        item = next((f for f in dataclasses.fields(owner) if f.name == section), None)
+        default = None if item is None else (item.default_factory() if item.default_factory is not dataclasses.MISSING
+                                             else item.default)
+        if not dataclasses.is_dataclass(default):
+            return Any
+        owner = type(default)
+    return typing.get_type_hints(owner).get(name, Any)
+
+
 def _all_keys(schema: type, prefix: str = "") -> list[str]:
     keys = []
     for item in dataclasses.fields(schema):
@@ -503,6 +517,10 @@ def load_config(
             config = OmegaConf.merge(config, OmegaConf.from_dotlist([f"{key}={_shell_mapping(value)}"]))
         except OmegaConfBaseException as error:
             raise _key_error(error, schema, f"override {override!r}", key) from None
+        except (TypeError, ValueError):  # OmegaConf's own failure to merge a list into a mapping, and the like
+            expected = _type_name(_field_hint(schema, key))
+            raise ConfigError(f"bad value for config key '{key}' in override {override!r}: expected {expected}"
+                              f"{' (e.g. ' + key + '={name: value})' if 'mapping' in expected else ''}") from None
     try:
         result = OmegaConf.to_object(config)
     except OmegaConfBaseException as error:

@@ -643,6 +643,18 @@ def _fold_indices(y: np.ndarray, task: str, folds: int, seed: int) -> list[tuple
     return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
+def _check_model_params(name: str, task: str, seed: int, params: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """Build the model once, so that a parameter it does not take is named before any fold is fitted."""
+    try:
+        _make_model(name, task, seed, params)
+    except (TypeError, ValueError) as error:
+        message = str(error).splitlines()[0]
+        keys = [key for key in given if f"'{key}'" in message or key in message] or list(given)
+        where = f"model_params.{name}.{keys[0]}" if keys else f"model_params.{name}"
+        raise ConfigError(f"{where}: {name} does not take it ({message}); see its documentation for the "
+                          f"parameters it takes") from None
+
+
 def _make_model(name: str, task: str, seed: int, params: Mapping[str, Any]) -> Any:
     classify = task != "regression"
     if name == "logreg":
@@ -745,6 +757,7 @@ def _cross_validate(
     rows = []
     for name in _available_models(models):
         params = {**DEFAULT_PARAMS[name], **model_params.get(name, {})}
+        _check_model_params(name, task, seed, params, model_params.get(name, {}))
         scores = []
         started = time.perf_counter()
         for train_index, test_index in splits:
