@@ -277,3 +277,16 @@ def test_part_directory_without_parts_or_with_a_corrupt_part(tmp_path, small_tab
     (tmp_path / "parts" / "part-00001.parquet").write_bytes(b"garbage")
     with pytest.raises(FileFormatError, match="part-00001.parquet"):
         read_parquet_parts(tmp_path / "parts")
+
+
+def test_a_link_to_a_directory_is_replaced_but_what_it_points_to_is_kept(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "weights.bin").write_text("old")
+    (tmp_path / "model").symlink_to(target)
+
+    with atomic_directory(tmp_path / "model", ["*.bin"]) as tmp:
+        (tmp / "weights.bin").write_text("new")
+
+    assert not (tmp_path / "model").is_symlink() and (tmp_path / "model" / "weights.bin").read_text() == "new"
+    assert (target / "weights.bin").read_text() == "old"

@@ -157,7 +157,10 @@ def _swap_directory(tmp: Path, final: Path) -> None:
     os.rmdir(old)
     os.replace(final, old)
     os.replace(tmp, final)
-    shutil.rmtree(old)
+    if old.is_symlink():  # `final` was a link to a directory: the link goes, never what it pointed to
+        old.unlink()
+    else:
+        shutil.rmtree(old)
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> None:

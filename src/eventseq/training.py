@@ -317,7 +317,7 @@ class RandomState(Callback):
     """
 
     def __init__(self, collate: Any = None) -> None:
-        self.collate = collate if hasattr(collate, "_rng") else None
+        self.collate = collate if hasattr(collate, "generator_state") else None
         self._restore: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
@@ -326,7 +326,7 @@ class RandomState(Callback):
             "torch": torch.get_rng_state(),
             "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
             "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-            "collate": None if self.collate is None or self.collate._rng is None else self.collate._rng.bit_generator.state,
+            "collate": None if self.collate is None else self.collate.generator_state(),
         }
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
@@ -347,8 +347,7 @@ class RandomState(Callback):
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
         if self.collate is not None and state.get("collate") is not None:
-            self.collate._rng = np.random.default_rng()
-            self.collate._rng.bit_generator.state = state["collate"]
+            self.collate.restore_generator(state["collate"])
 
 
 def make_loader(

@@ -8,8 +8,9 @@ entity each view came from, so "same index" means "positive pair".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -110,6 +111,15 @@ class ViewCollate:
         """Draw the next random views from a generator seeded by `entropy` (streaming: seed, epoch, shard)."""
         self._rng = np.random.default_rng(list(entropy))
 
+    def generator_state(self) -> dict[str, Any] | None:
+        """The state of this process's generator (None before the first draw), for a checkpoint."""
+        return None if self._rng is None else self._rng.bit_generator.state
+
+    def restore_generator(self, state: dict[str, Any]) -> None:
+        """Go on drawing exactly where `generator_state` left off (a resumed run)."""
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = state
+
     def __call__(self, positions: Sequence[int]) -> Batch:
         positions = np.asarray(positions, dtype=np.int64)
         rng = _generator(self, positions)
@@ -142,6 +152,8 @@ class PairCollate:
         self._rng: np.random.Generator | None = None
 
     reseed = ViewCollate.reseed
+    generator_state = ViewCollate.generator_state
+    restore_generator = ViewCollate.restore_generator
 
     def __call__(self, positions: Sequence[int]) -> Batch:
         positions = np.asarray(positions, dtype=np.int64)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -118,6 +119,14 @@ class GroupCollate:
 
     def __len__(self) -> int:
         return len(self.user_rows)
+
+    def generator_state(self) -> dict[str, Any]:
+        """The state of the delay generator, for a checkpoint (eventseq.training.RandomState)."""
+        return self.rng.bit_generator.state
+
+    def restore_generator(self, state: dict[str, Any]) -> None:
+        """Go on drawing delays exactly where `generator_state` left off (a resumed run)."""
+        self.rng.bit_generator.state = state
 
     def group_sizes(self) -> np.ndarray:
         return np.diff(self.item_offsets)
