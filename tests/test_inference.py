@@ -249,3 +249,17 @@ def test_a_rank_without_input_writes_nothing(trained, prepared_dir, tmp_path, mo
     assert embed(trained.model_dir, prepared_dir, output=tmp_path / "out", progress=False) is None
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
     assert "rank 1 had no shard" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["prepared", "raw"])
+def test_the_progress_bar_knows_its_total(trained, prepared_dir, synthetic, source, monkeypatch):
+    from eventseq import inference
+
+    totals = []
+    original = inference._set_total
+    monkeypatch.setattr(inference, "_set_total", lambda bar, total: (totals.append(total), original(bar, total)))
+    data = prepared_dir if source == "prepared" else synthetic.events
+
+    frame = embed(trained.module, data, progress=True)
+
+    assert totals == [frame.height]

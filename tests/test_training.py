@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -361,3 +362,18 @@ def test_vicreg_with_one_entity_per_batch_is_refused(prepared_dir, tmp_path):
 
     with pytest.raises(ConfigError, match=r"method=vicreg standardizes each batch.*data.batch_size=1 must be >= 2"):
         pretrain(config)
+
+
+def test_without_a_terminal_a_run_prints_one_line_per_epoch_and_no_lightning_notices(prepared_dir, tmp_path,
+                                                                                    make_train_config, capsys):
+    config = make_train_config(prepared_dir, tmp_path / "run")
+    config.trainer.progress_bar = True  # pytest's stderr is not a terminal: lines, not bars
+
+    train(config)
+
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and all(re.search(r"val_loss \d\.\d{4}.* s  \(at most \d+\.\d min left\)", line)
+                                   for line in lines)
+    assert lines[0].startswith("epoch 1/2") and "\r" not in err
+    assert "GPU available" not in err and "litlogger" not in err

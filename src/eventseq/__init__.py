@@ -3,16 +3,42 @@
 The Python API is the CLI's: `prepare` → `train` → `predict` / `embed`, with `load_model` for
 saved models. Submodules: `eventseq.data`, `eventseq.nn`, `eventseq.objectives`,
 `eventseq.datasets`.
+
+`import eventseq` loads nothing heavy: each name below is imported on first use (a module
+`__getattr__`, as scikit-learn does), so a script that only prepares data never loads Lightning.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from eventseq.data.prepare import PrepareConfig, encode_events, load_prepared, prepare  # noqa: E402
-from eventseq.inference import embed, predict  # noqa: E402
-from eventseq.saved import load_model, save_model  # noqa: E402
-from eventseq.training import TrainConfig, train  # noqa: E402
+# public name -> the module that defines it
+_LAZY = {
+    "PrepareConfig": "eventseq.data.prepare",
+    "prepare": "eventseq.data.prepare",
+    "encode_events": "eventseq.data.prepare",
+    "load_prepared": "eventseq.data.prepare",
+    "TrainConfig": "eventseq.training",
+    "train": "eventseq.training",
+    "predict": "eventseq.inference",
+    "embed": "eventseq.inference",
+    "load_model": "eventseq.saved",
+    "save_model": "eventseq.saved",
+}
 
-__all__ = [
-    "PrepareConfig", "prepare", "encode_events", "load_prepared", "TrainConfig", "train",
-    "predict", "embed", "load_model", "save_model", "__version__",
-]
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'eventseq' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -14,12 +14,28 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventseq.config import config_groups, config_search_path, describe, describe_groups, load_config, option
 from eventseq.data.prepare import PrepareConfig
 from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError
-from eventseq.training import PretrainConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from eventseq.training import PretrainConfig, TrainConfig
+
+# command -> one line for `eventseq --help`, which lists them without importing any command's config
+# (that would load Lightning and torch: seconds); `_commands()` imports them when one is run
+SUMMARIES = {
+    "prepare": "raw event log → sequence table + schema",
+    "train": "train a supervised sequence model",
+    "pretrain": "self-supervised pretraining (CoLES) of an encoder",
+    "predict": "predictions per entity → Parquet",
+    "embed": "embeddings per entity → Parquet",
+    "evaluate": "cross-validate GBDT/logreg on embeddings and aggregates",
+    "generate": "write the synthetic data set",
+    "demo": "the whole pipeline on built-in data",
+    "rec": "the sequential recommender / ranker (eventseq rec COMMAND --help)",
+}
 
 
 @dataclass
@@ -426,21 +442,28 @@ def _demo(job: Any) -> None:
 
 def _commands() -> dict[str, tuple[type, Callable[[Any], None], str]]:
     from eventseq.demo import DemoJob
+    from eventseq.training import PretrainConfig, TrainConfig
 
-    return {
-        "prepare": (PrepareJob, run_prepare, "raw event log → sequence table + schema"),
-        "train": (TrainConfig, run_train, "train a supervised sequence model"),
-        "pretrain": (PretrainConfig, run_pretrain, "self-supervised pretraining (CoLES) of an encoder"),
-        "predict": (PredictJob, run_predict, "predictions per entity → Parquet"),
-        "embed": (EmbedJob, lambda job: run_predict(job, "embed"), "embeddings per entity → Parquet"),
-        "evaluate": (EvaluateJob, run_evaluate, "cross-validate GBDT/logreg on embeddings and aggregates"),
-        "generate": (GenerateJob, run_generate, "write the synthetic data set"),
-        "demo": (DemoJob, _demo, "the whole pipeline on built-in data"),
+    functions: dict[str, tuple[type, Callable[[Any], None]]] = {
+        "prepare": (PrepareJob, run_prepare),
+        "train": (TrainConfig, run_train),
+        "pretrain": (PretrainConfig, run_pretrain),
+        "predict": (PredictJob, run_predict),
+        "embed": (EmbedJob, lambda job: run_predict(job, "embed")),
+        "evaluate": (EvaluateJob, run_evaluate),
+        "generate": (GenerateJob, run_generate),
+        "demo": (DemoJob, _demo),
     }
+    return {name: (schema, function, SUMMARIES[name]) for name, (schema, function) in functions.items()}
 
 
-def build_parser(config_dirs: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """The argument parser; `config_dirs` (from --config-dir) add their group options to --help."""
+def build_parser(config_dirs: Sequence[str] = (), commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; `config_dirs` (from --config-dir) add their group options to --help.
+
+    Every command is listed with its summary; only those in `commands` (None: all) get their options
+    and --help text, which import their configs (and so Lightning and torch): `main` passes the one
+    command on the line, so `eventseq --help` lists the commands without loading them.
+    """
     search_path = config_search_path([directory for directory in config_dirs if Path(directory).is_dir()])
     parser = argparse.ArgumentParser(
         prog="eventseq",
@@ -448,12 +471,19 @@ def build_parser(config_dirs: Sequence[str] = ()) -> argparse.ArgumentParser:
         epilog=f"Errors are one line; --debug (anywhere on the line) or {DEBUG_ENV}=1 also prints the traceback.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_commands(sub, _commands(), search_path)
-    from eventseq.rec.cli import COMMANDS as REC_COMMANDS
-
-    rec = sub.add_parser("rec", help="the sequential recommender / ranker (eventseq rec COMMAND --help)",
+    wanted = list(SUMMARIES) if commands is None else list(commands)
+    full = _commands() if any(name != "rec" for name in wanted) else {}
+    for name, summary in SUMMARIES.items():
+        if name in full and name in wanted:
+            _add_commands(sub, {name: full[name]}, search_path)
+        elif name != "rec":
+            sub.add_parser(name, help=summary)
+    rec = sub.add_parser("rec", help=SUMMARIES["rec"],
                          description="The two-stage recommender: pretrain on positives, fine-tune on request groups.")
-    _add_commands(rec.add_subparsers(dest="rec_command", metavar="COMMAND"), REC_COMMANDS, search_path)
+    if "rec" in wanted:
+        from eventseq.rec.cli import COMMANDS as REC_COMMANDS
+
+        _add_commands(rec.add_subparsers(dest="rec_command", metavar="COMMAND"), REC_COMMANDS, search_path)
     rec.set_defaults(print_rec_help=rec.print_help)
     return parser
 
@@ -478,17 +508,14 @@ def _add_commands(sub: Any, commands: dict[str, tuple[type, Callable[[Any], Any]
 
 
 def main(argv: list[str] | None = None) -> int:
-    import logging
-
-    # Lightning's start-up notices (devices, tips) drown the command's own output
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     # --config-dir first, so that --help lists its options (no abbreviations: --config is not --config-dir)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     argv = [argument for argument in argv if argument != "--debug"]
     early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     early.add_argument("--config-dir", action="append", default=[])
-    parser = build_parser(early.parse_known_args(argv)[0].config_dir)
+    chosen = [next((argument for argument in argv if argument in SUMMARIES), None)]  # the command, if any
+    parser = build_parser(early.parse_known_args(argv)[0].config_dir, [name for name in chosen if name])
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

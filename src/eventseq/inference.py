@@ -66,25 +66,39 @@ def _batches(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> Iterato
         start += size
 
 
+def _progress(description: str, enabled: bool) -> tqdm:
+    """A bar of entities; its total is set once the input's size is known (`_set_total`). Without a
+    terminal it redraws every 30 s, so that a log file gets a few lines, not thousands."""
+    return tqdm(desc=description, unit=" entities", disable=not enabled,
+                mininterval=0.1 if sys.stderr.isatty() else 30.0)
+
+
+def _set_total(bar: tqdm | None, total: int) -> None:
+    if bar is not None and bar.total is None:
+        bar.total = total
+        bar.refresh()
+
+
 def _chunks_of_sequence_tables(
-    data: Any, schema: Schema, chunk_rows: int, rank: int = 0, world: int = 1
+    data: Any, schema: Schema, chunk_rows: int, rank: int = 0, world: int = 1, bar: tqdm | None = None
 ) -> Iterator[tuple[pa.Table, dict[str, TextTable]]]:
     """Yield sequence-table chunks encoded with `schema`, streaming prepared Parquet by row batches,
     each with the text tables its text ids point into (empty without text features).
 
     With several processes (`world` > 1) only this `rank`'s share: its part files (or row groups)
-    of sharded input, every world-th chunk of other input.
+    of sharded input, every world-th chunk of other input. `bar` gets the number of entities as its
+    total as soon as it is known (from the Parquet footers, or once raw events are encoded).
     """
     if isinstance(data, (str, os.PathLike)) and is_sharded(data):
-        yield from _chunks_of_shards(Path(data), schema, chunk_rows, rank, world)
+        yield from _chunks_of_shards(Path(data), schema, chunk_rows, rank, world, bar)
         return
-    for number, chunk in enumerate(_all_chunks(data, schema, chunk_rows)):
+    for number, chunk in enumerate(_all_chunks(data, schema, chunk_rows, bar if world == 1 else None)):
         if number % world == rank:
             yield chunk
 
 
 def _chunks_of_shards(
-    path: Path, schema: Schema, chunk_rows: int, rank: int, world: int
+    path: Path, schema: Schema, chunk_rows: int, rank: int, world: int, bar: tqdm | None = None
 ) -> Iterator[tuple[pa.Table, dict[str, TextTable]]]:
     """This rank's part files (row groups when there are fewer files than ranks), by row batches."""
     if read_shard_schema(path).fingerprint() != schema.fingerprint():
@@ -96,7 +110,9 @@ def _chunks_of_shards(
     directory = path if path.is_dir() and (path / DATA_FILE).exists() else path.parent
     texts = read_text_tables(directory / TEXTS_FILE, schema.text)
     columns = [schema.id_column, TIME_COLUMN, *schema.feature_names]
-    for unit in index.units(world, strict=False)[rank::world]:
+    mine = index.units(world, strict=False)[rank::world]
+    _set_total(bar, int(sum(index.row_group_rows[unit.file][list(unit.row_groups)].sum() for unit in mine)))
+    for unit in mine:
         file = index.files[unit.file]
         try:
             for batch in open_parquet(file).iter_batches(batch_size=chunk_rows, row_groups=list(unit.row_groups),
@@ -106,7 +122,9 @@ def _chunks_of_shards(
             raise FileFormatError(f"cannot read {file}: corrupt or truncated ({error})") from None
 
 
-def _all_chunks(data: Any, schema: Schema, chunk_rows: int) -> Iterator[tuple[pa.Table, dict[str, TextTable]]]:
+def _all_chunks(
+    data: Any, schema: Schema, chunk_rows: int, bar: tqdm | None = None
+) -> Iterator[tuple[pa.Table, dict[str, TextTable]]]:
     path = None
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
@@ -125,6 +143,7 @@ def _all_chunks(data: Any, schema: Schema, chunk_rows: int) -> Iterator[tuple[pa
                     f"(different vocabularies or transforms): pass the raw events instead"
                 )
             texts = read_text_tables(path.parent / TEXTS_FILE, schema.text)
+            _set_total(bar, sum(open_parquet(part).metadata.num_rows for part in parts))
             for part in parts:
                 check_part_schema(part, open_parquet(part).schema_arrow, schema, "the model")
                 try:
@@ -135,6 +154,7 @@ def _all_chunks(data: Any, schema: Schema, chunk_rows: int) -> Iterator[tuple[pa
             return
     prepared = encode_events(data, schema)
     table = prepared.table.to_arrow()
+    _set_total(bar, table.num_rows)
     for start in range(0, table.num_rows, chunk_rows):
         yield table.slice(start, chunk_rows), prepared.texts
 
@@ -175,8 +195,8 @@ def _run(
 ) -> pl.DataFrame | Path:
     rank, world, device, output = _this_rank(device, output)
     module = _ready(module, device, quantize)
-    bar = tqdm(desc=f"{mode}", unit=" entities", disable=not progress)
-    chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows, rank, world)
+    bar = _progress(mode, progress)
+    chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows, rank, world, bar)
     frames = (
         _entity_frame(module, SequenceDataset.from_table(chunk, module.schema, max_len=max_len, texts=texts), mode,
                       batch_size, device, bar)
@@ -443,8 +463,8 @@ def _run_events(
     rank, world, device, output = _this_rank(device, output)
     module = _ready(module, device, quantize)
     left_out = _LeftOut()
-    bar = tqdm(desc="embed level=event", unit=" entities", disable=not progress)
-    chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows, rank, world)
+    bar = _progress("embed level=event", progress)
+    chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows, rank, world, bar)
     frames = (
         frame
         for chunk, texts in chunks

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from eventseq.config import option
+from eventseq.config import check_options, option
 from eventseq.errors import ConfigError
 
 SCHEDULERS = ("none", "cosine", "plateau")
@@ -39,20 +39,12 @@ class OptimizerConfig:
     encoder_lr: float | None = option(None, ge=0)
     weight_decay: float = option(0.0, ge=0)
     freeze_encoder: bool = False
-    scheduler: str = "none"
+    scheduler: str = option("none", choices=SCHEDULERS)
     warmup_fraction: float = option(0.05, ge=0, lt=1)
     min_lr_fraction: float = option(0.05, ge=0, le=1)
 
     def validate(self) -> None:
-        if not self.lr > 0 or (self.encoder_lr is not None and not self.encoder_lr >= 0):
-            raise ConfigError(f"optimizer.lr={self.lr}, encoder_lr={self.encoder_lr}: learning rates must be > 0")
-        if self.weight_decay < 0:
-            raise ConfigError(f"optimizer.weight_decay={self.weight_decay}: must be >= 0")
-        if self.scheduler not in SCHEDULERS:
-            raise ConfigError(f"optimizer.scheduler={self.scheduler!r}: expected one of {list(SCHEDULERS)}")
-        if not 0 <= self.warmup_fraction < 1 or not 0 <= self.min_lr_fraction <= 1:
-            raise ConfigError(f"optimizer.warmup_fraction={self.warmup_fraction} must be in [0, 1) and "
-                              f"min_lr_fraction={self.min_lr_fraction} in [0, 1]")
+        check_options(self, "optimizer.")  # the ranges and choices declared above
 
     def build(self, params: Any) -> torch.optim.Optimizer:
         """AdamW over `params` (tensors or param groups) with these settings.

@@ -12,7 +12,9 @@ import logging
 import os
 import random
 import shutil
+import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -59,6 +61,11 @@ from eventseq.optim import OptimizerConfig
 from eventseq.saved import load_checkpoint_state, save_model
 
 logger = logging.getLogger(__name__)
+# Lightning's start-up notices (devices, tips) and two warnings about its own internals would drown a
+# run's output, in the API as in the CLI; warnings and errors still show
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 BATCH_STATISTICS_METHODS = ("vicreg", "barlow_twins")  # losses over a batch's variance: one entity gives NaN
 
 
@@ -250,6 +257,37 @@ class TrainingDiverged(EventseqError):
     """The loss (or the monitored validation metric) became NaN or infinite."""
 
 
+def _is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+class EpochLines(Callback):
+    """One line per epoch on stderr (where no terminal shows progress bars): the epoch, its metrics,
+    its seconds and the time left at most (early stopping may end the run sooner)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+        self.first_epoch = trainer.current_epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.epoch_started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        seconds = time.perf_counter() - self.epoch_started
+        done = trainer.current_epoch + 1 - self.first_epoch
+        left = max((trainer.max_epochs or 0) - trainer.current_epoch - 1, 0)
+        mean = (time.perf_counter() - self.started) / max(done, 1)
+        metrics = "  ".join(f"{name} {float(value):.4f}" for name, value in sorted(trainer.callback_metrics.items())
+                            if not name.endswith("_step") and torch.as_tensor(value).numel() == 1)
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {metrics}  {seconds:.1f} s"
+              f"  (at most {left * mean / 60:.1f} min left)", file=sys.stderr, flush=True)
+
+
 class RunInterrupted(EventseqError):
     """A run stopped by SIGTERM or SIGINT; `exit_code` is 143 or 130, as a shell reports such a stop."""
 
@@ -394,8 +432,11 @@ def build_trainer(
         EarlyStopping(monitor=monitor, mode=mode, patience=config.patience),
         FiniteLossGuard(monitor, run_dir),
     ]
+    bars = config.progress_bar and _is_terminal()
     if config.progress_bar:
-        callbacks.append(TQDMProgressBar())
+        # a terminal gets bars with rate and ETA; a log file (CI, a scheduler) one line per epoch, not
+        # thousands of redrawn bars
+        callbacks.append(TQDMProgressBar() if bars else EpochLines())
     if config.max_minutes is not None and config.max_minutes <= 0:
         raise ConfigError(f"trainer.max_minutes={config.max_minutes}: must be > 0 (or null for no limit)")
     return L.Trainer(
@@ -412,7 +453,7 @@ def build_trainer(
         callbacks=callbacks,
         logger=_loggers(run_dir, resuming),
         plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=config.progress_bar,
+        enable_progress_bar=bars,
         enable_model_summary=False,
         log_every_n_steps=10,
         deterministic="warn",
@@ -498,7 +539,7 @@ def _write_splits(dataset: SequenceDataset, splits: dict[str, np.ndarray], run_d
     )
 
 
-def _fit(
+def fit_module(
     module: L.LightningModule,
     train_loader: torch.utils.data.DataLoader,
     valid_loader: torch.utils.data.DataLoader,
@@ -539,14 +580,15 @@ def _fit(
     return trainer
 
 
-def _evaluator(config: TrainerSection) -> L.Trainer:
+def evaluation_trainer(config: TrainerSection) -> L.Trainer:
     """A Trainer without loggers, so that evaluating the best model leaves the training log alone."""
     return L.Trainer(accelerator=config.accelerator, devices=1, precision=config.precision, logger=False,
                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
 
 
-def _finish(module: L.LightningModule, run_dir: Path, metrics: dict[str, Any], config: Any,
-            logs_dir: Path | None = None) -> Path:
+def finish_run(module: L.LightningModule, run_dir: Path, metrics: dict[str, Any], config: Any,
+               logs_dir: Path | None = None) -> Path:
+    """Save the model (with its metrics and config), metrics.json and curves.png of a finished run."""
     from eventseq.plots import plot_training_curves
 
     choices = {choice.group: choice.option for choice in group_choices(config)}
@@ -617,11 +659,11 @@ def train(config: TrainConfig) -> TrainResult:
     if pretrained is not None:
         module.encoder.load_state_dict(pretrained.encoder.state_dict())
     monitor, mode = MONITOR[head.task]
-    trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode)
     if not trainer.is_global_zero:
         return _other_rank_result(module, trainer, run_dir, splits, dataset)
 
-    evaluator = _evaluator(config.trainer)
+    evaluator = evaluation_trainer(config.trainer)
     if streaming:  # rank 0 evaluates every shard
         valid_loader = _stream(index, config.data, "valid", target=head.targets, single_process=True)
     metrics = {k: float(v) for k, v in evaluator.validate(module, valid_loader, verbose=False)[0].items()}
@@ -632,7 +674,7 @@ def train(config: TrainConfig) -> TrainResult:
         test_loader = make_loader(dataset.subset(splits["test"]), config.data.batch_size, False, **loader_args)
         metrics.update({k: float(v) for k, v in evaluator.test(module, test_loader, verbose=False)[0].items()})
     metrics["epochs"] = int(trainer.current_epoch)
-    model_dir = _finish(module, run_dir, metrics, config)
+    model_dir = finish_run(module, run_dir, metrics, config)
     return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
 
 
@@ -749,7 +791,7 @@ def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult
         if (best.run_dir / split_file).exists():
             shutil.copyfile(best.run_dir / split_file, run_dir / split_file)
     _write_config(config, run_dir / "config.yaml")
-    model_dir = _finish(best.module, run_dir, metrics, chosen_config, logs_dir=best.run_dir / "logs")
+    model_dir = finish_run(best.module, run_dir, metrics, chosen_config, logs_dir=best.run_dir / "logs")
     return TrainResult(best.module, metrics, run_dir, model_dir, best.splits, best.dataset)
 
 
@@ -792,12 +834,12 @@ def pretrain(config: PretrainConfig) -> TrainResult:
         num_workers=config.data.num_workers,
     )
     monitor, mode = module.monitor
-    trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode)
     if not trainer.is_global_zero:
         return _other_rank_result(module, trainer, run_dir, splits, dataset)
-    metrics = {k: float(v) for k, v in _evaluator(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
+    metrics = {k: float(v) for k, v in evaluation_trainer(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
     metrics["epochs"] = int(trainer.current_epoch)
-    model_dir = _finish(module, run_dir, metrics, config)
+    model_dir = finish_run(module, run_dir, metrics, config)
     return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
 
 
@@ -815,13 +857,13 @@ def _pretrain_streaming(config: PretrainConfig, run_dir: Path) -> TrainResult:
                            epoch_of=lambda: module.current_epoch, drop_last=True)
     valid_loader = _stream(index, config.data, "valid", valid_collate)
     monitor, mode = module.monitor
-    trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode)
     if not trainer.is_global_zero:
         return _other_rank_result(module, trainer, run_dir, splits, None)
     valid_loader = _stream(index, config.data, "valid", valid_collate, single_process=True)  # every shard
-    metrics = {k: float(v) for k, v in _evaluator(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
+    metrics = {k: float(v) for k, v in evaluation_trainer(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
     metrics["epochs"] = int(trainer.current_epoch)
-    model_dir = _finish(module, run_dir, metrics, config)
+    model_dir = finish_run(module, run_dir, metrics, config)
     return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, None)
 
 

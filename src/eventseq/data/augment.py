@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eventseq.config import option
+from eventseq.config import check_options, option
 from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
 from eventseq.errors import ConfigError
@@ -37,7 +37,7 @@ class ViewConfig:
     """
 
     split_count: int = option(5, ge=2)
-    mode: str = "slices"
+    mode: str = option("slices", choices=("slices", "crops"))
     min_len: int = option(15, ge=1)
     max_len: int = option(150, ge=1)
     crop_min: float = option(0.5, gt=0, le=1)
@@ -45,16 +45,11 @@ class ViewConfig:
     event_dropout: float = option(0.0, ge=0, lt=1)
 
     def validate(self) -> None:
-        if self.split_count < 2:
-            raise ConfigError(f"views.split_count={self.split_count}: need at least 2 views per entity")
-        if self.mode not in ("slices", "crops"):
-            raise ConfigError(f"views.mode={self.mode!r}: expected slices or crops")
-        if not 1 <= self.min_len <= self.max_len:
+        check_options(self, "views.")
+        if not self.min_len <= self.max_len:
             raise ConfigError(f"views.min_len={self.min_len}, max_len={self.max_len}: need 1 <= min_len <= max_len")
-        if not 0 < self.crop_min <= self.crop_max <= 1:
+        if not self.crop_min <= self.crop_max:
             raise ConfigError(f"views.crop_min={self.crop_min}, crop_max={self.crop_max}: need 0 < min <= max <= 1")
-        if not 0 <= self.event_dropout < 1:
-            raise ConfigError(f"views.event_dropout={self.event_dropout}: must be in [0, 1)")
 
 
 def sample_views(

@@ -65,7 +65,7 @@ DATA_FILE = "data.parquet"
 SCHEMA_FILE = "schema.json"
 REPORT_FILE = "report.json"
 SCHEMA_METADATA_KEY = b"eventseq.schema"
-_ROW = "__eventseq_row__"
+ROW_COLUMN = "__eventseq_row__"  # the input's row numbers, carried along for error messages (both engines)
 
 
 @dataclass
@@ -237,7 +237,7 @@ class PreparedData:
                 its metadata.
         """
         if shards is not None:
-            _check_shards(shards)
+            check_shards(shards)
         arrow = self.table.to_arrow()
         arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
                                                SCHEMA_METADATA_KEY: self.schema.to_json().encode()})
@@ -281,7 +281,7 @@ def read_events(events: EventsLike) -> pl.LazyFrame:
     if isinstance(events, pl.DataFrame):
         return events.lazy()
     if isinstance(events, pd.DataFrame):
-        return _from_pandas(events).lazy()
+        return from_pandas(events).lazy()
     if isinstance(events, (str, os.PathLike)):
         return _scan_path(Path(events))
     if type(events).__module__.startswith("pyspark"):
@@ -332,7 +332,7 @@ def _scan_path(path: Path) -> pl.LazyFrame:
     return pl.scan_parquet(files)
 
 
-def _from_pandas(frame: pd.DataFrame) -> pl.DataFrame:
+def from_pandas(frame: pd.DataFrame) -> pl.DataFrame:
     """Convert pandas to Polars; a column Arrow cannot convert (mixed types) is named in the error."""
     duplicated = sorted({str(name) for name in frame.columns[frame.columns.duplicated()]})
     if duplicated:
@@ -352,14 +352,16 @@ def _from_pandas(frame: pd.DataFrame) -> pl.DataFrame:
         raise DataError(f"cannot convert the pandas DataFrame: {error}") from None
 
 
-def _collect(frame: pl.LazyFrame, what: str) -> pl.DataFrame:
+def collect_frame(frame: pl.LazyFrame, what: str) -> pl.DataFrame:
+    """Collect `frame`, turning a read failure into FileFormatError naming `what`."""
     try:
         return frame.collect()
     except (pl.exceptions.ComputeError, OSError) as error:
         raise FileFormatError(f"cannot read {what}: {error}") from None
 
 
-def _check_columns(frame_schema: pl.Schema, required: list[str], where: str) -> None:
+def check_columns(frame_schema: pl.Schema, required: list[str], where: str) -> None:
+    """Raise ColumnError for the first of `required` missing from `frame_schema`, with the closest name."""
     available = list(frame_schema.names())
     for column in required:
         if column not in available:
@@ -369,7 +371,8 @@ def _check_columns(frame_schema: pl.Schema, required: list[str], where: str) -> 
             )
 
 
-def _time_kind(dtype: pl.DataType, column: str) -> str:
+def time_kind_of(dtype: pl.DataType, column: str) -> str:
+    """"int" or "datetime" for a raw time column's dtype; ColumnError for any other dtype."""
     if dtype.is_integer():
         return "int"
     if isinstance(dtype, (pl.Datetime, pl.Date)):
@@ -381,7 +384,7 @@ def _time_kind(dtype: pl.DataType, column: str) -> str:
 
 
 def _first_row(frame: pl.DataFrame, condition: pl.Expr) -> int:
-    return int(frame.filter(condition).select(pl.col(_ROW).first()).item())
+    return int(frame.filter(condition).select(pl.col(ROW_COLUMN).first()).item())
 
 
 # ----------------------------------------------------------------------------- fit
@@ -430,7 +433,7 @@ def _load_inputs(
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     lazy, label_frame = _scan_inputs(events, labels, config)
     what = f"events {events}" if isinstance(events, (str, os.PathLike)) else "events"
-    return _collect(lazy, what), label_frame
+    return collect_frame(lazy, what), label_frame
 
 
 def _scan_inputs(
@@ -441,19 +444,19 @@ def _scan_inputs(
     label_lazy = read_events(labels) if labels is not None else None
     event_columns = [config.id_column, config.time_column, *config.categorical, *config.numeric, *config.text]
     event_schema = lazy.collect_schema()
-    _check_columns(event_schema, event_columns, "the event table")
+    check_columns(event_schema, event_columns, "the event table")
 
     label_frame = None
     targets_in_events = [t for t in config.targets if t in event_schema.names()]
     if label_lazy is not None:
         label_schema = label_lazy.collect_schema()
-        _check_columns(label_schema, [config.id_column], "the labels table")
+        check_columns(label_schema, [config.id_column], "the labels table")
         missing = [t for t in config.targets if t not in targets_in_events]
-        _check_columns(label_schema, missing, "the labels table")
+        check_columns(label_schema, missing, "the labels table")
         what = f"labels {labels}" if isinstance(labels, (str, os.PathLike)) else "labels"
-        label_frame = _collect(label_lazy.select(config.id_column, *missing), what)
+        label_frame = collect_frame(label_lazy.select(config.id_column, *missing), what)
     else:
-        _check_columns(event_schema, list(config.targets), "the event table (no labels table given)")
+        check_columns(event_schema, list(config.targets), "the event table (no labels table given)")
     return lazy.select(*event_columns, *targets_in_events), label_frame
 
 
@@ -487,7 +490,7 @@ def fit_statistics(events: pl.LazyFrame, labels: pl.DataFrame | None, config: Pr
     """Compute with Polars what fitting a schema reads from the data (see FitStatistics)."""
     columns = events.collect_schema()
     for column in config.numeric:
-        _require_numeric(columns[column], column)
+        require_numeric(columns[column], column)
     for column in config.categorical:
         _require_scalar(columns[column], column)
 
@@ -600,7 +603,7 @@ def schema_from_statistics(statistics: FitStatistics, config: PrepareConfig) -> 
         features.append(NumericFeature(name=column, transform=transform, mean=mean, std=std,
                                        edges=statistics.edges.get(column, [])))
     features.extend(statistics.text_features)
-    time_kind = _time_kind(statistics.time_dtype, config.time_column)
+    time_kind = time_kind_of(statistics.time_dtype, config.time_column)
     if time_kind == "datetime" and config.time_unit != "s":
         raise ConfigError(
             f"time_unit={config.time_unit!r} applies to integer times, but '{config.time_column}' is "
@@ -627,7 +630,8 @@ def _require_scalar(dtype: pl.DataType, column: str) -> None:
                           f"(explode the lists into several events, or join their values into one string)")
 
 
-def _require_numeric(dtype: pl.DataType, column: str) -> None:
+def require_numeric(dtype: pl.DataType, column: str) -> None:
+    """Raise ColumnError unless a numeric feature's raw dtype is a number type."""
     if not dtype.is_numeric():
         raise ColumnError(f"numeric column '{column}' has dtype {dtype}: expected a number type")
 
@@ -763,15 +767,15 @@ def _encode_frame(
     if frame.height == 0:
         raise DataError("the event table is empty: no rows to prepare")
     id_column, time_column = schema.id_column, schema.time_column
-    if _ROW not in frame.columns:  # prepare_in_shards numbers the rows before splitting them
-        frame = frame.with_row_index(_ROW)
+    if ROW_COLUMN not in frame.columns:  # prepare_in_shards numbers the rows before splitting them
+        frame = frame.with_row_index(ROW_COLUMN)
 
     null_ids = frame.get_column(id_column).null_count()
     if null_ids:
         row = _first_row(frame, pl.col(id_column).is_null())
         raise DataError(f"id column '{id_column}' has {null_ids:,} null values (first at row {row})")
 
-    time_kind = _time_kind(frame.schema[time_column], time_column)
+    time_kind = time_kind_of(frame.schema[time_column], time_column)
     if time_kind != schema.time_kind:
         raise ColumnError(
             f"time column '{time_column}' is {frame.schema[time_column]} but the schema was fitted on "
@@ -781,7 +785,7 @@ def _encode_frame(
     if time_kind == "datetime":
         time_expr = time_expr.cast(pl.Datetime("us")).dt.epoch("s")
     else:
-        check_integer_times(frame, time_column, schema.time_unit, _ROW)
+        check_integer_times(frame, time_column, schema.time_unit, ROW_COLUMN)
         time_expr = integer_seconds(time_expr, schema.time_unit)
     frame = frame.with_columns(time_expr.cast(pl.Int64).alias(TIME_COLUMN))
 
@@ -803,7 +807,7 @@ def _encode_frame(
         encoded.append(encode_categorical(pl.col(feature.name), feature, frame.schema[feature.name])
                        .alias(feature.name))
     for feature in schema.numeric:
-        _require_numeric(frame.schema[feature.name], feature.name)
+        require_numeric(frame.schema[feature.name], feature.name)
         value = _apply_numeric_transform(pl.col(feature.name).cast(pl.Float64), feature.transform, feature.mean,
                                          feature.std)
         lacking = [source for source, names in schema.sources.items() if feature.name not in names]
@@ -1011,7 +1015,7 @@ def prepare(
     if engine not in ENGINES:
         raise ConfigError(f"engine={engine!r}: expected one of {list(ENGINES)}")
     if shards is not None:
-        _check_shards(shards)
+        check_shards(shards)
     if output is not None:
         check_prepare_output(output)
     if engine == "spark":
@@ -1060,7 +1064,7 @@ def prepare_in_shards(
         ConfigError: text fields (their ids are per dataset), bad shards; otherwise as `prepare`.
     """
     config = dataclasses.replace(config)
-    _check_shards(shards)
+    check_shards(shards)
     check_prepare_output(output)
     if isinstance(events, dict):
         events = _merged(events, config)
@@ -1069,7 +1073,7 @@ def prepare_in_shards(
         raise ConfigError("text fields are not supported with shards= yet (their ids are per dataset): "
                           "prepare them in one piece")
     lazy, label_frame = _scan_inputs(events, labels, config)
-    lazy = lazy.with_row_index(_ROW)  # row numbers of the whole input, for error messages
+    lazy = lazy.with_row_index(ROW_COLUMN)  # row numbers of the whole input, for error messages
     schema = schema_from_statistics(fit_statistics(lazy, label_frame, config), config)
     raw_schema = schema
     id_column = config.id_column
@@ -1095,7 +1099,7 @@ def prepare_in_shards(
                     schema = fit_bpe(prepared.table, raw_schema, config.bpe_fields, config.bpe_merges,
                                      config.bpe_min_count)
                 prepared = _tokenized(prepared, schema)
-            _add_report(report, prepared.report)
+            add_report(report, prepared.report)
             arrow = prepared.table.to_arrow()
             metadata = {**(arrow.schema.metadata or {}), SCHEMA_METADATA_KEY: schema.to_json().encode()}
             import pyarrow.parquet as pq
@@ -1113,7 +1117,7 @@ def entity_shard(id_column: str, shards: int) -> pl.Expr:
     return pl.col(id_column).hash(seed=0) % shards
 
 
-def _add_report(total: PrepareReport, part: PrepareReport) -> None:
+def add_report(total: PrepareReport, part: PrepareReport) -> None:
     """Add one shard's counts to the running report."""
     total.rows_in += part.rows_in
     total.events_out += part.events_out
@@ -1135,7 +1139,8 @@ def _merged(sources: dict[str, EventsLike], config: PrepareConfig) -> pl.LazyFra
     return merge_sources(sources, config.id_column, config.time_column, config.source_column)
 
 
-def _check_shards(shards: Any) -> None:
+def check_shards(shards: Any) -> None:
+    """Raise ConfigError unless `shards` is a whole number >= 1."""
     if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
         raise ConfigError(f"shards={shards!r}: expected a whole number >= 1, or None")
 

@@ -36,25 +36,25 @@ import pyarrow as pa
 
 from eventseq._io import PART_FILE, open_parquet, write_json
 from eventseq.data.prepare import (
-    _ROW,
     DATA_FILE,
     FLOAT32_MAX,
     REPORT_FILE,
+    ROW_COLUMN,
     SCHEMA_FILE,
     SCHEMA_METADATA_KEY,
     FitStatistics,
     PrepareConfig,
-    PreparedData,
     PrepareReport,
-    _check_columns,
-    _check_shards,
-    _from_pandas,
-    _require_numeric,
-    _time_kind,
+    PreparedData,
+    check_columns,
     check_prepare_output,
+    check_shards,
+    from_pandas,
     invalid_numeric_error,
     prepared_directory,
+    require_numeric,
     schema_from_statistics,
+    time_kind_of,
 )
 from eventseq.data.schema import FIRST_VALUE_ID, TIME_COLUMN, UNKNOWN_ID, Schema, Target
 from eventseq.data.times import MAX_EPOCH_SECONDS, TIME_UNITS, implausible_time_error
@@ -198,7 +198,7 @@ def _spark_frame(spark: SparkSession, source: Any, columns: list[str], what: str
             frame = spark.read.parquet(text)
         return frame, _polars_schema(frame)
     if isinstance(source, pd.DataFrame):
-        source = _from_pandas(source)
+        source = from_pandas(source)
     if isinstance(source, pl.LazyFrame):
         full_schema = source.collect_schema()
         return _from_polars(spark, source.select([c for c in columns if c in full_schema]).collect()), full_schema
@@ -332,8 +332,8 @@ def _row_number(base: DataFrame, frame: DataFrame, condition: Column) -> int:
     names rows: the number of input rows (`base`) before it."""
     from pyspark.sql import functions as F
 
-    first = frame.where(condition).agg(F.min(_ROW)).first()[0]
-    return int(base.where(F.col(_ROW) < F.lit(first)).count())
+    first = frame.where(condition).agg(F.min(ROW_COLUMN)).first()[0]
+    return int(base.where(F.col(ROW_COLUMN) < F.lit(first)).count())
 
 
 # ----------------------------------------------------------------------------- the job
@@ -377,7 +377,7 @@ def prepare_spark(
         raise ConfigError(f"engine=spark does not support {', '.join(unsupported)} yet: use engine=polars "
                           f"(with shards= for data larger than memory)")
     if shards is not None:
-        _check_shards(shards)
+        check_shards(shards)
     if output is not None:
         check_prepare_output(output)
     spark = spark or spark_session()
@@ -419,23 +419,23 @@ def _prepare(
 
     # ---- inputs and the checks that need no data (as prepare._load_inputs does them)
     raw, event_schema = _spark_frame(spark, events, [*event_columns, *config.targets], "events")
-    _check_columns(event_schema, event_columns, "the event table")
+    check_columns(event_schema, event_columns, "the event table")
     targets_in_events = [t for t in config.targets if t in event_schema.names()]
     label_targets = [t for t in config.targets if t not in targets_in_events]
     label_frame = None
     if labels is not None:
         label_frame, label_schema = _spark_frame(spark, labels, [id_column, *label_targets], "labels")
-        _check_columns(label_schema, [id_column], "the labels table")
-        _check_columns(label_schema, label_targets, "the labels table")
+        check_columns(label_schema, [id_column], "the labels table")
+        check_columns(label_schema, label_targets, "the labels table")
         label_frame = label_frame.select(id_column, *label_targets)
     else:
-        _check_columns(event_schema, list(config.targets), "the event table (no labels table given)")
+        check_columns(event_schema, list(config.targets), "the event table (no labels table given)")
     for column in config.numeric:
-        _require_numeric(event_schema[column], column)
-    _time_kind(event_schema[time_column], time_column)
+        require_numeric(event_schema[column], column)
+    time_kind_of(event_schema[time_column], time_column)
 
     # the input position of every row: ties in time keep it, errors name it
-    base = raw.select(*event_columns, *targets_in_events, F.monotonically_increasing_id().alias(_ROW))
+    base = raw.select(*event_columns, *targets_in_events, F.monotonically_increasing_id().alias(ROW_COLUMN))
     base = base.persist(StorageLevel.MEMORY_AND_DISK)
     cached = [base]
     try:
@@ -521,7 +521,7 @@ def _fit_and_encode(
     frame = base.withColumn(TIME_COLUMN, seconds)
     if totals["implausible_times"]:
         condition = F.abs(F.col(TIME_COLUMN)) > F.lit(MAX_EPOCH_SECONDS)
-        first = frame.where(condition).orderBy(_ROW).select(time_column).first()[0]
+        first = frame.where(condition).orderBy(ROW_COLUMN).select(time_column).first()[0]
         raise implausible_time_error(time_column, _row_number(base, frame, condition), int(first),
                                      int(totals["implausible_times"]), config.time_unit)
     if totals["null_times"]:
@@ -544,7 +544,7 @@ def _fit_and_encode(
     _check_constant_targets(frame, id_column, targets_in_events)
 
     # ---- one row per entity: events sorted by (time, input row) == a stable sort by time
-    event_fields = [F.col(TIME_COLUMN), F.col(_ROW),
+    event_fields = [F.col(TIME_COLUMN), F.col(ROW_COLUMN),
                     *[F.col(f.name).cast("int").alias(f.name) for f in schema.categorical],
                     *[F.col(f.name).cast("float").alias(f.name) for f in schema.numeric]]
     table = frame.groupBy(id_column).agg(

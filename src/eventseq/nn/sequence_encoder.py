@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from eventseq.config import option
+from eventseq.config import check_options, option
 from eventseq.errors import ConfigError
 
 SEQUENCE_ENCODERS = ("gru", "lstm", "cnn", "transformer")
@@ -68,12 +68,13 @@ class SequenceEncoderConfig:
     kernel_size: int = option(3, ge=1)
     num_heads: int = option(4, ge=1)
     attention_dropout: float = option(0.0, ge=0, lt=1)
-    positional: str = "sinusoidal"
+    positional: str = option("sinusoidal", choices=("sinusoidal", "learned", "none"))
     max_positions: int = option(2048, ge=1)
     pooling: str = "last+mean+max"
-    rnn_packing: str = "auto"
+    rnn_packing: str = option("auto", choices=("auto", "packed", "padded"))
 
     def validate(self) -> None:
+        check_options(self, "sequence_encoder.")  # types, ranges and choices declared above
         if self.type == AUTO_TYPE:
             return  # `encoder=auto`: `train` replaces it by each candidate, which is validated in turn
         if self.type not in SEQUENCE_ENCODERS:
@@ -85,12 +86,6 @@ class SequenceEncoderConfig:
             raise ConfigError(
                 f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}"
             )
-        if self.positional not in ("sinusoidal", "learned", "none"):
-            raise ConfigError(f"positional={self.positional!r}: expected sinusoidal, learned or none")
-        if self.rnn_packing not in ("auto", "packed", "padded"):
-            raise ConfigError(f"rnn_packing={self.rnn_packing!r}: expected auto, packed or padded")
-        if self.hidden_size < 1 or self.num_layers < 1:
-            raise ConfigError("hidden_size and num_layers must be >= 1")
 
 
 class RnnEncoder(nn.Module):

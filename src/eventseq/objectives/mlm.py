@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from eventseq.config import option
+from eventseq.config import check_options, option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
@@ -33,15 +33,14 @@ class MlmConfig:
         numeric_weight: weight of the numeric fields' MSE.
     """
 
-    mask_rate: float = option(0.15, gt=0, le=1)
+    mask_rate: float = option(0.15, gt=0, lt=1)
     random_share: float = option(0.1, ge=0, le=1)
     keep_share: float = option(0.1, ge=0, le=1)
     numeric_weight: float = option(1.0, ge=0)
 
     def validate(self) -> None:
-        if not 0 < self.mask_rate < 1:
-            raise ConfigError(f"mlm.mask_rate={self.mask_rate}: must be in (0, 1)")
-        if self.random_share < 0 or self.keep_share < 0 or self.random_share + self.keep_share > 1:
+        check_options(self, "mlm.")
+        if self.random_share + self.keep_share > 1:
             raise ConfigError(f"mlm.random_share={self.random_share}, keep_share={self.keep_share}: "
                               f"need shares >= 0 summing to <= 1")
 

@@ -37,17 +37,17 @@ from eventseq.config import check_options, option
 from eventseq._io import atomic_directory, check_output, read_json, read_parquet, write_json, write_parquet
 from eventseq.data.prepare import (
     EventsLike,
-    PreparedData,
     PrepareReport,
-    _add_report,
-    _check_columns,
-    _collect,
-    _time_kind,
+    PreparedData,
+    add_report,
+    check_columns,
+    collect_frame,
     encode_categorical,
     encode_events,
     entity_shard,
     load_prepared,
     read_events,
+    time_kind_of,
 )
 from eventseq.data.schema import UNKNOWN_ID, CategoricalFeature, Schema
 from eventseq.data.times import check_integer_times, integer_seconds
@@ -109,12 +109,6 @@ class RecPrepareConfig:
             raise ConfigError(f"view_action={self.view_action!r} is also in positive_actions")
         if self.label_action == self.view_action:
             raise ConfigError(f"label_action={self.label_action!r} equals view_action")
-        if self.min_group_size < 2:
-            raise ConfigError(f"min_group_size={self.min_group_size}: must be >= 2 (a pair needs two items)")
-        if self.valid_days <= 0 or self.gap_days < 0:
-            raise ConfigError(f"valid_days={self.valid_days} must be > 0 and gap_days={self.gap_days} >= 0")
-        if isinstance(self.chunk_rows, bool) or not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
-            raise ConfigError(f"chunk_rows={self.chunk_rows!r}: expected a whole number >= 1")
 
     @property
     def known_actions(self) -> list[str]:
@@ -206,15 +200,15 @@ def _read_log(log: EventsLike, config: RecPrepareConfig) -> tuple[pl.DataFrame, 
         available = lazy.collect_schema()
     except (pl.exceptions.ComputeError, OSError) as error:
         raise FileFormatError(f"cannot read the interaction log: {error}") from None
-    _check_columns(available, columns, "the interaction log")
-    frame = _collect(lazy.select(columns), "the interaction log")
+    check_columns(available, columns, "the interaction log")
+    frame = collect_frame(lazy.select(columns), "the interaction log")
     if frame.height == 0:
         raise DataError("the interaction log is empty")
     for column in (config.user_column, config.item_column, config.action_column, config.time_column):
         nulls = frame.get_column(column).null_count()
         if nulls:
             raise DataError(f"column '{column}' has {nulls:,} null values; every interaction needs one")
-    time_kind = _time_kind(frame.schema[config.time_column], config.time_column)
+    time_kind = time_kind_of(frame.schema[config.time_column], config.time_column)
     time = pl.col(config.time_column)
     if time_kind == "datetime":
         if config.time_unit != "s":
@@ -438,7 +432,7 @@ def prepare_rec(
             if positives.height:
                 encoded = encode_events(_history_events(positives, config, time_kind), schema)
                 tables.append(encoded.table)
-                _add_report(history_report, encoded.report)
+                add_report(history_report, encoded.report)
             chunk_owners, chunk_groups = _chunk_groups(chunk, schema, config, split, counts)
             owners.append(chunk_owners)
             parts.append(chunk_groups)

@@ -19,7 +19,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from eventseq.config import option
+from eventseq.config import check_options, option
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
 from eventseq.optim import OptimizerConfig, attached_trainer
@@ -47,11 +47,10 @@ class RankerConfig:
     initial_scale: float = option(0.2, gt=0)
 
     def validate(self) -> None:
-        if not 0 <= self.min_delay_days <= self.max_delay_days:
+        check_options(self, "ranker.")
+        if not self.min_delay_days <= self.max_delay_days:
             raise ConfigError(f"delays: need 0 <= min_delay_days ({self.min_delay_days}) <= max_delay_days "
                               f"({self.max_delay_days})")
-        if self.k < 1:
-            raise ConfigError(f"k={self.k}: must be >= 1")
 
 
 class RankerModule(L.LightningModule):

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eventseq.config import option
+from eventseq.config import check_options, option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
@@ -53,14 +53,13 @@ class RecModelConfig:
     num_layers: int = option(2, ge=1)
     num_heads: int = option(2, ge=1)
     dropout: float = option(0.1, ge=0, lt=1)
-    max_len: int = option(512, ge=1)
+    max_len: int = option(512, ge=2)
     time_delta: bool = True
 
     def validate(self) -> None:
-        if self.dim < 1 or self.dim % self.num_heads:
+        check_options(self, "model.")
+        if self.dim % self.num_heads:
             raise ConfigError(f"model.dim={self.dim} must be positive and divisible by num_heads={self.num_heads}")
-        if self.max_len < 2:
-            raise ConfigError(f"model.max_len={self.max_len}: must be >= 2")
 
 
 def _mlp(inputs: int, dim: int, outputs: int) -> nn.Sequential:

@@ -21,7 +21,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from eventseq.config import option
+from eventseq.config import check_options, option
 from eventseq.data.batch import Batch
 from eventseq.data.schema import FIRST_VALUE_ID, Schema
 from eventseq.errors import ConfigError
@@ -49,20 +49,15 @@ class NextPositiveConfig:
         initial_temperature: exp(τ) at the start.
     """
 
-    softmax: str = "full"
+    softmax: str = option("full", choices=("full", "sampled"))
     num_negatives: int = option(1024, ge=1)
-    sampler: str = "popularity"
+    sampler: str = option("popularity", choices=("uniform", "popularity"))
     popularity_power: float = option(1.0, ge=0)
     feedback_weight: float = option(1.0, ge=0)
     initial_temperature: float = option(10.0, gt=0)
 
     def validate(self) -> None:
-        if self.softmax not in ("full", "sampled"):
-            raise ConfigError(f"objective.softmax={self.softmax!r}: expected full or sampled")
-        if self.sampler not in ("uniform", "popularity"):
-            raise ConfigError(f"objective.sampler={self.sampler!r}: expected uniform or popularity")
-        if self.num_negatives < 1:
-            raise ConfigError(f"objective.num_negatives={self.num_negatives}: must be >= 1")
+        check_options(self, "objective.")
 
 
 def accidental_hits(targets: torch.Tensor, negatives: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

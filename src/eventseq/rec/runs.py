@@ -31,7 +31,7 @@ from eventseq.rec.metrics import expected_random_metrics, ranking_metrics
 from eventseq.rec.model import RecModelConfig
 from eventseq.rec.pretrain import NextPositiveConfig, NextPositiveModule
 from eventseq.devices import check_trainer_devices
-from eventseq.training import TrainerSection, _evaluator, _finish, _fit
+from eventseq.training import TrainerSection, evaluation_trainer, finish_run, fit_module
 
 
 @dataclass
@@ -123,11 +123,11 @@ def _train_and_save(module: L.LightningModule, train_loader: torch.utils.data.Da
     run_dir = Path(config.output)
     run_dir.mkdir(parents=True, exist_ok=True)
     monitor, mode = module.monitor
-    trainer = _fit(module, train_loader, valid_loader, config, run_dir, monitor, mode)
-    metrics = {k: float(v) for k, v in _evaluator(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
+    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    metrics = {k: float(v) for k, v in evaluation_trainer(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
     metrics["epochs"] = int(trainer.current_epoch)
     metrics["train_seconds"] = time.perf_counter() - started  # shown by `rec evaluate`
-    model_dir = _finish(module, run_dir, metrics, config)
+    model_dir = finish_run(module, run_dir, metrics, config)
     return RecRunResult(module.eval(), metrics, run_dir, model_dir, metrics["train_seconds"])
 
 
