@@ -287,7 +287,7 @@ def _check_plot_labels(job: EmbedJob) -> None:
 def _plot_embeddings(job: EmbedJob) -> None:
     import polars as pl
 
-    from eventseq.data.prepare import read_events
+    from eventseq.data.inputs import read_events
     from eventseq.plots import plot_embedding_map
     from eventseq.saved import load_model
 

@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 from eventseq._io import atomic_path, check_output, open_parquet, parquet_part_files
 from eventseq.config import check_value
 from eventseq.data.dataset import SequenceDataset
-from eventseq.data.prepare import SCHEMA_METADATA_KEY, DATA_FILE, EventsLike, check_part_schema, encode_events
+from eventseq.data.inputs import EventsLike
+from eventseq.data.prepare import DATA_FILE, SCHEMA_METADATA_KEY, check_part_schema, encode_events
 from eventseq.data.schema import TIME_COLUMN, Schema
 from eventseq.data.shards import ShardIndex, distributed_rank, is_sharded, read_shard_schema
 from eventseq.data.text import TEXTS_FILE, TextTable, read_text_tables
@@ -43,6 +44,7 @@ from eventseq.devices import check_device
 from eventseq.errors import ConfigError, DataError, FileFormatError
 from eventseq.nn.encoder import Encoder
 from eventseq.nn.sequence_encoder import SequenceEncoderConfig
+from eventseq.objectives.gpt import GptObjective
 from eventseq.saved import load_model, require_family
 
 LEVELS = ("entity", "event")
@@ -518,3 +520,35 @@ def _event_frames(
             "event_time": np.concatenate(times)[back],
         }
         yield pl.DataFrame(columns | _embedding_columns(np.concatenate(vectors)[back]))
+
+
+# ------------------------------------------------------------------ next events (method=gpt)
+
+
+@torch.no_grad()
+def next_event_predictions(module: nn.Module | str | os.PathLike, dataset: SequenceDataset, k: int = 5,
+                           batch_size: int = 256) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Top-k next values per field and predicted gaps for every event t >= 1 of every entity of
+    `dataset`, predicted from events 0..t-1, in the order of `eventseq.baselines.next_event_targets`
+    (entity by entity, position by position): feed them to `eventseq.baselines.next_event_metrics`.
+
+    Args:
+        module: a model trained with method=gpt (a SelfSupervisedModule) or its saved directory.
+        dataset: the entities to score (their most recent `dataset.max_len` events).
+    """
+    if isinstance(module, (str, os.PathLike)):
+        module = load_model(module)
+    objective = getattr(module, "objective", None)
+    if not isinstance(objective, GptObjective):
+        raise ConfigError(f"next-event predictions need a model pretrained with method=gpt, got {getattr(module, 'kind', module)!r}")
+    module.eval()
+    topk_parts: dict[str, list[np.ndarray]] = {name: [] for name in objective.heads.categorical}
+    gap_parts: list[np.ndarray] = []
+    for start in range(0, len(dataset), batch_size):
+        batch = dataset.collate(np.arange(start, min(start + batch_size, len(dataset))))
+        topk, gaps = objective.predict_next(module.encoder, batch, k)
+        contexts = batch.mask[:, 1:]  # predictions made at t for event t+1, for t + 1 < length
+        for name, values in topk.items():
+            topk_parts[name].append(values[:, :-1][contexts].numpy())
+        gap_parts.append(gaps[:, :-1][contexts].numpy())
+    return {name: np.concatenate(parts) for name, parts in topk_parts.items()}, np.concatenate(gap_parts)

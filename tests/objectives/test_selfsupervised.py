@@ -125,7 +125,7 @@ def test_vicreg_and_barlow_twins_need_exactly_two_views(dataset):
 
 def test_gpt_next_event_predictions_line_up_with_the_baseline_targets(dataset, tmp_path):
     from eventseq.baselines import next_event_metrics, next_event_targets
-    from eventseq.objectives.gpt import next_event_predictions
+    from eventseq.inference import next_event_predictions
 
     module = _module(dataset, "gpt")
     subset = dataset.subset(np.arange(20))

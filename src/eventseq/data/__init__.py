@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from eventseq.data.inputs import read_events
 from eventseq.data.prepare import (
     PrepareConfig,
     PreparedData,
@@ -18,7 +19,6 @@ from eventseq.data.prepare import (
     encode_events,
     load_prepared,
     prepare,
-    read_events,
 )
 from eventseq.data.schema import CategoricalFeature, NumericFeature, Schema, Target, TextFeature
 

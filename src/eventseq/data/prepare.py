@@ -13,12 +13,10 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-import pandas as pd
 import polars as pl
 
-from eventseq.config import check_options, option
 from eventseq._io import (
     PART_FILE,
     atomic_directory,
@@ -30,6 +28,8 @@ from eventseq._io import (
     write_json,
     write_parquet_parts,
 )
+from eventseq.config import check_options, option
+from eventseq.data.inputs import EventsLike, collect_frame, read_events
 from eventseq.data.schema import (
     FIRST_VALUE_ID,
     NUMERIC_TRANSFORMS,
@@ -54,8 +54,6 @@ from eventseq.data.text import (
 from eventseq.data.times import check_integer_times, integer_seconds
 from eventseq.errors import ColumnError, ConfigError, DataError, FileFormatError, did_you_mean
 
-# (with engine="spark", `prepare` also takes a PySpark DataFrame)
-EventsLike = Union[pd.DataFrame, pl.DataFrame, pl.LazyFrame, str, os.PathLike]
 ENGINES = ("polars", "spark")
 
 FLOAT32_MAX = 3.4028234663852886e38  # numeric features are stored as float32
@@ -271,93 +269,7 @@ def prepared_directory(directory: str | os.PathLike) -> Any:
     return atomic_directory(directory, PREPARE_CONTENTS)
 
 
-# ----------------------------------------------------------------------------- input
-
-
-def read_events(events: EventsLike) -> pl.LazyFrame:
-    """Accept pandas, Polars (eager or lazy) or a Parquet/CSV path; return a LazyFrame."""
-    if isinstance(events, pl.LazyFrame):
-        return events
-    if isinstance(events, pl.DataFrame):
-        return events.lazy()
-    if isinstance(events, pd.DataFrame):
-        return from_pandas(events).lazy()
-    if isinstance(events, (str, os.PathLike)):
-        return _scan_path(Path(events))
-    if type(events).__module__.startswith("pyspark"):
-        raise DataError("events is a PySpark DataFrame: pass engine='spark' to prepare it with Spark")
-    raise DataError(
-        f"events must be a pandas/Polars DataFrame, a Polars LazyFrame or a Parquet path, "
-        f"got {type(events).__name__}"
-    )
-
-
-def _scan_path(path: Path) -> pl.LazyFrame:
-    """A CSV file, a Parquet file or a directory of Parquet files, checked before anything is read.
-
-    Raises:
-        FileFormatError: naming the file: missing, empty (0 bytes), not CSV/Parquet, a directory
-            without .parquet files, or Parquet files whose columns or types differ.
-    """
-    if not path.exists():
-        raise FileFormatError(f"event file not found: {path}")
-    if path.is_file() and path.stat().st_size == 0:
-        raise FileFormatError(f"{path} is empty (0 bytes): expected a CSV file with a header or a Parquet file")
-    if path.suffix.lower() == ".csv":
-        lazy = pl.scan_csv(path)
-        try:
-            lazy.collect_schema()
-        except (pl.exceptions.PolarsError, OSError) as error:
-            raise FileFormatError(f"cannot read CSV {path}: {str(error).splitlines()[0]}") from None
-        return lazy
-    if path.is_file():
-        open_parquet(path)  # fail early, naming the file, if it is corrupt
-        return pl.scan_parquet(path)
-    files = sorted(p for p in path.rglob("*.parquet") if p.is_file()
-                   and not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts))
-    if not files:
-        others = sorted(p.name for p in path.iterdir())[:5]
-        raise FileFormatError(f"{path} is a directory without .parquet files (it holds {others or 'nothing'}): "
-                              f"expected Parquet part files, or pass one file")
-    first = open_parquet(files[0]).schema_arrow
-    for file in files[1:]:
-        other = open_parquet(file).schema_arrow
-        if other.names != first.names or other.types != first.types:
-            differences = [f"{name}: {dict(zip(first.names, first.types)).get(name, 'absent')} in {files[0].name}, "
-                           f"{dict(zip(other.names, other.types)).get(name, 'absent')} here"
-                           for name in dict.fromkeys([*first.names, *other.names])
-                           if dict(zip(first.names, first.types)).get(name) != dict(zip(other.names, other.types)).get(name)]
-            raise FileFormatError(f"{file} does not match the other parts of {path}: {'; '.join(differences[:3])}; "
-                                  f"every part must have the same columns and types")
-    return pl.scan_parquet(files)
-
-
-def from_pandas(frame: pd.DataFrame) -> pl.DataFrame:
-    """Convert pandas to Polars; a column Arrow cannot convert (mixed types) is named in the error."""
-    duplicated = sorted({str(name) for name in frame.columns[frame.columns.duplicated()]})
-    if duplicated:
-        raise ColumnError(f"the pandas DataFrame has several columns named {duplicated}: rename or drop the copies "
-                          f"(e.g. frame.loc[:, ~frame.columns.duplicated()])")
-    try:
-        return pl.from_pandas(frame)
-    except (TypeError, ValueError, pl.exceptions.PolarsError) as error:  # ArrowInvalid is a ValueError
-        for column in frame.columns:  # only on failure: find the culprit column by column
-            try:
-                pl.from_pandas(frame[[column]])
-            except (TypeError, ValueError, pl.exceptions.PolarsError) as column_error:
-                raise ColumnError(
-                    f"column '{column}' (pandas dtype {frame[column].dtype}) cannot be converted: it holds "
-                    f"values of mixed types ({column_error}); clean or cast it first"
-                ) from None
-        raise DataError(f"cannot convert the pandas DataFrame: {error}") from None
-
-
-def collect_frame(frame: pl.LazyFrame, what: str) -> pl.DataFrame:
-    """Collect `frame`, turning a read failure into FileFormatError naming `what`."""
-    try:
-        return frame.collect()
-    except (pl.exceptions.ComputeError, OSError) as error:
-        raise FileFormatError(f"cannot read {what}: {error}") from None
+# ----------------------------------------------------------------------------- input checks
 
 
 def check_columns(frame_schema: pl.Schema, required: list[str], where: str) -> None:

@@ -37,7 +37,7 @@ def merge_sources(
         ColumnError: a source lacks the id or time column, a shared column has different types,
             or a source already has a column called `source_column`.
     """
-    from eventseq.data.prepare import read_events
+    from eventseq.data.inputs import read_events
 
     if not sources:
         raise ConfigError("sources is empty: give at least one event table")

@@ -49,13 +49,13 @@ from eventseq.data.prepare import (
     check_columns,
     check_prepare_output,
     check_shards,
-    from_pandas,
     invalid_numeric_error,
     prepared_directory,
     require_numeric,
     schema_from_statistics,
     time_kind_of,
 )
+from eventseq.data.inputs import from_pandas
 from eventseq.data.schema import FIRST_VALUE_ID, TIME_COLUMN, UNKNOWN_ID, Schema, Target
 from eventseq.data.times import MAX_EPOCH_SECONDS, TIME_UNITS, implausible_time_error
 from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError, FileFormatError

@@ -9,17 +9,14 @@ same targets and metrics as the classical baselines in `eventseq.baselines`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from eventseq.config import option
 from eventseq.data.batch import Batch
-from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import Encoder
@@ -94,33 +91,3 @@ class GptObjective(nn.Module):
         topk = {name: head(hidden).topk(min(k, head.out_features), dim=-1).indices
                 for name, head in self.heads.categorical.items()}
         return topk, torch.expm1(self.time_head(hidden).squeeze(-1).clamp(min=0))
-
-
-def next_event_predictions(module: nn.Module | str | os.PathLike, dataset: SequenceDataset, k: int = 5,
-                           batch_size: int = 256) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Top-k next values per field and predicted gaps for every event t >= 1 of every entity of
-    `dataset`, predicted from events 0..t-1, in the order of `eventseq.baselines.next_event_targets`
-    (entity by entity, position by position): feed them to `eventseq.baselines.next_event_metrics`.
-
-    Args:
-        module: a model trained with method=gpt (a SelfSupervisedModule) or its saved directory.
-        dataset: the entities to score (their most recent `dataset.max_len` events).
-    """
-    if isinstance(module, (str, os.PathLike)):
-        from eventseq.saved import load_model
-
-        module = load_model(module)
-    objective = getattr(module, "objective", None)
-    if not isinstance(objective, GptObjective):
-        raise ConfigError(f"next-event predictions need a model pretrained with method=gpt, got {getattr(module, 'kind', module)!r}")
-    module.eval()
-    topk_parts: dict[str, list[np.ndarray]] = {name: [] for name in objective.heads.categorical}
-    gap_parts: list[np.ndarray] = []
-    for start in range(0, len(dataset), batch_size):
-        batch = dataset.collate(np.arange(start, min(start + batch_size, len(dataset))))
-        topk, gaps = objective.predict_next(module.encoder, batch, k)
-        contexts = batch.mask[:, 1:]  # predictions made at t for event t+1, for t + 1 < length
-        for name, values in topk.items():
-            topk_parts[name].append(values[:, :-1][contexts].numpy())
-        gap_parts.append(gaps[:, :-1][contexts].numpy())
-    return {name: np.concatenate(parts) for name, parts in topk_parts.items()}, np.concatenate(gap_parts)

@@ -35,18 +35,16 @@ from tqdm.auto import tqdm
 
 from eventseq.config import check_options, option
 from eventseq._io import atomic_directory, check_output, read_json, read_parquet, write_json, write_parquet
+from eventseq.data.inputs import EventsLike, collect_frame, read_events
 from eventseq.data.prepare import (
-    EventsLike,
     PrepareReport,
     PreparedData,
     add_report,
     check_columns,
-    collect_frame,
     encode_categorical,
     encode_events,
     entity_shard,
     load_prepared,
-    read_events,
     time_kind_of,
 )
 from eventseq.data.schema import UNKNOWN_ID, CategoricalFeature, Schema
