@@ -123,3 +123,13 @@ def test_readme_layout_names_every_module():
     listed = set(re.findall(r"[\w]+\.py", layout))
     modules = {path.name for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"}
     assert sorted(modules - listed) == []
+
+
+def test_the_package_ships_its_license_and_a_changelog():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and "Apache License" in (ROOT / "LICENSE").read_text()
+    assert project["license-files"] == ["LICENSE"]
+    assert any(classifier.endswith(":: 3.11") for classifier in project["classifiers"])  # the version tested
+    assert (ROOT / "CHANGELOG.md").read_text().startswith("# Changelog")
