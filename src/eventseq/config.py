@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
 import re
 import types
@@ -96,7 +97,7 @@ def check_value(key: str, value: Any, whole: bool = False, **rules: Any) -> None
         return
     allowed = ("a whole number " if whole else "a number ") + " and ".join(
         f"{_RULE_TEXT[name]} {bound}" for name, bound in bounds.items())
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(f"{key}={value!r}: expected {allowed}")
     broken = (math.isnan(value)
               or ("ge" in bounds and not value >= bounds["ge"]) or ("gt" in bounds and not value > bounds["gt"])
@@ -145,10 +146,10 @@ def _has_type(value: Any, hint: Any) -> bool:
         key_type, value_type = args or (Any, Any)
         return isinstance(value, dict) and all(_has_type(k, key_type) and _has_type(v, value_type)
                                                for k, v in value.items())
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is float:  # NumPy's scalars count: they register as numbers.Real / numbers.Integral
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if isinstance(hint, type):
         return isinstance(value, hint)
     return True

@@ -36,6 +36,7 @@ from eventseq.config import (
 )
 from eventseq.data.dataset import SequenceDataset
 from eventseq.devices import check_trainer_devices
+from eventseq.progress import bars_drawn
 from eventseq.data.prepare import PreparedData, load_prepared
 from eventseq.data.sampler import LengthBucketSampler
 from eventseq.data.shards import (
@@ -257,10 +258,6 @@ class TrainingDiverged(EventseqError):
     """The loss (or the monitored validation metric) became NaN or infinite."""
 
 
-def _is_terminal() -> bool:
-    return sys.stderr.isatty()
-
-
 class EpochLines(Callback):
     """One line per epoch on stderr (where no terminal shows progress bars): the epoch, its metrics,
     its seconds and the time left at most (early stopping may end the run sooner)."""
@@ -340,7 +337,10 @@ class FiniteLossGuard(Callback):
         if trainer.sanity_checking or value is None:
             return
         if not bool(torch.isfinite(torch.as_tensor(value)).all()):
-            raise self._diverged(trainer, f"the validation metric {self.monitor}", float(value))
+            what = f"the validation metric {self.monitor}"
+            if "loss" not in self.monitor:
+                what += " (is there more than one class among the validation entities?)"
+            raise self._diverged(trainer, what, float(value))
 
 
 class RandomState(Callback):
@@ -432,7 +432,7 @@ def build_trainer(
         EarlyStopping(monitor=monitor, mode=mode, patience=config.patience),
         FiniteLossGuard(monitor, run_dir),
     ]
-    bars = config.progress_bar and _is_terminal()
+    bars = config.progress_bar and bars_drawn()
     if config.progress_bar:
         # a terminal gets bars with rate and ETA; a log file (CI, a scheduler) one line per epoch, not
         # thousands of redrawn bars
