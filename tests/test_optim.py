@@ -51,3 +51,16 @@ def test_plateau_watches_the_monitor_and_none_returns_the_optimizer():
 def test_bad_options_are_config_errors(changes, match):
     with pytest.raises(ConfigError, match=match):
         OptimizerConfig(**changes).build([torch.nn.Parameter(torch.zeros(1))])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["pretrain", "optimizer.freeze_encoder=true"], "optimizer.freeze_encoder=True does not apply to pretraining"),
+    (["pretrain", "optimizer.encoder_lr=0.001"], "optimizer.encoder_lr=0.001 does not apply to pretraining"),
+    (["rec", "pretrain", "optimizer.encoder_lr=0.001"], "does not apply to rec pretrain"),
+    (["rec", "finetune", "optimizer.freeze_encoder=true"], "does not apply to rec finetune"),
+])
+def test_encoder_options_are_refused_where_they_would_be_ignored(argv, message, capsys, tmp_path):
+    from eventseq.cli import main
+
+    assert main([*argv, "data=x" if argv[0] == "rec" else "data.path=x", f"output={tmp_path / 'run'}"]) == 2
+    assert message in capsys.readouterr().err

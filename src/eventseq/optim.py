@@ -46,6 +46,18 @@ class OptimizerConfig:
     def validate(self) -> None:
         check_options(self, "optimizer.")  # the ranges and choices declared above
 
+    def refuse_encoder_options(self, run: str, instead: str) -> None:
+        """Refuse freeze_encoder / encoder_lr where `run` has no separate pretrained encoder to treat
+        differently (pretraining, the recommender), rather than ignore them.
+
+        Raises:
+            ConfigError: naming the option, the run and what to use `instead`.
+        """
+        for key, value in (("freeze_encoder", self.freeze_encoder or None), ("encoder_lr", self.encoder_lr)):
+            if value is not None:
+                raise ConfigError(f"optimizer.{key}={value} does not apply to {run}: it treats the encoder of a "
+                                  f"pretrained model apart from a new head; {instead}")
+
     def build(self, params: Any) -> torch.optim.Optimizer:
         """AdamW over `params` (tensors or param groups) with these settings.
 

@@ -803,6 +803,8 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     """
     method_spec(config.method)  # an unknown method fails before the data is read
     _check_run(config)
+    config.optimizer.refuse_encoder_options("pretraining (which trains the encoder itself)",
+                                            "use it with `eventseq train init_from=<this model>`")
     if config.method in BATCH_STATISTICS_METHODS and config.data.batch_size < 2:
         raise ConfigError(f"method={config.method} standardizes each batch (its loss needs a variance over "
                           f"entities): data.batch_size={config.data.batch_size} must be >= 2")

@@ -142,6 +142,7 @@ def item_counts(data: RecData, history: SequenceDataset) -> np.ndarray:
 def pretrain_rec(config: RecPretrainConfig) -> RecRunResult:
     """Pretrain on users' positives before the gap; validate on positives in the validation window."""
     check_options(config)
+    config.optimizer.refuse_encoder_options("rec pretrain", "drop it")
     check_trainer_devices(config.trainer.accelerator, config.trainer.devices, config.trainer.strategy,
                           config.trainer.precision)
     started = time.perf_counter()
@@ -172,6 +173,8 @@ def _group_loader(history: SequenceDataset, groups: pl.DataFrame, config: RecFin
 def finetune_rec(config: RecFinetuneConfig) -> RecRunResult:
     """Fine-tune a ranker on training groups (delayed states); select it by validation NDCG@k."""
     check_options(config)
+    config.optimizer.refuse_encoder_options(
+        "rec finetune", "drop it (init= chooses which weights start from the pretrained model; all are trained)")
     check_trainer_devices(config.trainer.accelerator, config.trainer.devices, config.trainer.strategy,
                           config.trainer.precision)
     started = time.perf_counter()
