@@ -272,7 +272,7 @@ def run_predict(job: PredictJob, mode: str = "predict") -> None:
 def _check_plot_labels(job: EmbedJob) -> None:
     """The map's labels= and target=, checked before anything is computed or written."""
     from eventseq._io import check_output, read_labels
-    from eventseq.errors import ColumnError, did_you_mean
+    from eventseq.errors import did_you_mean
 
     check_output(job.plot, "file", "plot")
     if job.target and not job.labels:
