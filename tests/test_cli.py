@@ -222,3 +222,23 @@ def test_load_config_errors(tmp_path, yaml_text, override, message):
 def test_load_config_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(GenerateJob, tmp_path / "missing.yaml")
+
+
+def test_the_demo_without_lightgbm_skips_its_rows_and_says_so(monkeypatch, capsys):
+    import importlib.util
+
+    import numpy as np
+
+    from eventseq import demo
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lightgbm" else real(name, *a))
+    features = pl.DataFrame({"entity_id": [1, 2], "x": [0.0, 1.0]})
+    labels = pl.DataFrame({"entity_id": [1, 2], "label": [0, 1]})
+
+    assert demo._holdout_scores(features, labels, np.array([1]), np.array([2]), 0) is None
+    assert "lightgbm is not installed, so the demo skips this LightGBM row" in capsys.readouterr().out
+    rows: list = []
+    demo._add_row(rows, "aggregates + LightGBM", None, 1.0)
+    demo._add_row(rows, "supervised GRU", (0.5, 0.6), 2.0)
+    assert rows == [("supervised GRU", 0.5, 0.6, 2.0)]
