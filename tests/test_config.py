@@ -326,6 +326,7 @@ def test_every_numeric_option_declares_its_range():
         ("prepare", "fill_value=nan", "fill_value=nan"),
         ("prepare", "min_frequency=0", "min_frequency=0"),
         ("train", "data.valid_fraction=1.5", "data.valid_fraction=1.5"),
+        ("pretrain", "coles.temperature=0", "coles.temperature=0.0: expected a number > 0"),
     ],
 )
 def test_out_of_range_options_are_refused_naming_key_value_and_range(command, override, message, capsys):

@@ -263,3 +263,9 @@ def test_the_progress_bar_knows_its_total(trained, prepared_dir, synthetic, sour
     frame = embed(trained.module, data, progress=True)
 
     assert totals == [frame.height]
+
+
+@pytest.mark.parametrize("argument, value", [("batch_size", 2.5), ("chunk_rows", "10"), ("max_len", True)])
+def test_predict_arguments_must_be_whole_numbers(trained, prepared_dir, argument, value):
+    with pytest.raises(EventseqError, match=rf"{argument}={value!r}: expected a whole number >= 1"):
+        predict(trained.module, prepared_dir, progress=False, **{argument: value})

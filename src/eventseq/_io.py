@@ -40,7 +40,13 @@ def replaceable(path: Path, contents: Sequence[str]) -> bool:
     (what this kind of output writes), is eventseq's to replace: a directory with anything else in
     it is the user's and is never deleted.
     """
-    return all(any(fnmatch.fnmatch(entry.name, pattern) for pattern in contents) for entry in path.iterdir())
+    return not _foreign_entries(path, contents)
+
+
+def _foreign_entries(path: Path, contents: Sequence[str]) -> list[str]:
+    """The names in directory `path` that match none of the glob patterns `contents`, sorted."""
+    return sorted(entry.name for entry in path.iterdir()
+                  if not any(fnmatch.fnmatch(entry.name, pattern) for pattern in contents))
 
 
 def check_output(
@@ -94,8 +100,7 @@ def _default_file_name(path: Path) -> str:
 
 
 def _not_ours(path: Path, option: str, contents: Sequence[str]) -> str:
-    others = sorted(entry.name for entry in path.iterdir()
-                    if not any(fnmatch.fnmatch(entry.name, pattern) for pattern in contents))
+    others = _foreign_entries(path, contents)
     return (f"{option}={path} is an existing directory holding {others[:5]}, which this output does not write "
             f"(it writes {list(contents)}): eventseq replaces only its own outputs; choose a new or empty "
             f"directory, or remove this one yourself")

@@ -97,7 +97,7 @@ def check_value(key: str, value: Any, whole: bool = False, **rules: Any) -> None
         return
     allowed = ("a whole number " if whole else "a number ") + " and ".join(
         f"{_RULE_TEXT[name]} {bound}" for name, bound in bounds.items())
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral if whole else numbers.Real):
         raise ConfigError(f"{key}={value!r}: expected {allowed}")
     broken = (math.isnan(value)
               or ("ge" in bounds and not value >= bounds["ge"]) or ("gt" in bounds and not value > bounds["gt"])
@@ -140,8 +140,7 @@ def _has_type(value: Any, hint: Any) -> bool:
     if hint is type(None):
         return value is None
     if origin in (list, tuple, Sequence, typing.Sequence):
-        return isinstance(value, (list, tuple)) and all(_has_type(item, args[0]) for item in value) if args else \
-            isinstance(value, (list, tuple))
+        return isinstance(value, (list, tuple)) and (not args or all(_has_type(item, args[0]) for item in value))
     if origin is dict:
         key_type, value_type = args or (Any, Any)
         return isinstance(value, dict) and all(_has_type(k, key_type) and _has_type(v, value_type)

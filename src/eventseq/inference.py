@@ -214,13 +214,8 @@ def _check_arguments(batch_size: int, chunk_rows: int, max_len: int | None, devi
     if quantize and device != "cpu":
         raise ConfigError(f"quantize=true runs on the CPU only; got device={device!r}")
     check_device(device)
-    for key, value in (("batch_size", batch_size), ("chunk_rows", chunk_rows)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}={value!r}: expected a whole number >= 1")
-        check_value(key, value, whole=True, ge=1)
-    if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int)):
-        raise ConfigError(f"max_len={max_len!r}: expected a whole number >= 1 (or null)")
-    check_value("max_len", max_len, whole=True, ge=1)
+    for key, value in (("batch_size", batch_size), ("chunk_rows", chunk_rows), ("max_len", max_len)):
+        check_value(key, value, whole=True, ge=1)  # max_len may be None (the training max_len)
 
 
 def _this_rank(device: str, output: str | os.PathLike | None) -> tuple[int, int, str, Path | None]:

@@ -359,11 +359,11 @@ class RandomState(Callback):
         self._restore: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        numpy_state = np.random.get_state()
+        numpy_state, python_state = np.random.get_state(), random.getstate()
         state: dict[str, Any] = {
             "torch": torch.get_rng_state(),
             "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
-            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+            "python": [python_state[0], list(python_state[1]), python_state[2]],
             "collate": None if self.collate is None else self.collate.generator_state(),
         }
         if torch.cuda.is_available():

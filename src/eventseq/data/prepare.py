@@ -51,7 +51,7 @@ from eventseq.data.text import (
     read_text_tables,
     write_text_tables,
 )
-from eventseq.data.times import check_integer_times, integer_seconds
+from eventseq.data.times import check_integer_times, check_unit_applies, integer_seconds
 from eventseq.errors import ColumnError, ConfigError, DataError, FileFormatError, did_you_mean
 
 ENGINES = ("polars", "spark")
@@ -516,11 +516,7 @@ def schema_from_statistics(statistics: FitStatistics, config: PrepareConfig) -> 
                                        edges=statistics.edges.get(column, [])))
     features.extend(statistics.text_features)
     time_kind = time_kind_of(statistics.time_dtype, config.time_column)
-    if time_kind == "datetime" and config.time_unit != "s":
-        raise ConfigError(
-            f"time_unit={config.time_unit!r} applies to integer times, but '{config.time_column}' is "
-            f"{statistics.time_dtype} (its unit is in its dtype): remove time_unit"
-        )
+    check_unit_applies(time_kind, config.time_unit, config.time_column, statistics.time_dtype)
     targets = [_fit_target(column, task, statistics.target_values[column]) for column, task in config.targets.items()]
     return Schema(
         id_column=config.id_column,

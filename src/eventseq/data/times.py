@@ -25,6 +25,13 @@ def check_time_unit(time_unit: str, option: str = "time_unit") -> int:
     return TIME_UNITS[time_unit]
 
 
+def check_unit_applies(time_kind: str, time_unit: str, column: str, dtype: object) -> None:
+    """Refuse a time_unit other than seconds for a datetime column (its unit is in its dtype)."""
+    if time_kind == "datetime" and time_unit != "s":
+        raise ConfigError(f"time_unit={time_unit!r} applies to integer times, but '{column}' is {dtype} (its unit "
+                          f"is in its dtype): remove time_unit")
+
+
 def integer_seconds(values: pl.Expr, time_unit: str) -> pl.Expr:
     """Integer times in `time_unit` -> int64 seconds, floored (so -1 ms is second -1, as for datetimes)."""
     factor = check_time_unit(time_unit)

@@ -48,7 +48,7 @@ from eventseq.data.prepare import (
     time_kind_of,
 )
 from eventseq.data.schema import UNKNOWN_ID, CategoricalFeature, Schema
-from eventseq.data.times import check_integer_times, integer_seconds
+from eventseq.data.times import check_integer_times, check_unit_applies, integer_seconds
 from eventseq.errors import ConfigError, DataError, FileFormatError, did_you_mean
 
 DAY = 86_400
@@ -207,11 +207,9 @@ def _read_log(log: EventsLike, config: RecPrepareConfig) -> tuple[pl.DataFrame, 
         if nulls:
             raise DataError(f"column '{column}' has {nulls:,} null values; every interaction needs one")
     time_kind = time_kind_of(frame.schema[config.time_column], config.time_column)
+    check_unit_applies(time_kind, config.time_unit, config.time_column, frame.schema[config.time_column])
     time = pl.col(config.time_column)
     if time_kind == "datetime":
-        if config.time_unit != "s":
-            raise ConfigError(f"time_unit={config.time_unit!r} applies to integer times, but "
-                              f"'{config.time_column}' is {frame.schema[config.time_column]}: remove time_unit")
         time = time.cast(pl.Datetime("us")).dt.epoch("s")
     else:
         check_integer_times(frame, config.time_column, config.time_unit)
