@@ -30,7 +30,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from eventseq.data.prepare import PrepareConfig, prepare
+from eventseq.data import PrepareConfig, prepare
 from eventseq.datasets.synthetic import SYNTHETIC_COLUMNS, make_transactions
 from eventseq.downstream import aggregate_features, compare_feature_sets
 from eventseq.training import TrainConfig, train

@@ -83,7 +83,7 @@ def measure(command: list[str]) -> tuple[float, float]:
 
 
 def make_model(prepared: Path, model_dir: Path) -> None:
-    from eventseq.data.prepare import SCHEMA_FILE
+    from eventseq.data.store import SCHEMA_FILE
     from eventseq.data.schema import Schema
     from eventseq.nn.encoder import EncoderConfig
     from eventseq.objectives.selfsupervised import SelfSupervisedModule

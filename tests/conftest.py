@@ -11,7 +11,7 @@ import pytest
 
 import torch
 
-from eventseq.data.prepare import PrepareConfig, PreparedData, prepare
+from eventseq.data import PrepareConfig, PreparedData, prepare
 from eventseq.datasets.synthetic import SYNTHETIC_COLUMNS, make_transactions
 from eventseq.training import TrainConfig
 

@@ -88,20 +88,22 @@ def test_prepare_never_replaces_a_directory_of_the_users(tmp_path, capsys):
 def test_a_failed_re_prepare_leaves_the_old_directory_whole(tmp_path, monkeypatch):
     import importlib
 
-    prepare_module = importlib.import_module("eventseq.data.prepare")  # the module, not the function
+    from eventseq.data import PrepareConfig, prepare
+
+    store = importlib.import_module("eventseq.data.store")  # where the prepare directory is written
 
     events = pl.read_parquet(_events_file(tmp_path / "events.parquet", [NOW + i for i in range(6)]))
-    config = prepare_module.PrepareConfig(id_column="id", time_column="t", categorical=["x"])
+    config = PrepareConfig(id_column="id", time_column="t", categorical=["x"])
     output = tmp_path / "prepared"
-    prepare_module.prepare(events, config, output=output)
+    prepare(events, config, output=output)
     before = {p.name: p.read_bytes() for p in output.iterdir()}
 
     def killed(*args, **kwargs):  # dies after data.parquet of the new run is written
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(prepare_module, "write_json", killed)
+    monkeypatch.setattr(store, "write_json", killed)
     with pytest.raises(KeyboardInterrupt):
-        prepare_module.prepare(events.with_columns(pl.col("x") + 100), config, output=output)
+        prepare(events.with_columns(pl.col("x") + 100), config, output=output)
 
     assert {p.name: p.read_bytes() for p in output.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
@@ -110,7 +112,7 @@ def test_a_failed_re_prepare_leaves_the_old_directory_whole(tmp_path, monkeypatc
 def test_train_refuses_data_from_another_prepare_run_beside_the_schema(tmp_path, prepared_dir, capsys):
     import shutil
 
-    from eventseq.data.prepare import PrepareConfig, prepare
+    from eventseq.data import PrepareConfig, prepare
 
     mixed = tmp_path / "mixed"
     shutil.copytree(prepared_dir, mixed)

@@ -350,7 +350,7 @@ def test_out_of_range_rec_options_are_refused(command, override, message, capsys
 
 
 def test_api_configs_are_checked_for_types_and_ranges_too(tmp_path):
-    from eventseq.data.prepare import PrepareConfig, prepare
+    from eventseq.data import PrepareConfig, prepare
     from eventseq.training import TrainConfig, train
 
     config = TrainConfig(output=str(tmp_path / "run"))

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from eventseq.data.shards import hash_split
+from eventseq.data.hashing import hash_split
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 SOURCE = Path(__file__).resolve().parents[1] / "src"

@@ -118,7 +118,7 @@ def test_aggregate_features_names_a_missing_column():
 
 
 def test_aggregates_of_a_prepared_directory(prepared_dir, synthetic):
-    from eventseq.data.prepare import load_prepared
+    from eventseq.data import load_prepared
 
     prepared = load_prepared(prepared_dir)
     result = aggregate_features(prepared.table, prepared.schema)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventseq.data.dataset import SequenceDataset
-from eventseq.data.prepare import PrepareConfig, encode_events, prepare
+from eventseq.data import PrepareConfig, encode_events, prepare
 from eventseq.data.schema import TIME_COLUMN, UNKNOWN_ID
 from eventseq.errors import EventseqError
 

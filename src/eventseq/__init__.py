@@ -17,10 +17,10 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _LAZY = {
-    "PrepareConfig": "eventseq.data.prepare",
+    "PrepareConfig": "eventseq.data.prepare_config",
     "prepare": "eventseq.data.prepare",
-    "encode_events": "eventseq.data.prepare",
-    "load_prepared": "eventseq.data.prepare",
+    "encode_events": "eventseq.data.encode",
+    "load_prepared": "eventseq.data.store",
     "TrainConfig": "eventseq.training",
     "train": "eventseq.training",
     "predict": "eventseq.inference",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eventseq.config import config_groups, config_search_path, describe, describe_groups, load_config, option
-from eventseq.data.prepare import PrepareConfig
+from eventseq.data.prepare_config import PrepareConfig
 from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError
 
 if TYPE_CHECKING:
@@ -318,7 +318,7 @@ def run_evaluate(job: EvaluateJob) -> None:
 
     from eventseq import downstream
     from eventseq._io import atomic_path, check_output, read_labels, read_parquet
-    from eventseq.data.prepare import load_prepared
+    from eventseq.data.store import load_prepared
 
     if job.output:
         check_output(job.output, "file")

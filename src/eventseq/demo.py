@@ -48,7 +48,8 @@ class DemoJob:
 
 def run_demo(job: DemoJob) -> dict[str, float]:
     """Run the demo; print and return the metric table."""
-    from eventseq.data.prepare import PrepareConfig, prepare
+    from eventseq.data.prepare import prepare
+    from eventseq.data.prepare_config import PrepareConfig
     from eventseq.datasets.synthetic import SYNTHETIC_COLUMNS, make_transactions
     from eventseq.inference import predict
     from eventseq.saved import load_model
@@ -155,7 +156,7 @@ def _add_row(rows: list[tuple[str, float, float, float]], name: str, scores: tup
 
 def _pretrained_stage(job: DemoJob, root: Path, supervised: Any, supervised_seconds: float) -> dict[str, float]:
     """CoLES → embeddings → LightGBM, vs aggregates, supervised and fine-tuned, on the same test entities."""
-    from eventseq.data.prepare import load_prepared
+    from eventseq.data.store import load_prepared
     from eventseq.downstream import aggregate_features, concat_features
     from eventseq.inference import embed
     from eventseq.plots import plot_embedding_map

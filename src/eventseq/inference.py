@@ -36,7 +36,8 @@ from eventseq._io import atomic_path, check_output, open_parquet, parquet_part_f
 from eventseq.config import check_value
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.inputs import EventsLike
-from eventseq.data.prepare import DATA_FILE, SCHEMA_METADATA_KEY, check_part_schema, encode_events
+from eventseq.data.encode import encode_events
+from eventseq.data.store import DATA_FILE, check_part_schema, schema_in_metadata
 from eventseq.data.schema import TIME_COLUMN, Schema
 from eventseq.data.shards import ShardIndex, distributed_rank, is_sharded, read_shard_schema
 from eventseq.data.text import TEXTS_FILE, TextTable, read_text_tables
@@ -136,9 +137,8 @@ def _all_chunks(
     if path is not None and ((path.is_file() and path.suffix == ".parquet")
                              or (path.is_dir() and any(path.glob("part-*.parquet")))):
         parts = parquet_part_files(path)
-        raw_schema = (open_parquet(parts[0]).schema_arrow.metadata or {}).get(SCHEMA_METADATA_KEY)
-        if raw_schema is not None:
-            prepared_with = Schema.from_json(raw_schema.decode())
+        prepared_with = schema_in_metadata(open_parquet(parts[0]).schema_arrow)
+        if prepared_with is not None:
             if prepared_with.fingerprint() != schema.fingerprint():
                 raise DataError(
                     f"{path} was prepared with a different schema than the model's "

@@ -37,7 +37,7 @@ from eventseq.config import (
 from eventseq.data.dataset import SequenceDataset
 from eventseq.devices import check_trainer_devices
 from eventseq.progress import bars_drawn
-from eventseq.data.prepare import PreparedData, load_prepared
+from eventseq.data.store import PreparedData, load_prepared
 from eventseq.data.sampler import LengthBucketSampler
 from eventseq.data.shards import (
     CollateFactory, ShardedDataset, ShardIndex, StreamLoader, read_shard_schema, stream_loader,

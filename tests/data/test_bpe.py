@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from eventseq.data.bpe import TOKEN_COLUMN, TOKEN_EVENTS_COLUMN, expand_tokens, learn_merges, tokenize
-from eventseq.data.prepare import PrepareConfig, encode_events, load_prepared, prepare
+from eventseq.data import PrepareConfig, encode_events, load_prepared, prepare
 from eventseq.data.schema import FIRST_VALUE_ID, TIME_COLUMN, Schema
 from eventseq.errors import ConfigError
 
@@ -117,7 +117,7 @@ def test_bpe_config_errors():
 
 
 def test_fit_learns_the_merges_without_encoding_the_labels():
-    from eventseq.data.prepare import SequencePreparer
+    from eventseq.data import SequencePreparer
 
     events = _events()
     # a labels table naming an entity with no events: fit (schema + merges) does not care, as before BPE

@@ -13,16 +13,16 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from eventseq.data.prepare import (
-    SCHEMA_METADATA_KEY,
+from eventseq.data import (
     PrepareConfig,
-    PreparedData,
     PrepareReport,
+    PreparedData,
     SequencePreparer,
     encode_events,
     load_prepared,
     prepare,
 )
+from eventseq.data.store import SCHEMA_METADATA_KEY
 from eventseq.data.schema import PADDING_ID, TIME_COLUMN, UNKNOWN_ID, Schema
 from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError, FileFormatError
 

@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from eventseq.data.prepare import PrepareConfig, load_prepared, prepare, prepare_in_shards
+from eventseq.data import PrepareConfig, load_prepared, prepare
+from eventseq.data.prepare import prepare_in_shards
 from eventseq.datasets import SYNTHETIC_COLUMNS, make_transactions
 from eventseq.errors import ConfigError, DataError
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from eventseq.data.prepare import PrepareConfig
+from eventseq.data import PrepareConfig
 from eventseq.data.ptls_format import read_ptls_parquet, write_ptls_parquet
 from eventseq.errors import ColumnError
 
@@ -56,7 +56,7 @@ def test_missing_or_scalar_columns_are_named(ptls_file):
 
 def test_cli_prepares_a_ptls_file(ptls_file, tmp_path):
     from eventseq.cli import main
-    from eventseq.data.prepare import load_prepared
+    from eventseq.data import load_prepared
 
     code = main(["prepare", f"input={ptls_file}", "input_format=ptls", f"output={tmp_path / 'prepared'}",
                  "id_column=client_id", "time_column=event_time", "categorical=[mcc_code]", "numeric=[amount]",

@@ -10,12 +10,11 @@ import torch
 
 from eventseq.data import load_prepared
 from eventseq.data.augment import ViewConfig
+from eventseq.data.hashing import hash_split
 from eventseq.data.sampler import LengthBucketSampler
 from eventseq.data.shards import (
     ShardedDataset,
     ShardIndex,
-    entity_hash,
-    hash_split,
     read_shard_schema,
     shard_files,
     stream_loader,
@@ -36,35 +35,6 @@ def _stream(index, part="train", batch_size=16, rank=0, world=1, workers=0, **ch
 def _epoch_ids(loader) -> list[np.ndarray]:
     """Entity ids of each batch of one pass (the `id_copy` target)."""
     return [batch.target.numpy() for batch in loader]
-
-
-# ----------------------------------------------------------------- hashing and the split
-
-
-def test_entity_hash_is_fixed_and_order_free():
-    ids = np.array([0, 1, 2, 12345678901], dtype=np.int64)
-    hashed = entity_hash(ids)
-    # pinned values: the split of an entity must never change between versions or machines
-    assert hashed[:2].tolist() == [5197578548964807871, 11385487063155714807]
-    assert np.array_equal(entity_hash(ids[::-1]), hashed[::-1])
-    assert not np.array_equal(entity_hash(ids, seed=1), hashed)
-    strings = pa.array(["ab", "ba", "", "client-00017"])
-    string_hash = entity_hash(strings)
-    assert len(set(string_hash.tolist())) == 4  # "ab" and "ba" differ, "" is a value
-    assert np.array_equal(entity_hash(strings.slice(1, 2)), string_hash[1:3])  # slices hash the same
-    assert np.array_equal(entity_hash(pa.chunked_array([["ab"], ["ba", ""]])), string_hash[:3])
-
-
-def test_hash_split_has_the_fractions_and_rejects_bad_ids():
-    codes = hash_split(np.arange(20_000), valid_fraction=0.2, test_fraction=0.1, seed=3)
-    shares = np.bincount(codes, minlength=3) / len(codes)
-    assert shares == pytest.approx([0.7, 0.2, 0.1], abs=0.01)
-    with pytest.raises(ColumnError, match="null"):
-        entity_hash(pa.array([1, None]))
-    with pytest.raises(ColumnError, match="double"):
-        entity_hash(pa.array([1.5]))
-    with pytest.raises(ConfigError, match="valid_fraction"):
-        hash_split(np.arange(3), 0.7, 0.5)
 
 
 # ----------------------------------------------------------------- the stream

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from eventseq.data import SequenceDataset
-from eventseq.data.prepare import PrepareConfig, encode_events, load_prepared, prepare
+from eventseq.data import PrepareConfig, encode_events, load_prepared, prepare
 from eventseq.data.schema import FIRST_VALUE_ID, TIME_COLUMN, UNKNOWN_ID
 from eventseq.errors import ColumnError, DataError
 from eventseq.nn import EventEncoder, EventEncoderConfig

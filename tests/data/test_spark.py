@@ -19,7 +19,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from eventseq.cli import main
-from eventseq.data.prepare import SCHEMA_METADATA_KEY, PrepareConfig, PreparedData, load_prepared, prepare
+from eventseq.data import PrepareConfig, PreparedData, load_prepared, prepare
+from eventseq.data.store import SCHEMA_METADATA_KEY
 from eventseq.data.schema import UNKNOWN_ID, Schema
 from eventseq.datasets import SYNTHETIC_COLUMNS
 from eventseq.errors import ColumnError, ConfigError, DataError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from eventseq.data.prepare import PrepareConfig, encode_events, prepare
+from eventseq.data import PrepareConfig, encode_events, prepare
 from eventseq.data.schema import TIME_COLUMN
 from eventseq.data.times import MAX_EPOCH_SECONDS, guessed_unit, integer_seconds
 from eventseq.errors import ConfigError, DataError

@@ -11,16 +11,11 @@ import importlib
 from typing import Any
 
 from eventseq.data.inputs import read_events
-from eventseq.data.prepare import (
-    PrepareConfig,
-    PreparedData,
-    PrepareReport,
-    SequencePreparer,
-    encode_events,
-    load_prepared,
-    prepare,
-)
+from eventseq.data.encode import encode_events
+from eventseq.data.prepare import SequencePreparer, prepare
+from eventseq.data.prepare_config import PrepareConfig
 from eventseq.data.schema import CategoricalFeature, NumericFeature, Schema, Target, TextFeature
+from eventseq.data.store import PreparedData, PrepareReport, load_prepared
 
 # public name -> the module that defines it, imported on first use
 _LAZY = {

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import pandas as pd
 import polars as pl
 
 from eventseq._io import open_parquet
-from eventseq.errors import ColumnError, DataError, FileFormatError
+from eventseq.errors import ColumnError, DataError, FileFormatError, did_you_mean
+
+if TYPE_CHECKING:
+    from eventseq.data.prepare_config import PrepareConfig
 
 # (with engine="spark", `prepare` also takes a PySpark DataFrame)
 EventsLike = Union[pd.DataFrame, pl.DataFrame, pl.LazyFrame, str, os.PathLike]
+ROW_COLUMN = "__eventseq_row__"  # the input's row numbers, carried along for error messages (both engines)
 
 
 def read_events(events: EventsLike) -> pl.LazyFrame:
@@ -105,3 +109,47 @@ def collect_frame(frame: pl.LazyFrame, what: str) -> pl.DataFrame:
         return frame.collect()
     except (pl.exceptions.ComputeError, OSError) as error:
         raise FileFormatError(f"cannot read {what}: {error}") from None
+
+
+def check_columns(frame_schema: pl.Schema, required: list[str], where: str) -> None:
+    """Raise ColumnError for the first of `required` missing from `frame_schema`, with the closest name."""
+    available = list(frame_schema.names())
+    for column in required:
+        if column not in available:
+            raise ColumnError(
+                f"column '{column}' not found in {where}{did_you_mean(column, available)}; "
+                f"available columns: {available}"
+            )
+
+
+def load_inputs(
+    events: EventsLike, labels: EventsLike | None, config: PrepareConfig
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The event table's declared columns collected (checked), and the labels collected."""
+    lazy, label_frame = scan_inputs(events, labels, config)
+    what = f"events {events}" if isinstance(events, (str, os.PathLike)) else "events"
+    return collect_frame(lazy, what), label_frame
+
+
+def scan_inputs(
+    events: EventsLike, labels: EventsLike | None, config: PrepareConfig
+) -> tuple[pl.LazyFrame, pl.DataFrame | None]:
+    """The event table as a LazyFrame of the declared columns (checked), and the labels collected."""
+    lazy = read_events(events)
+    label_lazy = read_events(labels) if labels is not None else None
+    event_columns = [config.id_column, config.time_column, *config.categorical, *config.numeric, *config.text]
+    event_schema = lazy.collect_schema()
+    check_columns(event_schema, event_columns, "the event table")
+
+    label_frame = None
+    targets_in_events = [t for t in config.targets if t in event_schema.names()]
+    if label_lazy is not None:
+        label_schema = label_lazy.collect_schema()
+        check_columns(label_schema, [config.id_column], "the labels table")
+        missing = [t for t in config.targets if t not in targets_in_events]
+        check_columns(label_schema, missing, "the labels table")
+        what = f"labels {labels}" if isinstance(labels, (str, os.PathLike)) else "labels"
+        label_frame = collect_frame(label_lazy.select(config.id_column, *missing), what)
+    else:
+        check_columns(event_schema, list(config.targets), "the event table (no labels table given)")
+    return lazy.select(*event_columns, *targets_in_events), label_frame

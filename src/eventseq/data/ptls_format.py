@@ -14,8 +14,10 @@ from pathlib import Path
 import polars as pl
 
 from eventseq._io import read_parquet, write_parquet
-from eventseq.data.prepare import PrepareConfig, PreparedData, prepare
+from eventseq.data.prepare import prepare
+from eventseq.data.prepare_config import PrepareConfig
 from eventseq.data.schema import TIME_COLUMN
+from eventseq.data.store import PreparedData
 from eventseq.errors import ColumnError, did_you_mean
 
 

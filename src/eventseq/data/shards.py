@@ -36,87 +36,16 @@ import torch
 from eventseq._io import open_parquet, read_json
 from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
-from eventseq.data.prepare import DATA_FILE, SCHEMA_FILE, SCHEMA_METADATA_KEY, check_part_schema
+from eventseq.data.hashing import hash_split
 from eventseq.data.sampler import LengthBucketSampler
 from eventseq.data.schema import TIME_COLUMN, Schema
+from eventseq.data.store import DATA_FILE, SCHEMA_FILE, check_part_schema, schema_in_metadata
 from eventseq.errors import ColumnError, ConfigError, EventseqError, FileFormatError, did_you_mean
 
 PART_PATTERN = "part-*.parquet"
 PARTS = ("train", "valid", "test")  # split codes 0, 1, 2
 
 CollateFactory = Callable[[SequenceDataset], Callable[[np.ndarray], Batch]]
-
-
-# ----------------------------------------------------------------------------- entity-id hashing
-
-
-def _mix64(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a fixed, well-mixed 64-bit hash of each uint64 (wrapping arithmetic)."""
-    with np.errstate(over="ignore"):
-        z = values.astype(np.uint64, copy=True)
-        z ^= z >> np.uint64(30)
-        z *= np.uint64(0xBF58476D1CE4E5B9)
-        z ^= z >> np.uint64(27)
-        z *= np.uint64(0x94D049BB133111EB)
-        z ^= z >> np.uint64(31)
-    return z
-
-
-def _bytes_hash(array: pa.Array) -> np.ndarray:
-    """A polynomial hash (mod 2^64) of each string/binary value, vectorized over the flat bytes."""
-    array = array.cast(pa.large_binary())
-    _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    data = data[offsets[0] : offsets[-1]].astype(np.uint64)
-    offsets = offsets - offsets[0]
-    lengths = np.diff(offsets)
-    # weight of byte i of a value: P^(i+1), so "ab" and "ba" differ; uint64 products wrap (mod 2^64)
-    position = np.arange(len(data), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-    powers = np.cumprod(np.full(max(int(lengths.max(initial=0)), 1), 0x100000001B3, dtype=np.uint64))
-    with np.errstate(over="ignore"):
-        prefix = np.concatenate([np.zeros(1, np.uint64), np.cumsum(data * powers[position], dtype=np.uint64)])
-        return prefix[offsets[1:]] - prefix[offsets[:-1]] + lengths.astype(np.uint64)
-
-
-def entity_hash(ids: pa.Array | pa.ChunkedArray | np.ndarray, seed: int = 0) -> np.ndarray:
-    """A stable 64-bit hash per entity id (integers or strings), the same in every process and version.
-
-    Raises:
-        ColumnError: null ids, or an id type that is neither integer nor string-like.
-    """
-    if isinstance(ids, np.ndarray):
-        ids = pa.array(ids)
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    if ids.null_count:
-        raise ColumnError(f"the entity id column has {ids.null_count} null values; every entity needs an id")
-    if pa.types.is_integer(ids.type):
-        raw = ids.cast(pa.int64()).to_numpy(zero_copy_only=False).view(np.uint64)
-    elif pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type) or pa.types.is_binary(ids.type) \
-            or pa.types.is_large_binary(ids.type):
-        raw = _bytes_hash(ids)
-    else:
-        raise ColumnError(f"entity ids of type {ids.type} cannot be hashed for the split: expected integers or strings")
-    with np.errstate(over="ignore"):  # the seed's own hash, offset so that id 0 with seed 0 does not hash to 0
-        salt = _mix64(np.asarray([seed], dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))[0]
-        return _mix64(raw ^ salt)
-
-
-def hash_split(
-    ids: pa.Array | pa.ChunkedArray | np.ndarray, valid_fraction: float, test_fraction: float = 0.0, seed: int = 0
-) -> np.ndarray:
-    """Part of each entity from its id alone: 0 train, 1 valid, 2 test (int8, [N]).
-
-    The same id always lands in the same part (for a given seed), whatever the shard, the row
-    order or the process, so a streaming run needs no list of entities to split.
-    """
-    if not 0 <= valid_fraction < 1 or not 0 <= test_fraction < 1 or valid_fraction + test_fraction >= 1:
-        raise ConfigError(f"valid_fraction={valid_fraction}, test_fraction={test_fraction}: each in [0, 1) and sum < 1")
-    uniform = (entity_hash(ids, seed) >> np.uint64(11)).astype(np.float64) / float(1 << 53)  # [0, 1)
-    return np.where(uniform < valid_fraction, 1, np.where(uniform < valid_fraction + test_fraction, 2, 0)).astype(
-        np.int8
-    )
 
 
 # ----------------------------------------------------------------------------- layout
@@ -158,10 +87,10 @@ def read_shard_schema(path: str | os.PathLike) -> Schema:
         if directory.is_dir() and (directory / SCHEMA_FILE).is_file() and (directory / DATA_FILE).exists():
             return Schema.from_dict(read_json(directory / SCHEMA_FILE, "schema"))
     first = shard_files(path)[0]
-    raw = (open_parquet(first).schema_arrow.metadata or {}).get(SCHEMA_METADATA_KEY)
-    if raw is None:
+    schema = schema_in_metadata(open_parquet(first).schema_arrow)
+    if schema is None:
         raise FileFormatError(f"{path}: no schema.json and no eventseq schema in {first.name}'s metadata")
-    return Schema.from_json(raw.decode())
+    return schema
 
 
 @dataclass(frozen=True)
@@ -536,5 +465,5 @@ def stream_loader(dataset: ShardedDataset, epoch_of: Callable[[], int] | None = 
 
 __all__ = [
     "ShardIndex", "ShardUnit", "ShardedDataset", "StreamLoader", "stream_loader", "shard_files", "is_sharded",
-    "read_shard_schema", "entity_hash", "hash_split", "distributed_rank", "batches_in",
+    "read_shard_schema", "distributed_rank", "batches_in",
 ]

@@ -10,9 +10,15 @@ and one batch type carry all sources, and every objective (supervised, CoLES, ..
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
+from eventseq.data.inputs import EventsLike, read_events
 from eventseq.errors import ColumnError, ConfigError, DataError
+
+if TYPE_CHECKING:
+    from eventseq.data.prepare_config import PrepareConfig
 
 SOURCE_COLUMN = "source"
 
@@ -37,8 +43,6 @@ def merge_sources(
         ColumnError: a source lacks the id or time column, a shared column has different types,
             or a source already has a column called `source_column`.
     """
-    from eventseq.data.inputs import read_events
-
     if not sources:
         raise ConfigError("sources is empty: give at least one event table")
     frames = []
@@ -81,3 +85,11 @@ def fit_sources(frame: pl.DataFrame | pl.LazyFrame, source_column: str, features
         str(row[source_column]): [name for name in features if row[name]]
         for row in present.iter_rows(named=True)
     }
+
+
+def merge_declared(sources: dict[str, EventsLike], config: PrepareConfig) -> pl.LazyFrame:
+    """Several sources → one stream (`merge_sources`); sets, on `config`, the source column as a categorical."""
+    config.source_column = config.source_column or SOURCE_COLUMN
+    if config.source_column not in config.categorical:
+        config.categorical = [*config.categorical, config.source_column]
+    return merge_sources(sources, config.id_column, config.time_column, config.source_column)

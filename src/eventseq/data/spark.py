@@ -26,7 +26,7 @@ import shutil
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,30 +34,23 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 
-from eventseq._io import PART_FILE, open_parquet, write_json
-from eventseq.data.prepare import (
+from eventseq._io import PART_FILE, open_parquet
+from eventseq.data.encode import FLOAT32_MAX, invalid_numeric_error
+from eventseq.data.fit import FitStatistics, require_numeric, schema_from_statistics
+from eventseq.data.inputs import ROW_COLUMN, check_columns
+from eventseq.data.prepare_config import PrepareConfig, check_shards
+from eventseq.data.store import (
     DATA_FILE,
-    FLOAT32_MAX,
-    REPORT_FILE,
-    ROW_COLUMN,
-    SCHEMA_FILE,
-    SCHEMA_METADATA_KEY,
-    FitStatistics,
-    PrepareConfig,
-    PrepareReport,
     PreparedData,
-    check_columns,
+    PrepareReport,
     check_prepare_output,
-    check_shards,
-    invalid_numeric_error,
     prepared_directory,
-    require_numeric,
-    schema_from_statistics,
-    time_kind_of,
+    schema_metadata,
+    write_schema_and_report,
 )
 from eventseq.data.inputs import from_pandas
 from eventseq.data.schema import FIRST_VALUE_ID, TIME_COLUMN, UNKNOWN_ID, Schema, Target
-from eventseq.data.times import MAX_EPOCH_SECONDS, TIME_UNITS, implausible_time_error
+from eventseq.data.times import MAX_EPOCH_SECONDS, TIME_UNITS, implausible_time_error, time_kind_of
 from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError, FileFormatError
 
 if TYPE_CHECKING:
@@ -290,7 +283,7 @@ def _time_seconds(column: str, spark_type: Any, time_unit: str = "s") -> Column:
 
 
 def _numeric_transform(column: str, transform: str, mean: float, std: float) -> Column:
-    """The Spark twin of prepare._apply_numeric_transform (the engine tests hold them equal)."""
+    """The Spark twin of fit.numeric_transform (the engine tests hold them equal)."""
     from pyspark.sql import functions as F
 
     values = F.col(column).cast("double")
@@ -314,7 +307,7 @@ def _count(condition: Column) -> Column:
 
 
 def _encoded_target(target: Target) -> Column:
-    """The Spark twin of prepare._encode_target: classes → 0..k-1 (others null), regression → float."""
+    """The Spark twin of encode._encode_target: classes → 0..k-1 (others null), regression → float."""
     from pyspark.sql import functions as F
 
     values = F.col(target.name)
@@ -417,7 +410,7 @@ def _prepare(
                 f"'a.b' as field b of a struct a); rename the column, or use engine=polars"
             )
 
-    # ---- inputs and the checks that need no data (as prepare._load_inputs does them)
+    # ---- inputs and the checks that need no data (as inputs.scan_inputs does them)
     raw, event_schema = _spark_frame(spark, events, [*event_columns, *config.targets], "events")
     check_columns(event_schema, event_columns, "the event table")
     targets_in_events = [t for t in config.targets if t in event_schema.names()]
@@ -767,7 +760,7 @@ def _part_writer(directory: str, metadata: dict[bytes, bytes]) -> BatchMap:
 def _write(table: DataFrame, schema: Schema, report: PrepareReport, directory: Path) -> None:
     """Write data.parquet/part-*.parquet from the executors, schema.json and report.json: the prepare
     directory appears whole (see `PreparedData.save`)."""
-    metadata = {SCHEMA_METADATA_KEY: schema.to_json().encode()}
+    metadata = schema_metadata(schema)
     with prepared_directory(directory.resolve()) as prepare_tmp:  # the executors' working directory is not ours
         tmp = prepare_tmp / DATA_FILE
         tmp.mkdir()
@@ -782,5 +775,4 @@ def _write(table: DataFrame, schema: Schema, report: PrepareReport, directory: P
                 f"Spark wrote {sum(row['rows'] for row in written):,} entities but counted "
                 f"{report.entities_out:,}: was the input modified during the job?"
             )
-        write_json(prepare_tmp / SCHEMA_FILE, schema.to_dict())
-        write_json(prepare_tmp / REPORT_FILE, asdict(report))
+        write_schema_and_report(prepare_tmp, schema, report)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from eventseq.errors import ConfigError, DataError
+from eventseq.errors import ColumnError, ConfigError, DataError
 
 TIME_UNITS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 MAX_EPOCH_SECONDS = 100_000_000_000  # 1e11 s: the year ~5138; a ms epoch of today is ~1.7e12
@@ -70,3 +70,15 @@ def check_integer_times(frame: pl.DataFrame, column: str, time_unit: str, row_co
         position = int(frame.select(bad.arg_true().first()).item())
         row = position if row_column is None else int(frame.get_column(row_column)[position])
         raise implausible_time_error(column, row, int(frame.get_column(column)[position]), count, time_unit)
+
+
+def time_kind_of(dtype: pl.DataType, column: str) -> str:
+    """"int" or "datetime" for a raw time column's dtype; ColumnError for any other dtype."""
+    if dtype.is_integer():
+        return "int"
+    if isinstance(dtype, (pl.Datetime, pl.Date)):
+        return "datetime"
+    raise ColumnError(
+        f"time column '{column}' has dtype {dtype}: expected integer seconds, a datetime or a date "
+        f"(parse strings first, e.g. pl.col('{column}').str.to_datetime())"
+    )

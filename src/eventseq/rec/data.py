@@ -36,19 +36,12 @@ from tqdm.auto import tqdm
 from eventseq.config import check_options, option
 from eventseq._io import atomic_directory, check_output, read_json, read_parquet, write_json, write_parquet
 from eventseq.data.inputs import EventsLike, collect_frame, read_events
-from eventseq.data.prepare import (
-    PrepareReport,
-    PreparedData,
-    add_report,
-    check_columns,
-    encode_categorical,
-    encode_events,
-    entity_shard,
-    load_prepared,
-    time_kind_of,
-)
+from eventseq.data.encode import encode_categorical, encode_events
+from eventseq.data.hashing import entity_shards
+from eventseq.data.inputs import check_columns
+from eventseq.data.store import PreparedData, PrepareReport, add_report, load_prepared
 from eventseq.data.schema import UNKNOWN_ID, CategoricalFeature, Schema
-from eventseq.data.times import check_integer_times, check_unit_applies, integer_seconds
+from eventseq.data.times import check_integer_times, check_unit_applies, integer_seconds, time_kind_of
 from eventseq.errors import ConfigError, DataError, FileFormatError, did_you_mean
 
 DAY = 86_400
@@ -356,12 +349,13 @@ def _check_request_owners(owners: pl.DataFrame, request: str) -> None:
 def _user_chunks(frame: pl.DataFrame, user: str, chunk_rows: int) -> list[pl.DataFrame]:
     """The log's rows split into chunks of whole users (about `chunk_rows` rows each), in one pass.
 
-    A user's chunk is a hash of the id, as `prepare_in_shards` splits entities; rows keep their order.
+    A user's chunk is a hash of the id (`hashing.entity_shards`, as `prepare_in_shards` splits entities);
+    rows keep their order.
     """
     chunks = -(-frame.height // chunk_rows)
     if chunks == 1:
         return [frame]
-    chunk_of = entity_shard(user, chunks).cast(pl.UInt32).alias("_chunk")
+    chunk_of = pl.Series("_chunk", entity_shards(frame.get_column(user).to_arrow(), chunks), dtype=pl.UInt32)
     return frame.with_columns(chunk_of).partition_by("_chunk", maintain_order=True, include_key=False)
 
 
