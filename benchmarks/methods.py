@@ -5,7 +5,7 @@ Usage:
                                  [--methods coles,vicreg,...] [--folds 5] [--seed 0]
                                  [--output benchmarks/results/methods.md]
 
-Each method of `eventseq.objectives.selfsupervised.METHODS` (or the `--methods` subset) is
+Each method of `eventseq.objectives.methods.METHODS` (or the `--methods` subset) is
 pretrained with `eventseq.training.pretrain` for at most `--minutes` of wall-clock time
 (`trainer.max_minutes`; max_epochs 100, patience 5, the best validation epoch is kept), every
 entity is embedded with `eventseq.inference.embed`, and LightGBM (n_jobs=1) is cross-validated on
@@ -73,7 +73,8 @@ from eventseq.datasets import CDNOW_COLUMNS, SYNTHETIC_COLUMNS, load_cdnow, make
 from eventseq.downstream import aggregate_features, compare_feature_sets, cross_validation_folds
 from eventseq.inference import embed, predict
 from eventseq.nn import Encoder, EncoderConfig, EventEncoderConfig, SequenceEncoderConfig
-from eventseq.objectives.selfsupervised import METHODS, SelfSupervisedModule
+from eventseq.objectives.methods import METHODS
+from eventseq.objectives.selfsupervised import SelfSupervisedModule
 from eventseq.training import PretrainConfig, TrainConfig, pretrain, train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "methods.md"

@@ -440,7 +440,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--sets: unknown {unknown}; available: {available}")
     args.seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     args.rows = [row.strip() for row in args.rows.split(",") if row.strip()]
-    from eventseq.objectives.selfsupervised import METHODS
+    from eventseq.objectives.methods import METHODS
 
     args.methods = sorted({row.split(" ")[0] for row in args.rows if row.split(" ")[0] in METHODS})
     known = {"aggregates", "default", "auto", *ENCODER_ROWS,

@@ -1,6 +1,6 @@
 """How `eventseq.rec.data.prepare_rec` scales with the size of the interaction log.
 
-Generates synthetic logs of growing size (`eventseq.rec.synthetic.make_interactions`, ~330 rows per
+Generates synthetic logs of growing size (`eventseq.datasets.interactions.make_interactions`, ~330 rows per
 user) into Parquet files in a temporary directory, then times `prepare_rec` on each in a fresh
 process, twice: on the log already in memory as a Polars DataFrame, and on the Parquet path (as
 `eventseq rec prepare` reads it: the read is included). Per million log rows it prints the wall
@@ -32,7 +32,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "rec_prepare_scaling.md"
 
 
 def _generate(users: int, items: int, path: Path) -> int:
-    from eventseq.rec.synthetic import make_interactions
+    from eventseq.datasets.interactions import make_interactions
 
     log = make_interactions(n_users=users, n_items=items, seed=0).log
     log.write_parquet(path)

@@ -5,7 +5,7 @@ Usage:
                                    [--threads 2] [--negatives 1024] [--sampler popularity] [--big-catalog]
                                    [--ndcg [--ndcg-epochs 2] [--ndcg-pretrain-epochs N] [--ndcg-patience P]]
 
-Data: one synthetic interaction log (`eventseq.rec.synthetic.make_interactions`, default rates:
+Data: one synthetic interaction log (`eventseq.datasets.interactions.make_interactions`, default rates:
 ~330 log rows per user) held in memory. Model: d=64, 2 layers, 2 heads, max_len 512 on every side:
 our RecNetwork in a NextPositiveModule, and for the naive notebook end to end the same network
 written as a notebook would (`NotebookRecModel`); on CPU, `--threads` torch (and Polars) threads.
@@ -106,7 +106,7 @@ from eventseq.rec.data import DAY, RecPrepareConfig, prepare_rec  # noqa: E402
 from eventseq.rec.model import RecModelConfig  # noqa: E402
 from eventseq.rec.pretrain import NextPositiveConfig, NextPositiveModule  # noqa: E402
 from eventseq.rec.runs import _window_loader, item_counts  # noqa: E402
-from eventseq.rec.synthetic import CONTEXTS, make_interactions  # noqa: E402
+from eventseq.datasets.interactions import CONTEXTS, make_interactions  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rec_speed.md"
 MODEL = RecModelConfig(dim=64, num_layers=2, num_heads=2, max_len=512)

@@ -228,7 +228,7 @@ def test_predict_on_events_with_nan_names_the_schemas_policy_not_a_missing_optio
 
 
 def test_rec_prepare_names_a_label_action_the_log_lacks(tmp_path, capsys):
-    from eventseq.rec.synthetic import make_interactions
+    from eventseq.datasets.interactions import make_interactions
 
     make_interactions(n_users=30, n_items=40, n_days=60, seed=0).log.write_parquet(tmp_path / "log.parquet")
 

@@ -15,7 +15,7 @@ from eventseq.cli import main
 from eventseq.config import PACKAGE_CONFIG_DIR, group_choices, load_config
 from eventseq.errors import ConfigError
 from eventseq.nn.sequence_encoder import SequenceEncoderConfig
-from eventseq.objectives.selfsupervised import METHODS
+from eventseq.objectives.methods import METHODS
 from eventseq.rec.runs import RecFinetuneConfig
 from eventseq.training import PretrainConfig, TrainConfig
 

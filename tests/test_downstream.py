@@ -390,9 +390,9 @@ def test_cli_evaluate_help_lists_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
     text = capsys.readouterr().out
-    from eventseq.cli import EvaluateJob
+    from eventseq.evaluation import EvaluateConfig
 
-    for key in _all_keys(EvaluateJob):
+    for key in _all_keys(EvaluateConfig):
         assert re.search(rf"^  {key} \(.*\): \S", text, re.M), key
 
 

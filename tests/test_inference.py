@@ -269,3 +269,25 @@ def test_the_progress_bar_knows_its_total(trained, prepared_dir, synthetic, sour
 def test_predict_arguments_must_be_whole_numbers(trained, prepared_dir, argument, value):
     with pytest.raises(EventseqError, match=rf"{argument}={value!r}: expected a whole number >= 1"):
         predict(trained.module, prepared_dir, progress=False, **{argument: value})
+
+
+def test_the_one_inference_loop_cuts_by_entities_and_padded_events_without_gradients(monkeypatch):
+    import numpy as np
+    import torch
+
+    from eventseq import inference
+
+    monkeypatch.setattr(inference, "EVENTS_PER_BATCH", 100)
+    weight = torch.ones(1, requires_grad=True)
+    order = np.array([3, 0, 1, 2])
+    lengths = np.array([10, 10, 10, 80])  # entity 3 is long: 80 padded events per entity fill the budget alone
+
+    def compute(batch: torch.Tensor) -> bool:
+        return (batch * weight).requires_grad
+
+    results = inference.run_batches(compute, lambda positions: torch.tensor(positions, dtype=torch.float32), order,
+                                    batch_size=2, lengths=lengths)
+    assert [positions.tolist() for positions, _ in results] == [[3], [0, 1], [2]]
+    assert not any(grad for _, grad in results)  # no autograd graph is built
+    plain = inference.run_batches(len, lambda positions: positions, np.arange(5), batch_size=2)
+    assert [size for _, size in plain] == [2, 2, 1]

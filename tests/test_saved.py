@@ -211,3 +211,20 @@ def test_nan_weights_are_refused_naming_the_file(trained, tmp_path):
 
     with pytest.raises(FileFormatError, match=rf"{WEIGHTS_FILE} holds NaN/inf weights \(\['{name}'"):
         load_model(target)
+
+
+def test_every_model_kind_names_the_class_that_rebuilds_it_and_saved_py_imports_no_model_code():
+    import ast
+    from pathlib import Path
+
+    from eventseq.objectives.methods import METHODS
+    from eventseq.saved import MODEL_KINDS, model_class
+
+    for kind in MODEL_KINDS:
+        rebuilt = model_class(kind)
+        assert hasattr(rebuilt, "from_config")
+        assert kind in METHODS or rebuilt.kind == kind  # a self-supervised model's kind is its method
+    source = ast.parse((Path(__file__).parents[1] / "src" / "eventseq" / "saved.py").read_text())
+    imported = {node.module for node in ast.walk(source) if isinstance(node, ast.ImportFrom)}
+    model_code = {module for module in imported if module.startswith(("eventseq.rec", "eventseq.objectives"))}
+    assert model_code <= {"eventseq.objectives.methods"}  # the registry of names, no model

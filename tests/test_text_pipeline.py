@@ -132,7 +132,8 @@ def test_readme_text_example_runs(tmp_path, monkeypatch):
                                     "tabformer", "word2vec"])
 def test_every_self_supervised_method_takes_a_text_field(text_prepared_dir, method):
     from eventseq.nn import EncoderConfig, SequenceEncoderConfig
-    from eventseq.objectives.selfsupervised import METHODS, SelfSupervisedModule
+    from eventseq.objectives.methods import METHODS
+    from eventseq.objectives.selfsupervised import SelfSupervisedModule
 
     assert method in METHODS
     sequence = SequenceEncoderConfig(type="gru", hidden_size=8)

@@ -1,7 +1,7 @@
 """eventseq: deep learning on event sequences (transactions, clickstreams, app logs).
 
-The Python API is the CLI's: `prepare` → `train` → `predict` / `embed`, with `load_model` for
-saved models. Submodules: `eventseq.data`, `eventseq.nn`, `eventseq.objectives`,
+The Python API is the CLI's: `prepare` → `train` → `predict` / `embed` → `evaluate`, with
+`load_model` for saved models. Submodules: `eventseq.data`, `eventseq.nn`, `eventseq.objectives`,
 `eventseq.datasets`.
 
 `import eventseq` loads nothing heavy: each name below is imported on first use (a module
@@ -25,6 +25,8 @@ _LAZY = {
     "train": "eventseq.training",
     "predict": "eventseq.inference",
     "embed": "eventseq.inference",
+    "EvaluateConfig": "eventseq.evaluation",
+    "evaluate": "eventseq.evaluation",
     "load_model": "eventseq.saved",
     "save_model": "eventseq.saved",
 }

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventseq.config import config_groups, config_search_path, describe, describe_groups, load_config, option
 from eventseq.data.prepare_config import PrepareConfig
-from eventseq.errors import ColumnError, ConfigError, DataError, EventseqError
+from eventseq.errors import ColumnError, ConfigError, EventseqError
 
 if TYPE_CHECKING:
     from eventseq.training import PretrainConfig, TrainConfig
@@ -136,54 +136,6 @@ class GenerateJob:
     n_entities: int = option(5000, ge=1)
     n_classes: int = option(2, ge=2)
     seed: int = option(0, ge=0, le=2**32 - 1)
-
-
-@dataclass
-class EvaluateJob:
-    """Cross-validate classical models on embeddings, aggregate features, and both.
-
-    Attributes:
-        embeddings: Parquet written by `eventseq embed` (id + emb_* columns); optional.
-        model: a saved model (e.g. a CoLES run's model/): embeddings are computed from it and
-            `data`; given with `embeddings`, the file is used and checked against the model's width.
-        data: a prepare directory: its sequence table gives the aggregate features, and the target
-            when `labels` is not given; optional (but embeddings or data is needed).
-        labels: Parquet/CSV with the id column and the target (default: the target column of
-            the prepared `data` table).
-        target: target column (default: the only target in the schema of `data`).
-        id_column: entity id column (default: the schema's id column, else the first column of
-            the embeddings file).
-        task: auto (2 values: binary; few integer values: multiclass; else regression), binary,
-            multiclass or regression.
-        models: any of logreg, lightgbm, catboost (a missing package is skipped with a note).
-        model_params: per-model keyword overrides, e.g. model_params.lightgbm.n_estimators=500.
-        folds: cross-validation folds (stratified for classification); the same for every model
-            and feature set.
-        seed: seed of the folds and the models.
-        aggregates: evaluate aggregate features of `data` (null = yes when data is given).
-        stacked: with embeddings and aggregates, also a stacked model per model type: one copy
-            fitted on the embeddings, one on the aggregates, a logistic (ridge) regression over their
-            out-of-fold predictions (`compare_feature_sets(stack=...)`).
-        max_categories: per categorical feature, count/fraction columns for this many most
-            frequent values.
-        output: report file: .csv for the table, anything else for Markdown; empty = only print.
-    """
-
-    embeddings: str | None = None
-    model: str | None = None
-    data: str | None = None
-    labels: str | None = None
-    target: str | None = None
-    id_column: str | None = None
-    task: str = option("auto", choices=("auto", "binary", "multiclass", "regression"))
-    models: list[str] = field(default_factory=lambda: ["logreg", "lightgbm", "catboost"])
-    model_params: dict[str, Any] = field(default_factory=dict)
-    folds: int = option(5, ge=2)
-    seed: int = option(0, ge=0, le=2**32 - 1)
-    aggregates: bool | None = None
-    stacked: bool = True
-    max_categories: int = option(50, ge=0)
-    output: str | None = "evaluation.md"
 
 
 def _require(value: str, key: str) -> None:
@@ -311,117 +263,10 @@ def run_generate(job: GenerateJob) -> None:
     print(f"written: {job.output}/events.parquet ({data.events.height:,} events), {job.output}/labels.parquet")
 
 
-def run_evaluate(job: EvaluateJob) -> None:
-    from pathlib import Path
+def run_evaluate(job: Any) -> None:
+    from eventseq.evaluation import evaluate
 
-    import polars as pl
-
-    from eventseq import downstream
-    from eventseq._io import atomic_path, check_output, read_labels, read_parquet
-    from eventseq.data.store import load_prepared
-
-    if job.output:
-        check_output(job.output, "file")
-
-    if not job.embeddings and not job.data and not job.model:
-        raise ConfigError(
-            "evaluate needs embeddings=... (Parquet from `eventseq embed`), data=... (a prepare "
-            "directory, for aggregate features), or both"
-        )
-    prepared = load_prepared(job.data) if job.data else None
-    use_aggregates = job.aggregates if job.aggregates is not None else prepared is not None
-    if use_aggregates and prepared is None:
-        raise ConfigError("aggregates=true needs data=... (a prepare directory)")
-    if job.model and job.embeddings:
-        # the file stands for the model's embeddings: it must at least have the model's width
-        from eventseq.saved import load_model, require_family
-
-        model = load_model(job.model)
-        require_family(model, ("supervised", "self-supervised"), "eventseq evaluate model=", job.model)
-        width = getattr(model, "embedding_dim", model.encoder.embedding_dim)
-        embeddings = _read_embeddings(job.embeddings)
-        found = sum(column.startswith("emb_") for column in embeddings.columns)
-        if found != width:
-            raise DataError(
-                f"{job.embeddings} has {found} emb_* columns but model {job.model} embeds into {width} "
-                f"dimensions: it was written by another model (re-run `eventseq embed` or drop embeddings=)"
-            )
-    elif job.model:
-        if prepared is None:
-            raise ConfigError("model=... needs data=... (a prepare directory) to embed")
-        from eventseq.inference import embed
-
-        embeddings = embed(job.model, job.data, progress=False)
-    elif job.embeddings:
-        embeddings = _read_embeddings(job.embeddings)
-    else:
-        embeddings = None
-    if not use_aggregates and embeddings is None:
-        raise ConfigError("nothing to evaluate: aggregates=false and no embeddings=... given")
-    id_column = job.id_column or (prepared.schema.id_column if prepared else embeddings.columns[0])
-
-    target = job.target
-    if not target:
-        if job.labels or prepared is None or len(prepared.schema.targets) != 1:
-            known = [t.name for t in prepared.schema.targets] if prepared else []
-            raise ConfigError(f"'target' is required (pass target=...){f'; targets in data: {known}' if known else ''}")
-        target = prepared.schema.targets[0].name
-    if job.labels:
-        labels = read_labels(job.labels)
-    elif prepared is not None:
-        if target not in prepared.table.columns:
-            known = [t.name for t in prepared.schema.targets]
-            raise ColumnError(f"target '{target}' is not in the prepared data (targets: {known}); pass labels=...")
-        labels = prepared.table.select(prepared.schema.id_column, target)
-    else:
-        raise ConfigError("labels=... is required when no data=... is given")
-    task = job.task
-    if task == "auto" and prepared is not None and not job.labels:
-        task = downstream.prepared_task(prepared.schema, target)
-
-    sets = {}
-    if use_aggregates:
-        sets["aggregates"] = downstream.aggregate_features(prepared.table, prepared.schema, job.max_categories)
-    if embeddings is not None:
-        sets["embeddings"] = embeddings
-    if use_aggregates and embeddings is not None:
-        sets["embeddings + aggregates"] = downstream.concat_features(embeddings, sets["aggregates"], id_column)
-    stack = ["embeddings", "aggregates"] if job.stacked and "embeddings + aggregates" in sets else []
-    table = downstream.compare_feature_sets(
-        sets, labels, id_column, target, job.models, job.folds, job.seed, task, job.model_params, verbose=True,
-        stack=stack,
-    )
-    print()
-    print(downstream.format_table(table))
-    if job.output:
-        output = Path(job.output)
-        with atomic_path(output) as tmp:
-            if output.suffix.lower() == ".csv":
-                table.write_csv(tmp)
-            else:
-                sources = ", ".join(f"{k}: `{v}`" for k, v in (("embeddings", job.embeddings), ("data", job.data),
-                                                                ("labels", job.labels)) if v)
-                tmp.write_text(
-                    f"# Downstream evaluation\n\n- target: `{target}`; {sources}\n"
-                    f"- {job.folds}-fold cross-validation, seed {job.seed}, the same folds for every row\n\n"
-                    f"{downstream.format_table(table, markdown=True)}\n"
-                )
-        print(f"written: {output}")
-
-
-def _read_embeddings(path: str) -> Any:
-    """An embeddings file (from `eventseq embed`), checked: emb_* columns, all finite."""
-    import polars as pl
-
-    from eventseq import downstream
-    from eventseq._io import read_parquet
-
-    embeddings = pl.from_arrow(read_parquet(path))
-    if not any(column.startswith("emb_") for column in embeddings.columns):
-        raise ColumnError(f"embeddings={path} has no emb_* columns (columns: {embeddings.columns[:10]}): it is not "
-                          f"a file `eventseq embed` wrote")
-    downstream.check_finite_embeddings(embeddings, path)
-    return embeddings
+    evaluate(job)
 
 
 def _format_metrics(metrics: dict[str, Any]) -> str:
@@ -442,6 +287,7 @@ def _demo(job: Any) -> None:
 
 def _commands() -> dict[str, tuple[type, Callable[[Any], None], str]]:
     from eventseq.demo import DemoJob
+    from eventseq.evaluation import EvaluateConfig
     from eventseq.training import PretrainConfig, TrainConfig
 
     functions: dict[str, tuple[type, Callable[[Any], None]]] = {
@@ -450,7 +296,7 @@ def _commands() -> dict[str, tuple[type, Callable[[Any], None], str]]:
         "pretrain": (PretrainConfig, run_pretrain),
         "predict": (PredictJob, run_predict),
         "embed": (EmbedJob, lambda job: run_predict(job, "embed")),
-        "evaluate": (EvaluateJob, run_evaluate),
+        "evaluate": (EvaluateConfig, run_evaluate),
         "generate": (GenerateJob, run_generate),
         "demo": (DemoJob, _demo),
     }

@@ -26,6 +26,7 @@ import polars as pl
 
 from eventseq.data.schema import FIRST_VALUE_ID, PADDING_ID, TIME_COLUMN, NumericFeature, Schema
 from eventseq.errors import ColumnError, ConfigError, DataError, did_you_mean
+from eventseq.tables import render_table
 
 MODELS = ("logreg", "lightgbm", "catboost")
 TASKS = ("auto", "binary", "multiclass", "regression")
@@ -476,16 +477,7 @@ def format_table(table: pl.DataFrame, markdown: bool = False) -> str:
         [*(str(row[c]) for c in header[:-2]), f"{row['mean']:.4f} ± {row['std']:.4f}", f"{row['seconds']:.1f}"]
         for row in table.iter_rows(named=True)  # a handful of result rows, not data
     ]
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
-
-    def render(line: list[str]) -> str:
-        cells = [cell.ljust(width) for cell, width in zip(line[:-1], widths)]
-        return "  ".join([*cells, line[-1].rjust(widths[-1])]).rstrip()
-
-    return "\n".join([render(header), render(["-" * w for w in widths]), *(render(row) for row in rows)])
+    return render_table(header, rows, markdown, right_aligned=("seconds",))
 
 
 # ----------------------------------------------------------------------------- internals

@@ -18,10 +18,10 @@ import itertools
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 import numpy as np
@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from eventseq._io import atomic_path, check_output, open_parquet, parquet_part_files
 from eventseq.config import check_value
+from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.inputs import EventsLike
 from eventseq.data.encode import encode_events
@@ -58,6 +59,8 @@ EVENTS_PER_WRITE = 262_144
 # very long history (100k events) is embedded alone instead of padding batch_size entities to its length
 EVENTS_PER_BATCH = 131_072
 
+T = TypeVar("T")
+
 
 def _batches(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     """Cut `order` (positions, longest first) into batches of at most `batch_size` entities and at most
@@ -68,6 +71,42 @@ def _batches(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> Iterato
         size = max(1, min(batch_size, EVENTS_PER_BATCH // longest))
         yield order[start : start + size]
         start += size
+
+
+@torch.no_grad()
+def run_batches(
+    compute: Callable[[Any], T],
+    collate: Callable[[np.ndarray], Any],
+    order: np.ndarray,
+    batch_size: int,
+    lengths: np.ndarray | None = None,
+    device: str | None = None,
+    bar: tqdm | None = None,
+) -> list[tuple[np.ndarray, T]]:
+    """The one inference loop: `compute(batch)` without gradients for consecutive batches of `order`.
+
+    Args:
+        compute: what to do with one batch (a forward pass); its result is kept as it is.
+        collate: positions -> a batch (anything with `.to(device)` when `device` is given).
+        order: the positions to run, in the order to run them (longest first cuts padding).
+        batch_size: at most this many positions per batch.
+        lengths: per position, its events: a batch then also holds at most EVENTS_PER_BATCH padded
+            events (so one very long history runs alone); None: `batch_size` positions each.
+        device: where each batch is moved before `compute`; None: where collate made it.
+        bar: a progress bar advanced by the positions of each batch.
+
+    Returns:
+        (positions, compute's result) per batch, in order.
+    """
+    cuts = _batches(order, lengths, batch_size) if lengths is not None else (
+        order[start:start + batch_size] for start in range(0, len(order), batch_size))
+    results = []
+    for positions in cuts:
+        batch = collate(positions)
+        results.append((positions, compute(batch.to(device) if device is not None else batch)))
+        if bar is not None:
+            bar.update(len(positions))
+    return results
 
 
 def _progress(description: str, enabled: bool) -> tqdm:
@@ -231,20 +270,16 @@ def _this_rank(device: str, output: str | os.PathLike | None) -> tuple[int, int,
     return rank, world, device, None if output is None else Path(output)
 
 
-@torch.no_grad()
 def _entity_frame(
     module: L.LightningModule, dataset: SequenceDataset, mode: str, batch_size: int, device: str, bar: tqdm
 ) -> pl.DataFrame:
     """One output row per entity of `dataset`, in its order."""
     order = np.argsort(-dataset.lengths, kind="stable")  # longest first: less padding
-    results = []
-    for positions in _batches(order, dataset.lengths, batch_size):
-        batch = dataset.collate(positions).to(device)
-        values = module.embed(batch) if mode == "embed" else module.predict_outputs(batch)
-        results.append(values.float().cpu().numpy().reshape(len(positions), -1))
-        bar.update(len(positions))
-    values = np.concatenate(results)[np.argsort(order)]  # back to input order
-    return _output_frame(module, dataset.entity_ids(), values, mode)
+    outputs = module.embed if mode == "embed" else module.predict_outputs
+    results = run_batches(lambda batch: outputs(batch).float().cpu().numpy(), dataset.collate, order, batch_size,
+                          dataset.lengths, device, bar)
+    values = np.concatenate([values.reshape(len(positions), -1) for positions, values in results])
+    return _output_frame(module, dataset.entity_ids(), values[np.argsort(order)], mode)  # back to input order
 
 
 def _write_frames(
@@ -479,7 +514,6 @@ def _run_events(
     return result
 
 
-@torch.no_grad()
 def _event_frames(
     module: L.LightningModule, dataset: SequenceDataset, batch_size: int, device: str, bar: tqdm, left_out: _LeftOut
 ) -> Iterator[pl.DataFrame]:
@@ -494,17 +528,20 @@ def _event_frames(
     window_of_entity = (np.cumsum(lengths) - 1) // EVENTS_PER_WRITE
     for window in np.split(np.arange(len(dataset)), np.flatnonzero(np.diff(window_of_entity)) + 1):
         order = window[np.argsort(-lengths[window], kind="stable")]  # longest first: less padding
-        entities, steps, times, vectors = [], [], [], []
-        for positions in _batches(order, lengths, batch_size):
-            batch = dataset.collate(positions)
+
+        def events_of(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             mask = batch.mask  # [B, T], True at real events
             hidden = module.encoder(batch.to(device))  # [B, T, H]
             rows, event_steps = np.nonzero(mask.numpy())  # row-major, the order of hidden[mask]
+            return rows, event_steps, batch.event_time[mask].numpy(), hidden[mask.to(device)].float().cpu().numpy()
+
+        entities, steps, times, vectors = [], [], [], []
+        for positions, (rows, event_steps, event_times, event_vectors) in run_batches(
+                events_of, dataset.collate, order, batch_size, lengths, bar=bar):
             entities.append(positions[rows])
             steps.append(event_steps)
-            times.append(batch.event_time[mask].numpy())
-            vectors.append(hidden[mask.to(device)].float().cpu().numpy())  # [N, H]
-            bar.update(len(positions))
+            times.append(event_times)
+            vectors.append(event_vectors)  # [N, H]
         entity = np.concatenate(entities)
         # an entity's events come out of one batch in time order: a stable sort keeps them so
         back = np.argsort(entity, kind="stable")
@@ -520,7 +557,6 @@ def _event_frames(
 # ------------------------------------------------------------------ next events (method=gpt)
 
 
-@torch.no_grad()
 def next_event_predictions(module: nn.Module | str | os.PathLike, dataset: SequenceDataset, k: int = 5,
                            batch_size: int = 256) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Top-k next values per field and predicted gaps for every event t >= 1 of every entity of
@@ -539,11 +575,15 @@ def next_event_predictions(module: nn.Module | str | os.PathLike, dataset: Seque
     module.eval()
     topk_parts: dict[str, list[np.ndarray]] = {name: [] for name in objective.heads.categorical}
     gap_parts: list[np.ndarray] = []
-    for start in range(0, len(dataset), batch_size):
-        batch = dataset.collate(np.arange(start, min(start + batch_size, len(dataset))))
+
+    def next_events(batch: Batch) -> tuple[dict[str, np.ndarray], np.ndarray]:
         topk, gaps = objective.predict_next(module.encoder, batch, k)
         contexts = batch.mask[:, 1:]  # predictions made at t for event t+1, for t + 1 < length
+        return {name: values[:, :-1][contexts].numpy() for name, values in topk.items()}, gaps[:, :-1][contexts].numpy()
+
+    # entity by entity: the order of next_event_targets
+    for _, (topk, gaps) in run_batches(next_events, dataset.collate, np.arange(len(dataset)), batch_size):
         for name, values in topk.items():
-            topk_parts[name].append(values[:, :-1][contexts].numpy())
-        gap_parts.append(gaps[:, :-1][contexts].numpy())
+            topk_parts[name].append(values)
+        gap_parts.append(gaps)
     return {name: np.concatenate(parts) for name, parts in topk_parts.items()}, np.concatenate(gap_parts)

@@ -18,22 +18,28 @@ from eventseq import __version__
 from eventseq._io import atomic_directory, read_json
 from eventseq.data.schema import Schema
 from eventseq.errors import ConfigError, FileFormatError
-from eventseq.objectives.selfsupervised import METHODS, SelfSupervisedModule
-from eventseq.objectives.supervised import SupervisedModule
-from eventseq.rec.finetune import RankerModule
-from eventseq.rec.pretrain import NextPositiveModule
+from eventseq.objectives.methods import METHODS
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
-# kind (stored in config.json) -> class; explicit so that it can be grepped. Self-supervised
-# models are tagged with their method (coles, vicreg, ...), all rebuilt by SelfSupervisedModule.
-MODEL_KINDS: dict[str, type[L.LightningModule]] = {
-    SupervisedModule.kind: SupervisedModule,
-    **{method: SelfSupervisedModule for method in METHODS},
-    NextPositiveModule.kind: NextPositiveModule,
-    RankerModule.kind: RankerModule,
+# kind (stored in config.json) -> "module:class" that rebuilds it, imported only when such a model is
+# loaded (so this module depends on no model code). Self-supervised models are tagged with their method
+# (coles, vicreg, ...), all rebuilt by SelfSupervisedModule.
+MODEL_KINDS: dict[str, str] = {
+    "supervised": "eventseq.objectives.supervised:SupervisedModule",
+    **{method: "eventseq.objectives.selfsupervised:SelfSupervisedModule" for method in METHODS},
+    "rec_pretrain": "eventseq.rec.pretrain:NextPositiveModule",
+    "rec_ranker": "eventseq.rec.finetune:RankerModule",
 }
+
+
+def model_class(kind: str) -> type[L.LightningModule]:
+    """The LightningModule class that rebuilds a saved model of `kind` (a key of MODEL_KINDS)."""
+    import importlib
+
+    module_name, class_name = MODEL_KINDS[kind].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 # what each family of model is for: the commands that take it (named in the error for a wrong kind)
@@ -115,7 +121,7 @@ def load_model(directory: str | os.PathLike) -> L.LightningModule:
         raise FileFormatError(f"{config_path}: unknown model kind {kind!r} (known: {list(MODEL_KINDS)})")
     try:
         schema = Schema.from_dict(payload["schema"])
-        module = MODEL_KINDS[kind].from_config(schema, payload["model"])
+        module = model_class(kind).from_config(schema, payload["model"])
     except (KeyError, TypeError, AttributeError, ValueError, OmegaConfBaseException) as error:
         # a hand-edited or foreign config.json: missing sections, wrong types, invalid options
         detail = f"missing {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]

@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, make_dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,17 +46,8 @@ from eventseq.data.splits import split_by_entity
 from eventseq.errors import ConfigError, EventseqError
 from eventseq.nn.encoder import EncoderConfig
 from eventseq.nn.sequence_encoder import AUTO_TYPE as AUTO
-from eventseq.objectives.barlow_twins import BarlowTwinsConfig
-from eventseq.objectives.coles import ColesConfig
-from eventseq.objectives.cpc import CpcConfig
-from eventseq.objectives.gpt import GptConfig
-from eventseq.objectives.mlm import MlmConfig
-from eventseq.objectives.nsp_sop import PairTaskConfig
-from eventseq.objectives.rtd import RtdConfig
-from eventseq.objectives.selfsupervised import SelfSupervisedModule, method_spec
-from eventseq.objectives.tabformer import TabFormerConfig
-from eventseq.objectives.vicreg import VicregConfig
-from eventseq.objectives.word2vec import Word2VecConfig
+from eventseq.objectives.methods import method_named, method_sections
+from eventseq.objectives.selfsupervised import SelfSupervisedModule
 from eventseq.objectives.supervised import MONITOR, HeadConfig, SupervisedModule, resolve_head
 from eventseq.optim import OptimizerConfig
 from eventseq.saved import load_checkpoint_state, save_model
@@ -67,7 +58,6 @@ logger = logging.getLogger(__name__)
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
-BATCH_STATISTICS_METHODS = ("vicreg", "barlow_twins")  # losses over a batch's variance: one entity gives NaN
 
 
 @dataclass
@@ -196,12 +186,13 @@ class TrainConfig:
 
 
 @dataclass
-class PretrainConfig:
-    """A self-supervised pretraining run (entity embeddings without labels).
+class PretrainSettings:
+    """What every self-supervised pretraining run takes, whatever its method (see PretrainConfig).
 
     Attributes:
-        method: the objective: coles, vicreg, barlow_twins, cpc, mlm, rtd, gpt, nsp, sop,
-            tabformer or word2vec; its settings are the section of the same name.
+        method: the objective, a name in eventseq.objectives.methods.METHODS (coles, vicreg,
+            barlow_twins, cpc, mlm, rtd, gpt, nsp, sop, tabformer, word2vec); its settings are the
+            section of the same name.
         output: run directory (checkpoints, logs, model, curves).
         seed: global seed.
         resume: continue from output/checkpoints/last.ckpt if it exists.
@@ -209,17 +200,6 @@ class PretrainConfig:
 
     data: DataSection = field(default_factory=lambda: DataSection(test_fraction=0.0, valid_fraction=0.1))
     model: EncoderConfig = field(default_factory=EncoderConfig)
-    coles: ColesConfig = field(default_factory=ColesConfig)
-    vicreg: VicregConfig = field(default_factory=VicregConfig)
-    barlow_twins: BarlowTwinsConfig = field(default_factory=BarlowTwinsConfig)
-    cpc: CpcConfig = field(default_factory=CpcConfig)
-    mlm: MlmConfig = field(default_factory=MlmConfig)
-    rtd: RtdConfig = field(default_factory=RtdConfig)
-    gpt: GptConfig = field(default_factory=GptConfig)
-    nsp: PairTaskConfig = field(default_factory=PairTaskConfig)
-    sop: PairTaskConfig = field(default_factory=PairTaskConfig)
-    tabformer: TabFormerConfig = field(default_factory=TabFormerConfig)
-    word2vec: Word2VecConfig = field(default_factory=Word2VecConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3))
     trainer: TrainerSection = field(default_factory=TrainerSection)
     auto: PretrainAutoSection = field(default_factory=PretrainAutoSection)
@@ -229,6 +209,18 @@ class PretrainConfig:
     resume: bool = False
 
     config_groups: ClassVar[tuple[ConfigGroup, ...]] = PRETRAIN_GROUPS  # `method=vicreg` etc. (eventseq/configs/)
+
+
+# A self-supervised pretraining run (entity embeddings without labels): PretrainSettings plus one
+# section per method of the registry, named like it (`vicreg.invariance_weight=10`), so that a new
+# method in objectives/methods.py needs no field here.
+PretrainConfig = make_dataclass("PretrainConfig", method_sections(), bases=(PretrainSettings,))
+PretrainConfig.__module__ = __name__
+PretrainConfig.__doc__ = """A self-supervised pretraining run (entity embeddings without labels).
+
+    The options of PretrainSettings, plus one section per method of eventseq.objectives.methods.METHODS
+    named like it: `coles`, `vicreg`, ... (`eventseq pretrain method=vicreg vicreg.invariance_weight=10`).
+    """
 
 
 @dataclass
@@ -801,11 +793,11 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     The model embeds entities with `eventseq embed`; its encoder initialises supervised models
     through `TrainConfig.init_from`.
     """
-    method_spec(config.method)  # an unknown method fails before the data is read
+    spec = method_named(config.method)  # an unknown method fails before the data is read
     _check_run(config)
     config.optimizer.refuse_encoder_options("pretraining (which trains the encoder itself)",
                                             "use it with `eventseq train init_from=<this model>`")
-    if config.method in BATCH_STATISTICS_METHODS and config.data.batch_size < 2:
+    if spec.batch_statistics and config.data.batch_size < 2:
         raise ConfigError(f"method={config.method} standardizes each batch (its loss needs a variance over "
                           f"entities): data.batch_size={config.data.batch_size} must be >= 2")
     if config.model.sequence_encoder.type == AUTO:

@@ -11,7 +11,8 @@ from eventseq.data import SequenceDataset, load_prepared
 from eventseq.errors import ConfigError
 from eventseq.nn import EncoderConfig, SequenceEncoderConfig
 from eventseq.nn.event_encoder import EventEncoderConfig
-from eventseq.objectives.selfsupervised import METHODS, SelfSupervisedModule
+from eventseq.objectives.methods import METHODS
+from eventseq.objectives.selfsupervised import SelfSupervisedModule
 from eventseq.optim import OptimizerConfig
 from eventseq.saved import load_model, save_model
 

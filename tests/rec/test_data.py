@@ -152,7 +152,7 @@ def test_group_items_keep_display_order_and_merge_repeated_events():
 
 
 def _synthetic_log() -> pl.DataFrame:
-    from eventseq.rec.synthetic import make_interactions
+    from eventseq.datasets.interactions import make_interactions
 
     return make_interactions(n_users=60, n_items=40, n_days=90, requests_per_user=4, positives_per_user=10,
                              seed=1).log

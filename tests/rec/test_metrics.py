@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from eventseq.rec.metrics import calibrated_pairwise_loss, expected_random_metrics, ranking_metrics
-from eventseq.rec.synthetic import ndcg_at_k
+from eventseq.errors import ConfigError
+from eventseq.rec.metrics import calibrated_pairwise_loss, expected_random_metrics, ndcg_at_k, ranking_metrics
 
 
 def test_pairwise_loss_matches_the_direct_formula():
@@ -82,3 +82,29 @@ def test_random_order_metrics_lie_between_worst_and_best():
     assert 0.4 < random["hr"] < 0.6  # one positive in 20: P(top 10) = 0.5
     worst = ranking_metrics(-torch.arange(20.0)[None].flip(1), labels, mask)["ndcg"].item()
     assert worst < random["ndcg"] < 1.0
+
+
+def test_ndcg_at_k_matches_hand_computed_values():
+    # Group 1 ranks [0, 1, 1]: DCG = 1/log2(3) + 1/log2(4), IDCG = 1 + 1/log2(3).
+    # Group 2 has tied scores, so the given order [0, 1] stands: DCG = 1/log2(3), IDCG = 1.
+    # Group 3 has no positive and is left out of the mean.
+    scores = np.array([0.9, 0.5, 0.1, 0.3, 0.3, 0.7])
+    labels = np.array([0, 1, 1, 0, 1, 0])
+    groups = np.array([1, 1, 1, 2, 2, 3])
+    first = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
+    second = 1 / np.log2(3)
+    assert ndcg_at_k(scores, labels, groups) == pytest.approx((first + second) / 2)
+    assert ndcg_at_k(scores, labels, groups, k=1) == 0.0
+    assert ndcg_at_k(labels.astype(float), labels, groups) == pytest.approx(1.0)
+    # Shuffled input order does not matter when scores have no ties.
+    order = np.random.default_rng(0).permutation(3)
+    assert ndcg_at_k(scores[order], labels[order], groups[order]) == pytest.approx(first)
+
+
+def test_ndcg_at_k_rejects_bad_arguments():
+    with pytest.raises(ConfigError, match="k >= 1"):
+        ndcg_at_k(np.ones(2), np.ones(2), np.ones(2), k=0)
+    with pytest.raises(ConfigError, match="one length"):
+        ndcg_at_k(np.ones(2), np.ones(3), np.ones(2))
+    with pytest.raises(ConfigError, match="positive"):
+        ndcg_at_k(np.ones(2), np.zeros(2), np.ones(2))

@@ -13,7 +13,7 @@ from eventseq.rec.model import RecModelConfig
 from eventseq.rec.pretrain import NextPositiveConfig, NextPositiveModule, accidental_hits, sampled_softmax_loss
 from eventseq.rec.runs import (RecFinetuneConfig, RecPretrainConfig, evaluate_rec, finetune_rec, pretrain_rec,
                                score_rec)
-from eventseq.rec.synthetic import make_interactions
+from eventseq.datasets.interactions import make_interactions
 from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import FIRST_VALUE_ID

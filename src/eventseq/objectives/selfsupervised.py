@@ -13,7 +13,7 @@ model in eventseq) and the method's `objective`, an nn.Module from `objectives/<
 
 So training, logging, checkpoints, `eventseq embed`, `evaluate` and fine-tuning (`init_from`) are
 the same code for CoLES, VICReg, MLM... and a method file holds only what is specific to it.
-`METHODS` below is the list of methods, by name.
+`objectives/methods.py` is the list of methods, by name.
 """
 
 from __future__ import annotations
@@ -25,47 +25,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
 
 from eventseq.data.batch import Batch
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import Schema
-from eventseq.errors import ConfigError, did_you_mean
+from eventseq.errors import ConfigError
 from eventseq.nn.encoder import Encoder, EncoderConfig
-from eventseq.objectives.barlow_twins import BarlowTwinsConfig, BarlowTwinsObjective
-from eventseq.objectives.coles import ColesConfig, ColesObjective
-from eventseq.objectives.cpc import CpcConfig, CpcObjective
-from eventseq.objectives.gpt import GptConfig, GptObjective
-from eventseq.objectives.mlm import MlmConfig, MlmObjective
-from eventseq.objectives.nsp_sop import PairTaskConfig, PairTaskObjective
-from eventseq.objectives.rtd import RtdConfig, RtdObjective
+from eventseq.objectives.methods import method_named
 from eventseq.optim import OptimizerConfig, attached_trainer
-from eventseq.objectives.tabformer import TabFormerConfig, TabFormerObjective
-from eventseq.objectives.vicreg import VicregConfig, VicregObjective
-from eventseq.objectives.word2vec import Word2VecConfig, Word2VecObjective
-
-# method name -> (objective(schema, encoder, config), its config class); the name is also the config
-# section (`eventseq pretrain method=vicreg vicreg.invariance_weight=10`) and the saved model's kind.
-METHODS: dict[str, tuple[Callable[..., nn.Module], type]] = {
-    "coles": (ColesObjective, ColesConfig),
-    "vicreg": (VicregObjective, VicregConfig),
-    "barlow_twins": (BarlowTwinsObjective, BarlowTwinsConfig),
-    "cpc": (CpcObjective, CpcConfig),
-    "mlm": (MlmObjective, MlmConfig),
-    "rtd": (RtdObjective, RtdConfig),
-    "gpt": (GptObjective, GptConfig),
-    "nsp": (partial(PairTaskObjective, task="nsp"), PairTaskConfig),
-    "sop": (partial(PairTaskObjective, task="sop"), PairTaskConfig),
-    "tabformer": (TabFormerObjective, TabFormerConfig),
-    "word2vec": (Word2VecObjective, Word2VecConfig),
-}
-
-
-def method_spec(method: str) -> tuple[Callable[..., nn.Module], type]:
-    """The objective and config classes of `method`; ConfigError listing the methods otherwise."""
-    if method not in METHODS:
-        raise ConfigError(f"method={method!r}: available methods: {', '.join(METHODS)}{did_you_mean(method, METHODS)}")
-    return METHODS[method]
 
 
 class SelfSupervisedModule(L.LightningModule):
@@ -80,11 +47,13 @@ class SelfSupervisedModule(L.LightningModule):
         optimizer_config: OptimizerConfig | None = None,
     ) -> None:
         super().__init__()
-        build_objective, config_class = method_spec(method)
+        spec = method_named(method)
+        objective_class, config_class = spec.classes()
+        build_objective = partial(objective_class, **spec.arguments) if spec.arguments else objective_class
         self.schema = schema
         self.kind = method  # saved models are tagged with the method
         # gpt and cpc predict the future from the past: recency (the time to the history's end) is off there
-        self.encoder_config = (encoder_config or EncoderConfig()).resolved(causal=getattr(build_objective, "causal", False))
+        self.encoder_config = (encoder_config or EncoderConfig()).resolved(causal=getattr(objective_class, "causal", False))
         self.objective_config = objective_config if objective_config is not None else config_class()
         if not isinstance(self.objective_config, config_class):
             raise ConfigError(f"method {method} takes a {config_class.__name__}, got {type(self.objective_config).__name__}")
@@ -148,9 +117,9 @@ class SelfSupervisedModule(L.LightningModule):
         from eventseq.config import saved_config
 
         method = config["method"]
-        _, config_class = method_spec(method)
+        _, config_class = method_named(method).classes()
         return cls(schema, method, EncoderConfig.from_saved(config["encoder"]),
                    saved_config(config_class, config["objective"]), OptimizerConfig(**config.get("optimizer", {})))
 
 
-__all__ = ["METHODS", "SelfSupervisedModule", "method_spec"]
+__all__ = ["SelfSupervisedModule"]

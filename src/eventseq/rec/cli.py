@@ -18,6 +18,7 @@ from eventseq._io import atomic_path, check_output, read_parquet, write_parquet
 from eventseq.errors import ConfigError
 from eventseq.rec.data import RecPrepareConfig, prepare_rec
 from eventseq.rec.runs import RecFinetuneConfig, RecPretrainConfig, evaluate_rec, finetune_rec, pretrain_rec, score_rec
+from eventseq.tables import render_table
 
 LOG_FILE = "log.parquet"
 ORACLE_FILE = "oracle.parquet"
@@ -121,7 +122,7 @@ class RecDemoJob:
 
 
 def run_generate(job: RecGenerateJob) -> None:
-    from eventseq.rec.synthetic import make_interactions
+    from eventseq.datasets.interactions import make_interactions
 
     output = check_output(job.output, "directory")
     data = make_interactions(n_users=job.n_users, n_items=job.n_items, n_days=job.n_days, seed=job.seed)
@@ -167,15 +168,10 @@ def _write_report(table: pl.DataFrame, output: str | None) -> None:
 
 
 def format_table(table: pl.DataFrame, markdown: bool = False) -> str:
-    columns = table.columns
+    """Render a `rec evaluate` table: metrics with 4 decimals, seconds with 1."""
     rows = [[row[c] if isinstance(row[c], str) else f"{row[c]:.4f}" if c != "seconds" else f"{row[c]:.1f}"
-             for c in columns] for row in table.iter_rows(named=True)]
-    if markdown:
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    return "\n".join(lines + ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows])
+             for c in table.columns] for row in table.iter_rows(named=True)]
+    return render_table(table.columns, rows, markdown)
 
 
 def run_evaluate(job: RecEvaluateJob) -> None:
@@ -195,7 +191,7 @@ def run_score(job: RecScoreJob) -> None:
 
 def run_demo(job: RecDemoJob) -> pl.DataFrame:
     """Generate, prepare, pretrain, fine-tune (scratch / backbone / full, equal budgets), evaluate."""
-    from eventseq.rec.synthetic import make_interactions
+    from eventseq.datasets.interactions import make_interactions
 
     root = check_output(job.output, "directory")
     started = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Ranking losses and metrics over padded request groups, vectorized in torch.
+"""Ranking losses and metrics over padded request groups, vectorized in torch (and `ndcg_at_k`, a
+plain NumPy reference over flat arrays that tests check them against).
 
 Groups are padded to [G, M]: `scores`, `labels` (1 = positive) and `mask` (real candidates).
 """
@@ -7,8 +8,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from eventseq.errors import ConfigError
 
 
 def calibrated_pairwise_loss(scores: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -85,3 +89,46 @@ def expected_random_metrics(labels: torch.Tensor, mask: torch.Tensor, k: int = 1
             if name in totals:
                 totals[name] += float(value) / draws
     return totals
+
+
+def ndcg_at_k(scores: np.ndarray, labels: np.ndarray, group_ids: np.ndarray, k: int = 10) -> float:
+    """Mean NDCG@k over groups with at least one positive label: a plain NumPy reference for tests.
+
+    DCG sums (2^rel - 1) / log2(rank + 1) over the top k items of a group by score (rank 1 = best);
+    ties in score keep the order given. IDCG is the DCG of the labels sorted descending. Meant for
+    checking other metric code, so it favours clarity; it is still vectorized over groups.
+
+    Args:
+        scores: [N] ranking scores, higher is better.
+        labels: [N] relevance, 0/1 (graded values also work).
+        group_ids: [N] query / request id of each item.
+        k: cut-off, >= 1.
+
+    Returns:
+        The mean NDCG@k over groups that have a positive label.
+
+    Raises:
+        ConfigError: k < 1, arrays of different lengths, or no group with a positive label.
+    """
+    scores, labels, group_ids = (np.asarray(a).ravel() for a in (scores, labels, group_ids))
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"ndcg_at_k needs an integer k >= 1 (got k={k!r})")
+    if not len(scores) == len(labels) == len(group_ids):
+        raise ConfigError(
+            f"ndcg_at_k needs scores, labels and group_ids of one length "
+            f"(got {len(scores)}, {len(labels)}, {len(group_ids)})"
+        )
+    groups, group_index = np.unique(group_ids, return_inverse=True)
+
+    def dcg(sort_key: np.ndarray) -> np.ndarray:
+        order = np.lexsort((-sort_key, group_index))  # lexsort is stable: ties keep the order given
+        sorted_groups = group_index[order]
+        rank = np.arange(len(order)) - np.searchsorted(sorted_groups, sorted_groups)  # 0-based within group
+        gain = np.where(rank < k, (2.0 ** labels[order] - 1) / np.log2(rank + 2), 0.0)
+        return np.bincount(sorted_groups, weights=gain, minlength=len(groups))
+
+    ideal = dcg(labels.astype(float))
+    has_positive = ideal > 0
+    if not has_positive.any():
+        raise ConfigError("ndcg_at_k needs at least one group with a positive label in labels")
+    return float(np.mean(dcg(scores.astype(float))[has_positive] / ideal[has_positive]))

@@ -23,6 +23,7 @@ from eventseq.config import REC_GROUPS, ConfigGroup, check_options, option
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.sampler import LengthBucketSampler
 from eventseq.errors import ColumnError, ConfigError
+from eventseq.inference import run_batches
 from eventseq.optim import OptimizerConfig
 from eventseq.rec.batches import GroupCollate, history_windows
 from eventseq.rec.data import RecData, load_rec_data
@@ -203,7 +204,6 @@ def finetune_rec(config: RecFinetuneConfig) -> RecRunResult:
 # ----------------------------------------------------------------------------- evaluation and scoring
 
 
-@torch.no_grad()
 def group_scores(module: RankerModule, data: RecData, part: str = "valid", batch_size: int = 256,
                  history: SequenceDataset | None = None) -> list[np.ndarray]:
     """The model's score of every candidate of every group of `part`, as one array per group."""
@@ -211,13 +211,12 @@ def group_scores(module: RankerModule, data: RecData, part: str = "valid", batch
     groups = data.part(part)
     collate = GroupCollate(history, groups, module.model_config.max_len, delay=False)
     module = module.eval()
-    scores: list[np.ndarray] = []
-    for start in range(0, len(collate), batch_size):
-        batch = collate(np.arange(start, min(start + batch_size, len(collate))))
-        values = module.scores(batch).numpy()
-        sizes = batch.mask.sum(dim=1).numpy()
-        scores.extend(row[:size] for row, size in zip(values, sizes))
-    return scores
+
+    def scores_of(batch: Any) -> list[np.ndarray]:
+        values, sizes = module.scores(batch).numpy(), batch.mask.sum(dim=1).numpy()
+        return [row[:size] for row, size in zip(values, sizes)]
+
+    return [row for _, rows in run_batches(scores_of, collate, np.arange(len(collate)), batch_size) for row in rows]
 
 
 def _padded(groups: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,8 +8,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from eventseq.errors import ConfigError
-from eventseq.rec import synthetic
-from eventseq.rec.synthetic import SyntheticInteractions, make_interactions, ndcg_at_k
+from eventseq.datasets import interactions as synthetic
+from eventseq.datasets.interactions import SyntheticInteractions, make_interactions
+from eventseq.rec.metrics import ndcg_at_k
 
 N_USERS, N_ITEMS, N_DAYS = 300, 200, 30
 
@@ -167,23 +168,6 @@ def test_no_requests_gives_an_empty_oracle_with_the_right_schema():
     assert data.log["request_id"].null_count() == data.log.height
 
 
-def test_ndcg_at_k_matches_hand_computed_values():
-    # Group 1 ranks [0, 1, 1]: DCG = 1/log2(3) + 1/log2(4), IDCG = 1 + 1/log2(3).
-    # Group 2 has tied scores, so the given order [0, 1] stands: DCG = 1/log2(3), IDCG = 1.
-    # Group 3 has no positive and is left out of the mean.
-    scores = np.array([0.9, 0.5, 0.1, 0.3, 0.3, 0.7])
-    labels = np.array([0, 1, 1, 0, 1, 0])
-    groups = np.array([1, 1, 1, 2, 2, 3])
-    first = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
-    second = 1 / np.log2(3)
-    assert ndcg_at_k(scores, labels, groups) == pytest.approx((first + second) / 2)
-    assert ndcg_at_k(scores, labels, groups, k=1) == 0.0
-    assert ndcg_at_k(labels.astype(float), labels, groups) == pytest.approx(1.0)
-    # Shuffled input order does not matter when scores have no ties.
-    order = np.random.default_rng(0).permutation(3)
-    assert ndcg_at_k(scores[order], labels[order], groups[order]) == pytest.approx(first)
-
-
 @pytest.mark.parametrize(
     "arguments, named",
     [
@@ -202,12 +186,3 @@ def test_ndcg_at_k_matches_hand_computed_values():
 def test_bad_arguments_raise_config_error_naming_them(arguments, named):
     with pytest.raises(ConfigError, match=named):
         make_interactions(**{"n_users": 5, **arguments})
-
-
-def test_ndcg_at_k_rejects_bad_arguments():
-    with pytest.raises(ConfigError, match="k >= 1"):
-        ndcg_at_k(np.ones(2), np.ones(2), np.ones(2), k=0)
-    with pytest.raises(ConfigError, match="one length"):
-        ndcg_at_k(np.ones(2), np.ones(3), np.ones(2))
-    with pytest.raises(ConfigError, match="positive"):
-        ndcg_at_k(np.ones(2), np.zeros(2), np.ones(2))
