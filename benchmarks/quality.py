@@ -1,9 +1,15 @@
 """The quality suite: every default of the library judged on data it was not designed on.
 
 Usage:
-    python benchmarks/quality.py [--sets markov,timing,...,cdnow] [--seeds 0,1,2] [--entities 2000]
+    python benchmarks/quality.py [--sets markov,timing,...,cdnow] [--seeds 0,1,2] [--entities 300,1000,2000]
                                  [--minutes 0.5] [--rows aggregates,gru,...] [--quick]
-                                 [--output benchmarks/results/quality.md]
+                                 [--output benchmarks/results/quality.md] [--cells FILE]
+
+A run survives being killed: every finished cell (one set at one size, one seed, one row) is appended
+to the cells file (`--cells`, default: the output's name with `.cells.jsonl`) as soon as it is done,
+with the settings it ran under; a run skips the cells already there for the same settings, and the
+Markdown and the PNG are rendered from that file. So a long suite is run in pieces (per set, per
+seed, across sessions) and rendered whole; a cell that failed is tried again.
 
 Each set of `eventseq.datasets.quality` (plus CDNOW, real, when `lifetimes` is installed) is
 generated with each seed, prepared with `eventseq.data.prepare`, and split once per seed into
@@ -30,6 +36,9 @@ std over the seeds, the share of the optimum, the epochs and the wall-clock seco
 and draws one panel per set (PNG next to the Markdown). Every model gets `--minutes` of training at
 most (`trainer.max_minutes`), `trainer.max_epochs` as the library's default unless `--quick`.
 
+Several `--entities` sizes give one block per set and size (`markov@300`, ...): small data is where
+a sequence model is likeliest to lose to the aggregates.
+
 `--quick` is a smoke run of the script itself (tiny data, one epoch): what the tests run.
 """
 
@@ -38,6 +47,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import json
 import logging
 import os
 import shutil
@@ -110,6 +120,60 @@ class Result:
 
     def add(self, set_name: str, row: str, score: Score) -> None:
         self.scores.setdefault((set_name, row), []).append(score)
+
+
+class CellLog:
+    """The finished cells of the suite, one JSON line each, appended as each cell finishes.
+
+    A cell is (set label, seed, row) under `settings` (everything else that changes a score: the
+    budget, the overrides, --quick). Lines written under other settings are kept but not used; a
+    last line cut short by a kill is ignored; for a cell written twice, the later line counts.
+    """
+
+    def __init__(self, path: Path, settings: dict[str, Any]) -> None:
+        self.path, self.settings = path, settings
+        self.cells: dict[tuple[str, int, str], dict[str, Any]] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    cell = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # the line a killed run was writing
+                if cell.get("settings") == settings:
+                    self.cells[(cell["set"], cell["seed"], cell["row"])] = cell
+
+    def done(self, label: str, seed: int, row: str) -> bool:
+        """Whether the cell is in the file and did not fail (a failed cell is run again)."""
+        cell = self.cells.get((label, seed, row))
+        return cell is not None and not cell["note"].startswith("failed")
+
+    def add(self, case: Case, row: str, score: Score) -> None:
+        cell = {"set": case.name, "seed": case.seed, "row": row, "value": score.value, "seconds": score.seconds,
+                "epochs": score.epochs, "note": score.note, "optimum": case.optimum, "signal": case.signal,
+                "task": case.task, "settings": self.settings}
+        self.cells[(case.name, case.seed, row)] = cell
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # one line per cell: a kill loses at most the cell being written, whose cut-off line is ended first
+        cut_off = self.path.exists() and self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n")
+        with self.path.open("a") as file:
+            file.write(("\n" if cut_off else "") + json.dumps(cell) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+
+    def result(self, labels: list[str], seeds: list[int], rows: list[str]) -> Result:
+        """The Result of the requested cells found in the file, in the order asked for."""
+        result = Result()
+        for label in labels:
+            for seed in seeds:
+                found = [self.cells[(label, seed, row)] for row in rows if (label, seed, row) in self.cells]
+                if not found:
+                    continue
+                result.signals[label], result.tasks[label] = found[0]["signal"], found[0]["task"]
+                optimum = found[0]["optimum"]
+                result.optimum.setdefault(label, []).append(np.nan if optimum is None else optimum)
+                for cell in found:
+                    result.add(label, cell["row"], Score(cell["value"], cell["seconds"], cell["epochs"], cell["note"]))
+        return result
 
 
 # ----------------------------------------------------------------------------- data
@@ -273,41 +337,40 @@ def pretrain_auto_row(case: Case, method: str, args: argparse.Namespace, workdir
     return Score(on_test[chosen], seconds, float(result.metrics.get("epochs", np.nan)), f"{chosen} (best: {best})")
 
 
-def run_case(case: Case, args: argparse.Namespace, workdir: Path, result: Result) -> None:
+def run_case(case: Case, args: argparse.Namespace, workdir: Path, log: CellLog, rows: list[str]) -> None:
+    """Score `rows` of one case, each added to `log` as soon as it is done."""
+
+    def record(row: str, score: Score) -> None:
+        log.add(case, row, score)
+        print(f"  {case.name:<10} seed {case.seed} {row:<24} {score.value:.4f}  {score.seconds:6.1f} s"
+              f"  {'' if score.epochs is None else f'{score.epochs:g} ep'} {score.note}", flush=True)
+
     started = time.perf_counter()
     aggregates = aggregate_features(case.table, case.schema)
-    if "aggregates" in args.rows:
-        result.add(case.name, "aggregates", Score(lightgbm_score(case, aggregates), time.perf_counter() - started))
-        _print_last(result, case, "aggregates")
-    for row in args.rows:
+    if "aggregates" in rows:
+        record("aggregates", Score(lightgbm_score(case, aggregates), time.perf_counter() - started))
+    for row in rows:
         if row == "aggregates" or row.split(" ")[0] in args.methods:
             continue
         try:
-            result.add(case.name, row, supervised_row(case, row, args, workdir))
+            score = supervised_row(case, row, args, workdir)
         except Exception as error:  # a failing row is a line of the report, not the end of the run
             traceback.print_exc()
-            result.add(case.name, row, Score(float("nan"), 0.0, note=f"failed: {type(error).__name__}: {error}"[:200]))
+            score = Score(float("nan"), 0.0, note=f"failed: {type(error).__name__}: {error}"[:200])
+        record(row, score)
         gc.collect()
-        _print_last(result, case, row)
     for method in args.methods:
-        wanted = [row for row in args.rows if row.split(" ")[0] == method]
+        wanted = [row for row in rows if row.split(" ")[0] == method]
         if not wanted:
             continue
         try:
             for row, score in pretrain_rows(case, method, args, workdir, wanted, aggregates).items():
-                result.add(case.name, row, score)
-                _print_last(result, case, row)
+                record(row, score)
         except Exception as error:
             traceback.print_exc()
             for row in wanted:
-                result.add(case.name, row, Score(float("nan"), 0.0, note=f"failed: {type(error).__name__}"))
+                record(row, Score(float("nan"), 0.0, note=f"failed: {type(error).__name__}"))
         gc.collect()
-
-
-def _print_last(result: Result, case: Case, row: str) -> None:
-    score = result.scores[(case.name, row)][-1]
-    print(f"  {case.name:<10} seed {case.seed} {row:<24} {score.value:.4f}  {score.seconds:6.1f} s"
-          f"  {'' if score.epochs is None else f'{score.epochs:g} ep'} {score.note}", flush=True)
 
 
 # ----------------------------------------------------------------------------- report
@@ -411,7 +474,8 @@ def plot(means: dict[str, dict[str, tuple[float, float]]], rows: list[str], outp
 
 def command_line(args: argparse.Namespace) -> str:
     parts = ["python benchmarks/quality.py", f"--sets {','.join(args.sets)}", f"--seeds {','.join(map(str, args.seeds))}",
-             f"--entities {args.entities}", f"--minutes {args.minutes:g}", f"--rows '{','.join(args.rows)}'"]
+             f"--entities {','.join(map(str, args.entities))}", f"--minutes {args.minutes:g}",
+             f"--rows '{','.join(args.rows)}'"]
     parts += [f"--override {item}" for item in args.override]
     parts += [f"--pretrain-override {item}" for item in args.pretrain_override]
     if args.quick:
@@ -424,7 +488,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     available = [*QUALITY_SETS, "cdnow"]
     parser.add_argument("--sets", default=",".join(available), help=f"comma-separated, of {available}")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (data, split and models)")
-    parser.add_argument("--entities", type=int, default=2000)
+    parser.add_argument("--entities", default="2000",
+                        help="comma-separated sizes (entities per set); several give a block per set and size")
     parser.add_argument("--minutes", type=float, default=0.75, help="training budget of every model")
     parser.add_argument("--rows", default=",".join(DEFAULT_ROWS), help="comma-separated rows (see the docstring)")
     parser.add_argument("--override", action="append", default=[],
@@ -433,7 +498,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a key=value of `pretrain` applied to every pretraining row (repeatable)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 120 entities, one epoch, one seed")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--cells", type=Path, default=None,
+                        help="the finished cells, one JSON line each (default: the output with .cells.jsonl)")
     args = parser.parse_args(argv)
+    args.cells = args.cells or args.output.with_suffix(".cells.jsonl")
+    try:
+        args.entities = [int(size) for size in str(args.entities).split(",") if size.strip()]
+    except ValueError:
+        parser.error(f"--entities: expected comma-separated whole numbers, got {args.entities!r}")
+    if not args.entities or min(args.entities) < 50:
+        parser.error("--entities: each size must be at least 50")
     args.sets = [name.strip() for name in args.sets.split(",") if name.strip()]
     unknown = [name for name in args.sets if name not in available]
     if unknown:
@@ -449,7 +523,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if bad:
         parser.error(f"--rows: unknown {bad}")
     if args.quick:
-        args.entities, args.seeds, args.minutes = min(args.entities, 120), args.seeds[:1], min(args.minutes, 0.2)
+        args.entities = [min(size, 120) for size in args.entities]
+        args.seeds, args.minutes = args.seeds[:1], min(args.minutes, 0.2)
     return args
 
 
@@ -465,27 +540,37 @@ def main(argv: list[str] | None = None) -> Result:
         if importlib.util.find_spec("lifetimes") is None:
             print("note: lifetimes is not installed, skipping cdnow (pip install --no-deps lifetimes==0.11.3)")
             args.sets = [name for name in args.sets if name != "cdnow"]
-    result = Result()
+    settings = {"minutes": args.minutes, "override": args.override, "pretrain_override": args.pretrain_override,
+                "quick": args.quick}
+    log = CellLog(args.cells, settings)
+    labels = [(name, size, name if len(args.entities) == 1 else f"{name}@{size}")
+              for size in args.entities for name in args.sets]
     workdir = Path(tempfile.mkdtemp(prefix="quality_"))
     started = time.perf_counter()
     try:
-        for name in args.sets:
+        for name, size, label in labels:
             for seed in args.seeds:
-                case = make_case(name, args.entities, seed, workdir)
-                result.signals[name], result.tasks[name] = case.signal, case.task
-                result.optimum.setdefault(name, []).append(np.nan if case.optimum is None else case.optimum)
-                print(f"== {name} seed {seed}: {len(case.ids)} entities, optimum "
-                      f"{'-' if case.optimum is None else f'{case.optimum:.4f}'}", flush=True)
-                run_case(case, args, workdir, result)
+                missing = [row for row in args.rows if not log.done(label, seed, row)]
+                if not missing:
+                    print(f"== {label} seed {seed}: every row is in {args.cells}", flush=True)
+                    continue
+                case = make_case(name, size, seed, workdir)
+                case.name = label
+                print(f"== {label} seed {seed}: {len(case.ids)} entities, optimum "
+                      f"{'-' if case.optimum is None else f'{case.optimum:.4f}'}; rows to run: {', '.join(missing)}",
+                      flush=True)
+                run_case(case, args, workdir, log, missing)
                 shutil.rmtree(workdir / f"{name}_{seed}", ignore_errors=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    result = log.result([label for _, _, label in labels], args.seeds, args.rows)
     total = (time.perf_counter() - started) / 60
     lines, means = summary(result, args.rows)
     report = "\n".join([
         "# Quality suite", "",
-        f"`{command_line(args)}`, {dt.date.today().isoformat()}, {total:.1f} min on {os.cpu_count()} CPUs "
-        f"(torch {torch.__version__}, {torch.get_num_threads()} threads).", "",
+        f"`{command_line(args)}`, rendered {dt.date.today().isoformat()} from `{args.cells.name}` "
+        f"({len(log.cells)} cells; this run {total:.1f} min on {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; each row's seconds are its own).", "",
         "Test entities: 20% of each set (the same for every row, per seed); scores: AUROC (binary), accuracy "
         "(multiclass), macro AUROC (multilabel), R² (regression). See the docstring of benchmarks/quality.py.", "",
         *lines, "", "## Ranks across the sets", "", *ranks(means, args.rows), "",

@@ -36,7 +36,7 @@ Where they differ (library behaviour, not settings):
   of the epoch to the start of its validation); inference is timed from the call to the returned
   embeddings (eventseq reads the prepared Parquet, ptls starts from its in-memory records).
   eventseq's `pretrain` builds its own Trainer; the timing callback is appended to it by wrapping
-  `eventseq.training.build_trainer` for the duration of the call.
+  `eventseq.training.trainer.build_trainer` for the duration of the call.
 
 Install (torch must stay the local CPU build; never let pip resolve ptls's dependencies):
     pip install --no-deps pytorch-lifestream
@@ -70,7 +70,7 @@ import polars as pl
 import pytorch_lightning
 import torch
 
-import eventseq.training as training
+import eventseq.training.trainer as training  # where fit_module builds its Trainer
 from eventseq._io import atomic_path
 from eventseq.data import PrepareConfig, PreparedData, SequenceDataset, prepare, split_by_entity
 from eventseq.data.augment import ViewConfig

@@ -16,7 +16,7 @@ import sys
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from eventseq import training
+from eventseq.training import trainer as training  # where fit_module builds its Trainer
 from eventseq.cli import main
 
 

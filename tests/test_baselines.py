@@ -6,8 +6,6 @@ Ids: 0 padding, 1 unknown, 2.. the vocabulary ("a" = 2, "b" = 3, "c" = 4, "d" = 
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,8 +22,8 @@ from eventseq.baselines import (
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import TIME_COLUMN, CategoricalFeature, NumericFeature, Schema
 from eventseq.errors import ConfigError, DataError
+from docs_blocks import python_block
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def make_dataset(
@@ -311,13 +309,12 @@ def test_evaluate_baselines_gives_one_row_per_baseline():
     assert table["time_mae_seconds"].to_list() == [0.0, 0.0, 0.0, 0.0]  # every gap is 1 s
 
 
-def test_readme_example_runs(tmp_path, monkeypatch):
+def test_docs_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    section = README.read_text().split("## Classical next-event baselines", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = python_block("baselines.md", "# Classical next-event baselines")
     namespace: dict = {}
 
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs", "exec"), namespace)
 
     table = namespace["table"]
     assert table.height == 4

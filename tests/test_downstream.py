@@ -23,6 +23,7 @@ from eventseq.downstream import (
     format_table,
 )
 from eventseq.errors import ColumnError, ConfigError, DataError
+from docs_blocks import python_block
 
 # Small models and one thread each: fast, and no OpenMP spin-waiting on a busy CI machine.
 FAST = {
@@ -396,21 +397,17 @@ def test_cli_evaluate_help_lists_every_option(capsys):
         assert re.search(rf"^  {key} \(.*\): \S", text, re.M), key
 
 
-def test_readme_example_runs(trained, prepared_dir, tmp_path, monkeypatch):
-    from pathlib import Path
-
+def test_docs_example_runs(trained, prepared_dir, tmp_path, monkeypatch):
     from eventseq.inference import embed
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## Downstream evaluation", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = python_block("downstream.md", "# Downstream evaluation")
     assert "folds=5," in code
     code = code.replace("folds=5,", "folds=2, models=['logreg'],")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "prepared").symlink_to(prepared_dir)
     embed(trained.module, "prepared", output="embeddings.parquet", progress=False)
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs", "exec"), namespace)
     results = namespace["results"]
     assert results["features"].to_list() == ["aggregates", "embeddings", "embeddings + aggregates",
                                              "stacked: embeddings | aggregates"]

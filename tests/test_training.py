@@ -104,7 +104,7 @@ class _SignalAtEpoch(Callback):
 
 
 def _with_signal(monkeypatch, signal_number: int) -> None:
-    from eventseq import training
+    from eventseq.training import trainer as training  # where fit_module builds its Trainer
 
     build = training.build_trainer
 
@@ -183,7 +183,8 @@ def test_fine_tuning_rejects_a_model_from_other_data(pretrained, tmp_path, make_
 def test_max_minutes_becomes_the_trainers_time_limit(tmp_path):
     from lightning.pytorch.callbacks import Timer
 
-    from eventseq.training import TrainerSection, build_trainer
+    from eventseq.training import TrainerSection
+    from eventseq.training.trainer import build_trainer
 
     trainer = build_trainer(TrainerSection(max_minutes=0.5, progress_bar=False), tmp_path, "val_loss", "min")
     timers = [callback for callback in trainer.callbacks if isinstance(callback, Timer)]
@@ -377,3 +378,29 @@ def test_without_a_terminal_a_run_prints_one_line_per_epoch_and_no_lightning_not
                                    for line in lines)
     assert lines[0].startswith("epoch 1/2") and "\r" not in err
     assert "GPU available" not in err and "litlogger" not in err
+
+
+def test_loggers_are_chosen_by_name_and_the_config_reaches_them(prepared_dir, tmp_path, monkeypatch):
+    import importlib.util
+
+    from eventseq.errors import ConfigError
+    from eventseq.training import TrainConfig
+    from eventseq.training.trainer import check_loggers
+
+    config = TrainConfig(output=str(tmp_path / "csv_only"))
+    config.data.path = str(prepared_dir)
+    config.trainer.max_epochs, config.trainer.progress_bar, config.trainer.loggers = 1, False, ["csv"]
+    config.model.sequence_encoder.hidden_size = 8
+    train(config)
+    logs = tmp_path / "csv_only" / "logs"
+    assert sorted(path.name for path in logs.iterdir()) == ["csv"]  # no tensorboard directory
+    hparams = (logs / "csv" / "hparams.yaml").read_text()
+    assert "max_epochs: 1" in hparams and "hidden_size: 8" in hparams  # the run's config, beside its metrics
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real_find_spec(name, *a))
+    with pytest.raises(ConfigError, match="trainer.loggers names mlflow, which is not installed: pip install mlflow"):
+        check_loggers(["csv", "mlflow"])
+    config.trainer.loggers = ["csv", "neptune"]
+    with pytest.raises(ConfigError, match=r"trainer.loggers='neptune': expected one of \['csv', 'tensorboard'"):
+        train(config)

@@ -399,7 +399,14 @@ def embed(
     vector at an entity's last event is its entity embedding (when both keep the same events).
 
     Args:
-        model, data, output, batch_size, chunk_rows, progress, device, quantize: as in `predict`.
+        model: as in `predict`.
+        data: as in `predict`.
+        output: as in `predict`.
+        batch_size: as in `predict`.
+        chunk_rows: as in `predict`.
+        progress: as in `predict`.
+        device: as in `predict`.
+        quantize: as in `predict`.
         max_len: level=entity: most recent events kept (default: the training max_len).
             level=event: None embeds every event, except that a transformer with learned
             positions embeds the most recent `max_positions`; a number keeps the most recent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -47,3 +48,40 @@ def test_bad_arguments_are_refused():
         quality.parse(["--rows", "aggregates,nonsense"])
     with pytest.raises(SystemExit):
         quality.parse(["--rows", "coles sideways"])  # a method with a row kind that does not exist
+
+
+def test_a_killed_run_resumes_without_recomputing_finished_cells(tmp_path, monkeypatch):
+    quality = _load()
+    output = tmp_path / "quality.md"
+    arguments = ["--quick", "--sets", "sparse", "--entities", "80,100", "--output", str(output)]
+    quality.main([*arguments, "--rows", "aggregates"])
+    cells = output.with_suffix(".cells.jsonl")
+    assert [json.loads(line)["set"] for line in cells.read_text().splitlines()] == ["sparse@80", "sparse@100"]
+
+    with cells.open("a") as file:  # the cell a killed run was writing when it died
+        file.write('{"set": "sparse@80", "seed": 0, "row": "def')
+    computed = []
+
+    def refuse_to_redo(case, features):
+        raise AssertionError(f"aggregates of {case.name} were computed again")
+
+    def supervised(case, row, args, workdir, init_from=None):
+        computed.append((case.name, row))
+        return quality.Score(0.5, 1.0, 1.0)
+
+    monkeypatch.setattr(quality, "lightgbm_score", refuse_to_redo)
+    monkeypatch.setattr(quality, "supervised_row", supervised)
+    result = quality.main([*arguments, "--rows", "aggregates,default"])
+
+    assert computed == [("sparse@80", "default"), ("sparse@100", "default")]  # only the new row
+    assert set(result.scores) == {(label, row) for label in ("sparse@80", "sparse@100")
+                                  for row in ("aggregates", "default")}
+    report = output.read_text()
+    assert "sparse@80" in report and "sparse@100" in report and "4 cells" in report
+
+    computed.clear()  # a third run finds everything done and only renders
+    quality.main([*arguments, "--rows", "aggregates,default"])
+    assert computed == []
+    # other settings are other cells: a longer budget runs every row again
+    quality.main([*arguments, "--rows", "default", "--override", "trainer.patience=1"])
+    assert computed == [("sparse@80", "default"), ("sparse@100", "default")]

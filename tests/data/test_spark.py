@@ -6,10 +6,8 @@ import dataclasses
 import datetime as dt
 import math
 import os
-import re
 import shutil
 import sys
-from pathlib import Path
 
 import pandas as pd
 import polars as pl
@@ -24,6 +22,7 @@ from eventseq.data.store import SCHEMA_METADATA_KEY
 from eventseq.data.schema import UNKNOWN_ID, Schema
 from eventseq.datasets import SYNTHETIC_COLUMNS
 from eventseq.errors import ColumnError, ConfigError, DataError
+from docs_blocks import python_block
 
 START = dt.datetime(2024, 3, 1)
 
@@ -199,14 +198,12 @@ def test_cli_prepare_engine_spark_shards(spark, tmp_path):
     _assert_same(load_prepared(tmp_path / "spark"), load_prepared(tmp_path / "polars"))
 
 
-def test_readme_spark_example_runs(spark, tmp_path, monkeypatch):
+def test_docs_spark_example_runs(spark, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("### `prepare` with Spark", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = python_block("data.md", "## `prepare` with Spark: `engine=spark`")
 
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs", "exec"), namespace)
 
     assert len(list((tmp_path / "prepared_spark" / "data.parquet").glob("part-*.parquet"))) == 4
     assert namespace["table"].height == 500

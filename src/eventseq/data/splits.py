@@ -24,7 +24,8 @@ def split_by_entity(
 
     Args:
         count: number of entities.
-        valid_fraction, test_fraction: shares of entities held out.
+        valid_fraction: share of entities held out for validation.
+        test_fraction: share of entities held out for the test.
         stratify: per-entity class labels to keep class shares equal across parts (None = random).
         seed: random seed.
 

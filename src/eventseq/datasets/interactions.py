@@ -175,7 +175,8 @@ def make_interactions(
     """Generate a synthetic interaction log with planted factors (see module docstring). Vectorized over users.
 
     Args:
-        n_users, n_items: number of users and items (ids 1..n).
+        n_users: number of users (ids 1..n_users).
+        n_items: number of items (ids 1..n_items).
         n_days: events fall in [start, start + n_days).
         latent_dim: dimension k of the user and item factors.
         requests_per_user: mean number of requests (ranked lists shown) per user.

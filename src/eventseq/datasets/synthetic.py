@@ -93,7 +93,8 @@ def make_transactions(
         n_entities: number of clients.
         n_classes: label classes (2 = binary).
         n_categories: merchant categories (mcc vocabulary size).
-        min_length, max_length: events per entity, uniform in this range.
+        min_length: fewest events per entity (lengths are uniform in [min_length, max_length]).
+        max_length: most events per entity.
         order_strength: weight of the class-specific transition pattern (order signal).
         amount_shift: class shift of mean log-amount, scaled by class index (value signal).
         amount_sigma: std of log-amount.

@@ -214,6 +214,11 @@ class SupervisedModule(L.LightningModule):
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
 
+    @property
+    def monitor(self) -> tuple[str, str]:
+        """The validation metric that selects the best epoch, and "min" or "max" (MONITOR, by task)."""
+        return MONITOR[self.head_config.task]
+
     def configure_optimizers(self) -> Any:
         config = self.optimizer_config
         encoder_lr = config.encoder_lr if config.encoder_lr is not None else config.lr
@@ -222,7 +227,7 @@ class SupervisedModule(L.LightningModule):
             {"params": list(self.head.parameters()), "lr": config.lr},
         ]
         return config.configure([g for g in groups if g["params"]], attached_trainer(self),
-                                MONITOR[self.head_config.task])
+                                self.monitor)
 
     # ------------------------------------------------------------------ saving
     def to_config(self) -> dict[str, Any]:

@@ -121,7 +121,7 @@ class GroupCollate:
         return len(self.user_rows)
 
     def generator_state(self) -> dict[str, Any]:
-        """The state of the delay generator, for a checkpoint (eventseq.training.RandomState)."""
+        """The state of the delay generator, for a checkpoint (eventseq.training.callbacks.RandomState)."""
         return self.rng.bit_generator.state
 
     def restore_generator(self, state: dict[str, Any]) -> None:

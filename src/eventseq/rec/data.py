@@ -216,12 +216,12 @@ def _read_log(log: EventsLike, config: RecPrepareConfig) -> tuple[pl.DataFrame, 
             f"{did_you_mean(unknown[0], config.known_actions)}; known actions: {config.known_actions} "
             f"(set view_action / positive_actions / label_action)"
         )
-    for option, action_name in (("label_action", config.label_action), ("view_action", config.view_action)):
+    for key, action_name in (("label_action", config.label_action), ("view_action", config.view_action)):
         if action_name not in actions:
             raise DataError(
-                f"column '{config.action_column}' has no '{action_name}' rows, the {option}: request groups are "
+                f"column '{config.action_column}' has no '{action_name}' rows, the {key}: request groups are "
                 f"built from views and labelled by label_action; actions in the log: {sorted(map(str, actions))}"
-                f"{did_you_mean(action_name, map(str, actions))} (set {option}=...)"
+                f"{did_you_mean(action_name, map(str, actions))} (set {key}=...)"
             )
     frame = frame.select(
         config.user_column,

@@ -1,6 +1,6 @@
 """Recommender runs: pretrain, fine-tune, evaluate and score, on the shared Lightning set-up.
 
-Each run reads a `rec prepare` directory, trains through `eventseq.training`'s Trainer wiring
+Each run reads a `rec prepare` directory, trains through `eventseq.training.trainer`'s Trainer wiring
 (checkpoints, early stopping, CSV/TensorBoard logs, resume, curves.png) and saves a safetensors
 model directory that `load_model` rebuilds.
 """
@@ -31,8 +31,8 @@ from eventseq.rec.finetune import INIT_MODES, RankerConfig, RankerModule
 from eventseq.rec.metrics import expected_random_metrics, ranking_metrics
 from eventseq.rec.model import RecModelConfig
 from eventseq.rec.pretrain import NextPositiveConfig, NextPositiveModule
-from eventseq.devices import check_trainer_devices
-from eventseq.training import TrainerSection, evaluation_trainer, finish_run, fit_module
+from eventseq.training.config import TrainerSection
+from eventseq.training.trainer import check_trainer, evaluation_trainer, finish_run, fit_module
 
 
 @dataclass
@@ -144,8 +144,7 @@ def pretrain_rec(config: RecPretrainConfig) -> RecRunResult:
     """Pretrain on users' positives before the gap; validate on positives in the validation window."""
     check_options(config)
     config.optimizer.refuse_encoder_options("rec pretrain", "drop it")
-    check_trainer_devices(config.trainer.accelerator, config.trainer.devices, config.trainer.strategy,
-                          config.trainer.precision)
+    check_trainer(config.trainer)
     started = time.perf_counter()
     L.seed_everything(config.seed, workers=True, verbose=False)
     data, history = _load(config.data)
@@ -176,8 +175,7 @@ def finetune_rec(config: RecFinetuneConfig) -> RecRunResult:
     check_options(config)
     config.optimizer.refuse_encoder_options(
         "rec finetune", "drop it (init= chooses which weights start from the pretrained model; all are trained)")
-    check_trainer_devices(config.trainer.accelerator, config.trainer.devices, config.trainer.strategy,
-                          config.trainer.precision)
+    check_trainer(config.trainer)
     started = time.perf_counter()
     L.seed_everything(config.seed, workers=True, verbose=False)
     if config.init not in INIT_MODES:

@@ -1,0 +1,396 @@
+"""Training runs: data → splits → loaders → LightningModule → Trainer → best model saved.
+
+`train` (supervised) and `pretrain` (self-supervised), each also as `encoder=auto` (candidates
+compared on the validation part) and with data.streaming (shards read lazily, split by an entity-id
+hash). A run directory holds checkpoints/, logs/ (CSV, TensorBoard if installed), model/ (the best
+model, safetensors), metrics.json, splits.parquet (or splits.json), config.yaml and curves.png.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import polars as pl
+import torch
+
+from eventseq._io import check_output, write_json, write_parquet
+from eventseq.config import check_options
+from eventseq.data.dataset import SequenceDataset
+from eventseq.data.store import PreparedData, load_prepared
+from eventseq.data.sampler import LengthBucketSampler
+from eventseq.data.shards import (
+    CollateFactory, ShardedDataset, ShardIndex, StreamLoader, read_shard_schema, stream_loader,
+)
+from eventseq.data.splits import split_by_entity
+from eventseq.errors import ConfigError
+from eventseq.nn.encoder import EncoderConfig
+from eventseq.nn.sequence_encoder import AUTO_TYPE as AUTO
+from eventseq.objectives.methods import method_named
+from eventseq.objectives.selfsupervised import SelfSupervisedModule
+from eventseq.objectives.supervised import MONITOR, SupervisedModule, resolve_head
+from eventseq.training.config import DataSection, PretrainConfig, TrainConfig, TrainResult
+from eventseq.training.trainer import (
+    check_trainer,
+    evaluation_trainer,
+    finish_run,
+    fit_module,
+    make_loader,
+    write_config,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _check_run(config: TrainConfig | PretrainConfig) -> None:
+    """What is checked before any data is read: every option, and that the run directory can be written into."""
+    check_options(config)
+    if config.data.valid_fraction + config.data.test_fraction >= 1:
+        raise ConfigError(f"data.valid_fraction={config.data.valid_fraction} + data.test_fraction="
+                          f"{config.data.test_fraction} leave no training entities: their sum must be < 1")
+    check_trainer(config.trainer)
+    check_output(config.output, "directory")
+
+
+def _load_prepared(data: DataSection, seed: int) -> PreparedData:
+    if not data.path:
+        raise ConfigError("data.path is required: the directory written by `eventseq prepare`")
+    L.seed_everything(seed, workers=True, verbose=False)
+    return load_prepared(data.path)
+
+
+def _shard_index(data: DataSection, seed: int, test_fraction: float) -> ShardIndex:
+    """data.streaming: the shard index of data.path (footers and ids only), split by entity-id hash."""
+    if not data.path:
+        raise ConfigError("data.path is required: the directory written by `eventseq prepare`")
+    L.seed_everything(seed, workers=True, verbose=False)
+    return ShardIndex(data.path, read_shard_schema(data.path), data.valid_fraction, test_fraction, data.split_seed)
+
+
+def _stream(
+    index: ShardIndex,
+    data: DataSection,
+    part: str,
+    collate: CollateFactory | None = None,
+    target: list[str] | None = None,
+    train: bool = False,
+    seed: int = 0,
+    epoch_of: Callable[[], int] | None = None,
+    drop_last: bool = False,
+    single_process: bool = False,
+) -> StreamLoader:
+    """A loader of `part` batches read shard by shard; `single_process` reads every shard here (rank 0's
+    evaluation after a multi-process fit), otherwise the ranks of the run share the shards."""
+    dataset = ShardedDataset(
+        index, part, data.batch_size, collate, target, data.max_len, shuffle=train, bucket=data.bucket_by_length,
+        drop_last=drop_last, seed=seed, num_workers=data.num_workers,
+        rank=0 if single_process else None, world_size=1 if single_process else None,
+    )
+    return stream_loader(dataset, epoch_of)
+
+
+def _write_hash_splits(index: ShardIndex, run_dir: Path) -> dict[str, np.ndarray]:
+    """data.streaming: the split is a rule, not a list: write it (and the counts) to splits.json."""
+    counts = {part: index.count(part) for part in ("train", "valid", "test")}
+    write_json(run_dir / "splits.json", {
+        "rule": "eventseq.data.hashing.hash_split(ids, valid_fraction, test_fraction, split_seed)",
+        "valid_fraction": index.valid_fraction, "test_fraction": index.test_fraction,
+        "split_seed": index.split_seed, "entities": counts,
+    })
+    return {}
+
+
+def _other_rank_result(module: L.LightningModule, trainer: L.Trainer, run_dir: Path, splits: dict[str, np.ndarray],
+                       dataset: Any) -> TrainResult:
+    """What a rank other than 0 returns after a multi-process fit (rank 0 evaluates and saves)."""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return TrainResult(module.eval(), metrics, run_dir, run_dir / "model", splits, dataset)
+
+
+def _write_splits(dataset: SequenceDataset, splits: dict[str, np.ndarray], run_dir: Path) -> None:
+    write_parquet(
+        pl.DataFrame(
+            {
+                dataset.schema.id_column: np.concatenate([dataset.entity_ids(splits[p]) for p in splits]),
+                "part": np.concatenate([np.full(len(splits[p]), p) for p in splits]),
+            }
+        ).to_arrow(),
+        run_dir / "splits.parquet",
+    )
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train a supervised model as configured; save the best one under `output/model`.
+
+    Returns:
+        TrainResult with the best module, test (or validation) metrics and paths.
+
+    Raises:
+        ConfigError, DataError, FileFormatError: bad config or data, with the key/column/file named.
+    """
+    _check_run(config)
+    if config.model.sequence_encoder.type == AUTO:
+        return _train_auto(config)
+    run_dir = Path(config.output)
+    streaming = config.data.streaming
+    if streaming:
+        index = _shard_index(config.data, config.seed, config.data.test_fraction)
+        schema = index.schema
+        head = resolve_head(schema, config.head)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dataset, splits = None, _write_hash_splits(index, run_dir)
+        # shuffled for the Trainer's epoch (also after resuming); `module` is bound below, before any pass
+        train_loader = _stream(index, config.data, "train", target=head.targets, train=True, seed=config.seed,
+                               epoch_of=lambda: module.current_epoch)
+        valid_loader = _stream(index, config.data, "valid", target=head.targets)
+    else:
+        prepared = _load_prepared(config.data, config.seed)
+        schema = prepared.schema
+        head = resolve_head(schema, config.head)
+        dataset = SequenceDataset.from_table(prepared.table, schema, target=head.targets, max_len=config.data.max_len,
+                                             texts=prepared.texts)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        labels = dataset.target_values()
+        stratify = labels if head.task in ("binary", "multiclass") else None
+        splits = split_by_entity(
+            len(dataset), config.data.valid_fraction, config.data.test_fraction, stratify, config.data.split_seed
+        )
+        _write_splits(dataset, splits, run_dir)
+        loader_args = dict(bucket=config.data.bucket_by_length, num_workers=config.data.num_workers)
+        train_loader = make_loader(dataset.subset(splits["train"]), config.data.batch_size, True, seed=config.seed,
+                                   **loader_args)
+        valid_loader = make_loader(dataset.subset(splits["valid"]), config.data.batch_size, False, **loader_args)
+
+    encoder_config = config.model
+    pretrained = None
+    if config.init_from:
+        from eventseq.saved import load_model, require_family
+
+        pretrained = load_model(config.init_from)
+        require_family(pretrained, ("supervised", "self-supervised"), "train init_from=", config.init_from)
+        if pretrained.schema.fingerprint() != schema.fingerprint():
+            raise ConfigError(
+                f"init_from={config.init_from} was trained on data prepared with a different schema "
+                f"(vocabularies/transforms): prepare the data with that model's schema"
+            )
+        encoder_config = pretrained.encoder_config  # the architecture comes with the weights
+    module = SupervisedModule(schema, encoder_config, head, config.optimizer)
+    if pretrained is not None:
+        module.encoder.load_state_dict(pretrained.encoder.state_dict())
+    monitor, mode = MONITOR[head.task]
+    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    if not trainer.is_global_zero:
+        return _other_rank_result(module, trainer, run_dir, splits, dataset)
+
+    evaluator = evaluation_trainer(config.trainer)
+    if streaming:  # rank 0 evaluates every shard
+        valid_loader = _stream(index, config.data, "valid", target=head.targets, single_process=True)
+    metrics = {k: float(v) for k, v in evaluator.validate(module, valid_loader, verbose=False)[0].items()}
+    if streaming and index.count("test"):
+        test_loader = _stream(index, config.data, "test", target=head.targets, single_process=True)
+        metrics.update({k: float(v) for k, v in evaluator.test(module, test_loader, verbose=False)[0].items()})
+    elif not streaming and len(splits["test"]):
+        test_loader = make_loader(dataset.subset(splits["test"]), config.data.batch_size, False, **loader_args)
+        metrics.update({k: float(v) for k, v in evaluator.test(module, test_loader, verbose=False)[0].items()})
+    metrics["epochs"] = int(trainer.current_epoch)
+    model_dir = finish_run(module, run_dir, metrics, config)
+    return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
+
+
+def _candidate_encoder(name: str) -> EncoderConfig:
+    """The model section of the encoder option `name` (configs/encoder/<name>.yaml)."""
+    from eventseq.config import load_config
+
+    return load_config(TrainConfig, overrides=[f"encoder={name}"]).model
+
+
+def _train_auto(config: TrainConfig) -> TrainResult:
+    """`encoder=auto`: train each of auto.candidates on the same split, keep the best on validation."""
+    if config.init_from:
+        raise ConfigError("encoder=auto with init_from: the architecture comes with the pretrained weights; "
+                          "drop encoder=auto")
+
+    def score(result: TrainResult) -> tuple[str, str, float]:
+        monitor, mode = MONITOR[result.module.head_config.task]
+        return monitor, mode, float(result.metrics[monitor])
+
+    return _auto(config, train, score, "on the validation entities")
+
+
+def _pretrain_auto(config: PretrainConfig) -> TrainResult:
+    """`pretrain encoder=auto`: pretrain each of auto.candidates, keep the one a probe (or the loss) prefers."""
+    from eventseq import downstream
+    from eventseq.inference import embed
+
+    auto = config.auto
+    if auto.labels and not auto.target:
+        raise ConfigError("auto.labels is given without auto.target: name the label column to choose by")
+    if not auto.target:
+        def pretext(result: TrainResult) -> tuple[str, str, float]:
+            monitor, mode = result.module.monitor
+            return monitor, mode, float(result.metrics[monitor])
+
+        return _auto(config, pretrain, pretext, f"label-free: {config.method}'s own validation metric on the held-out "
+                                             f"entities")
+
+    prepared = _load_prepared(config.data, config.seed)  # before any candidate runs: a bad target fails fast
+    id_column = prepared.schema.id_column
+    if auto.labels:
+        from eventseq._io import read_labels
+
+        labels = read_labels(auto.labels)
+        where = f"auto.labels={auto.labels}"
+    else:
+        labels, where = prepared.table, f"the prepared data {config.data.path}"
+    missing = [column for column in (id_column, auto.target) if column not in labels.columns]
+    if missing:
+        raise ConfigError(f"auto.target: {where} has no column '{missing[0]}' (columns: {labels.columns[:20]})")
+    labels = labels.select(id_column, auto.target)
+    task = "auto"
+    if not auto.labels and auto.target in {target.name for target in prepared.schema.targets}:
+        task = downstream.prepared_task(prepared.schema, auto.target)
+
+    def probe(result: TrainResult) -> tuple[str, str, float]:
+        embeddings = embed(result.module, config.data.path, progress=False)
+        table = downstream.evaluate(embeddings, labels, id_column, auto.target, models=["logreg"],
+                                    folds=auto.folds, seed=config.seed, task=task)
+        metric = str(table["metric"][0])
+        return f"probe_{metric}", "min" if metric == "rmse" else "max", float(table["mean"][0])
+
+    return _auto(config, pretrain, probe,
+                 f"a {auto.folds}-fold logistic-regression probe of '{auto.target}' on the embeddings")
+
+
+def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult],
+          score: Callable[[TrainResult], tuple[str, str, float]], criterion: str) -> TrainResult:
+    """Run `config` once per auto.candidates encoder, keep the best by `score` (name, mode, value).
+
+    Every candidate runs in output/auto/<name>/ with an equal share of trainer.max_minutes; the
+    chosen one's model, metrics and curves become the run's own, and metrics.json says what was
+    tried (each candidate's score, epochs and seconds), by which criterion, and which was kept.
+    """
+    candidates = list(config.auto.candidates)
+    if not candidates or AUTO in candidates:
+        raise ConfigError(f"auto.candidates={candidates}: list encoder options to try, e.g. [gru, cnn, transformer]")
+    if config.resume:
+        raise ConfigError("encoder=auto cannot resume (each candidate is a run of its own): resume=false")
+    run_dir = Path(config.output)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    share = None if config.trainer.max_minutes is None else config.trainer.max_minutes / len(candidates)
+    results: dict[str, TrainResult] = {}
+    tried: dict[str, dict[str, float]] = {}
+    name_of_score = mode = ""
+    for name in candidates:
+        candidate = copy.deepcopy(config)
+        candidate.model = EncoderConfig(event_encoder=copy.deepcopy(config.model.event_encoder),
+                                        sequence_encoder=_candidate_encoder(name).sequence_encoder)
+        candidate.output = str(run_dir / "auto" / name)
+        candidate.trainer.max_minutes = share
+        started = time.perf_counter()
+        result = run(candidate)
+        name_of_score, mode, value = score(result)
+        tried[name] = {name_of_score: value, "epochs": float(result.metrics["epochs"]),
+                       "seconds": round(time.perf_counter() - started, 1)}
+        results[name] = result
+        shutil.rmtree(Path(candidate.output) / "checkpoints", ignore_errors=True)  # the model/ is kept
+        logger.info("auto: %s reached %s=%.4f", name, name_of_score, value)
+    pick = max if mode == "max" else min
+    chosen = pick(candidates, key=lambda name: tried[name][name_of_score])
+    best = results[chosen]
+    reason = (f"best {name_of_score} ({'highest' if mode == 'max' else 'lowest'}; {criterion}): "
+              + ", ".join(f"{name} {tried[name][name_of_score]:.4f}" for name in candidates))
+    logger.info("auto: chose %s (%s)", chosen, reason)
+    metrics: dict[str, Any] = dict(best.metrics)
+    metrics["auto_choice"] = chosen
+    metrics["auto_reason"] = reason
+    metrics["auto_candidates"] = tried
+    chosen_config = copy.deepcopy(config)
+    chosen_config.model = best.module.encoder_config
+    for split_file in ("splits.parquet", "splits.json"):  # in memory / data.streaming
+        if (best.run_dir / split_file).exists():
+            shutil.copyfile(best.run_dir / split_file, run_dir / split_file)
+    write_config(config, run_dir / "config.yaml")
+    model_dir = finish_run(best.module, run_dir, metrics, chosen_config, logs_dir=best.run_dir / "logs")
+    return TrainResult(best.module, metrics, run_dir, model_dir, best.splits, best.dataset)
+
+
+def pretrain(config: PretrainConfig) -> TrainResult:
+    """Self-supervised pretraining with `config.method`; saves the model under `output/model`.
+
+    The model embeds entities with `eventseq embed`; its encoder initialises supervised models
+    through `TrainConfig.init_from`.
+    """
+    spec = method_named(config.method)  # an unknown method fails before the data is read
+    _check_run(config)
+    config.optimizer.refuse_encoder_options("pretraining (which trains the encoder itself)",
+                                            "use it with `eventseq train init_from=<this model>`")
+    if spec.batch_statistics and config.data.batch_size < 2:
+        raise ConfigError(f"method={config.method} standardizes each batch (its loss needs a variance over "
+                          f"entities): data.batch_size={config.data.batch_size} must be >= 2")
+    if config.model.sequence_encoder.type == AUTO:
+        return _pretrain_auto(config)
+    run_dir = Path(config.output)
+    if config.data.streaming:
+        return _pretrain_streaming(config, run_dir)
+    prepared = _load_prepared(config.data, config.seed)
+    schema = prepared.schema
+    dataset = SequenceDataset.from_table(prepared.table, schema, max_len=config.data.max_len, texts=prepared.texts)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    splits = split_by_entity(len(dataset), config.data.valid_fraction, 0.0, None, config.data.split_seed)
+    _write_splits(dataset, splits, run_dir)
+    module = SelfSupervisedModule(schema, config.method, config.model, getattr(config, config.method), config.optimizer)
+    train_set, valid_set = dataset.subset(splits["train"]), dataset.subset(splits["valid"])
+    train_loader = torch.utils.data.DataLoader(
+        train_set,
+        # whole batches only: batch statistics (VICReg, Barlow Twins, batch norm) need several entities
+        batch_sampler=LengthBucketSampler(train_set.lengths, config.data.batch_size, shuffle=True, seed=config.seed,
+                                          drop_last=len(train_set) > config.data.batch_size),
+        collate_fn=module.collate(train_set, train=True, seed=config.seed),
+        num_workers=config.data.num_workers,
+    )
+    valid_loader = torch.utils.data.DataLoader(
+        valid_set,
+        batch_sampler=LengthBucketSampler(valid_set.lengths, config.data.batch_size, shuffle=False),
+        collate_fn=module.collate(valid_set, train=False, seed=config.seed),
+        num_workers=config.data.num_workers,
+    )
+    monitor, mode = module.monitor
+    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    if not trainer.is_global_zero:
+        return _other_rank_result(module, trainer, run_dir, splits, dataset)
+    metrics = {k: float(v) for k, v in evaluation_trainer(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
+    metrics["epochs"] = int(trainer.current_epoch)
+    model_dir = finish_run(module, run_dir, metrics, config)
+    return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
+
+
+def _pretrain_streaming(config: PretrainConfig, run_dir: Path) -> TrainResult:
+    """`pretrain` with data.streaming: the method's own batches (views, pairs, sequences), shard by shard."""
+    index = _shard_index(config.data, config.seed, 0.0)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    splits = _write_hash_splits(index, run_dir)
+    module = SelfSupervisedModule(index.schema, config.method, config.model, getattr(config, config.method),
+                                  config.optimizer)
+    train_collate = partial(module.collate, train=True, seed=config.seed)
+    valid_collate = partial(module.collate, train=False, seed=config.seed)
+    # whole batches only (batch statistics), as in memory
+    train_loader = _stream(index, config.data, "train", train_collate, train=True, seed=config.seed,
+                           epoch_of=lambda: module.current_epoch, drop_last=True)
+    valid_loader = _stream(index, config.data, "valid", valid_collate)
+    monitor, mode = module.monitor
+    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    if not trainer.is_global_zero:
+        return _other_rank_result(module, trainer, run_dir, splits, None)
+    valid_loader = _stream(index, config.data, "valid", valid_collate, single_process=True)  # every shard
+    metrics = {k: float(v) for k, v in evaluation_trainer(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
+    metrics["epochs"] = int(trainer.current_epoch)
+    model_dir = finish_run(module, run_dir, metrics, config)
+    return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, None)
