@@ -86,6 +86,6 @@ def test_embedding_map_axes_say_what_they_are_and_the_title_says_whether_the_lab
     embeddings, labels = _embeddings(90)  # the label shifts every dimension by 3: well separated
     axis = embedding_map_figure(embeddings, labels, "id", target="label").axes[0]
     assert axis.get_xlabel().startswith("PC1 (") and axis.get_xlabel().endswith("% of the variance)")
-    assert re.search(r"the embeddings separate label: 5-NN accuracy 0\.9\d \(majority class 0\.50\)", axis.get_title())
+    assert re.search(r"the embeddings separate label\n5-NN accuracy 0\.9\d, majority class 0\.50", axis.get_title())
     noise = labels.with_columns(pl.Series("label", np.random.default_rng(1).permutation(labels["label"].to_numpy())))
     assert "hardly separate" in embedding_map_figure(embeddings, noise, "id", target="label").axes[0].get_title()

@@ -404,3 +404,33 @@ def test_loggers_are_chosen_by_name_and_the_config_reaches_them(prepared_dir, tm
     config.trainer.loggers = ["csv", "neptune"]
     with pytest.raises(ConfigError, match=r"trainer.loggers='neptune': expected one of \['csv', 'tensorboard'"):
         train(config)
+
+
+def test_auto_prunes_the_worse_half_by_successive_halving_and_keeps_the_same_model(tmp_path, monkeypatch):
+    from eventseq.config import load_config
+    from eventseq.training import TrainConfig
+
+    prepared = _marker_set(tmp_path)
+    monkeypatch.chdir(tmp_path)  # ./configs/encoder/{seeing,blind}.yaml are options
+
+    def run(output: str, *extra: str):
+        config = load_config(TrainConfig, overrides=[
+            "encoder=auto", "auto.candidates=[blind,seeing]", f"data.path={prepared}", f"output={tmp_path / output}",
+            "trainer.max_epochs=6", "trainer.patience=10", "trainer.progress_bar=false", "data.batch_size=32",
+            "auto.rung_epochs=2", *extra])
+        return train(config).metrics
+
+    pruned = run("pruned")
+    tried = pruned["auto_candidates"]
+    assert pruned["auto_choice"] == "seeing"
+    assert tried["blind"]["pruned"] and tried["blind"]["epochs"] == 2  # dropped after the first round, with its score
+    assert "blind" in pruned["auto_reason"] and "(pruned after 2 epochs)" in pruned["auto_reason"]
+    assert "pruned" not in tried["seeing"] and tried["seeing"]["epochs"] == 6  # trained in rounds, resuming itself
+    assert not (tmp_path / "pruned" / "auto" / "blind" / "checkpoints").exists()
+
+    whole = run("whole", "auto.prune=false")  # every candidate to the end, without stopping
+    assert whole["auto_choice"] == "seeing" and "pruned" not in whole["auto_candidates"]["blind"]
+    assert whole["auto_candidates"]["blind"]["epochs"] == 6
+    # resuming gives the weights an uninterrupted run has: the kept model scores exactly the same
+    assert whole["auto_candidates"]["seeing"]["val_auroc"] == tried["seeing"]["val_auroc"]
+    assert whole["test_auroc"] == pruned["test_auroc"]

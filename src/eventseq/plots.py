@@ -184,11 +184,11 @@ def _separation(values: Any, classes: Any, target: str, seed: int) -> str:
     _, counts = np.unique(classes, return_counts=True)
     majority = counts.max() / counts.sum()
     if len(counts) < 2 or counts.min() < 3:
-        return f"too few entities per {target} value to measure how well the embeddings separate them"
+        return f"too few entities per {target} value\nto measure how well the embeddings separate them"
     folds = StratifiedKFold(3, shuffle=True, random_state=seed)
     accuracy = float(cross_val_score(KNeighborsClassifier(5), values, classes, cv=folds).mean())
     verdict = "separate" if accuracy > majority + 0.05 else "hardly separate"
-    return f"the embeddings {verdict} {target}: 5-NN accuracy {accuracy:.2f} (majority class {majority:.2f})"
+    return f"the embeddings {verdict} {target}\n5-NN accuracy {accuracy:.2f}, majority class {majority:.2f}"
 
 
 def plot_embedding_map(

@@ -98,12 +98,19 @@ class AutoSection:
 
     Attributes:
         candidates: encoder options (eventseq/configs/encoder/<name>.yaml, or a user's own) trained
-            one after another on the same split, each with trainer.max_minutes / len(candidates);
-            the one with the best validation metric (the early-stopping monitor) is kept. The
-            event encoder and every other setting are the run's own.
+            on the same split, each with at most trainer.max_minutes / len(candidates); the one with
+            the best validation metric (the early-stopping monitor) is kept. The event encoder and
+            every other setting are the run's own.
+        prune: successive halving: every candidate trains `rung_epochs` epochs, the better half
+            (rounded up) goes on to twice as many, and so on until one is left, which trains to the
+            end (trainer.max_epochs or early stopping). A dropped candidate is reported as pruned,
+            with its score when it was dropped. false: every candidate trains to the end.
+        rung_epochs: epochs of the first round of pruning.
     """
 
     candidates: list[str] = field(default_factory=lambda: ["gru", "cnn", "transformer"])
+    prune: bool = True
+    rung_epochs: int = option(3, ge=1)
 
 
 @dataclass

@@ -271,42 +271,72 @@ def _pretrain_auto(config: PretrainConfig) -> TrainResult:
 
 def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult],
           score: Callable[[TrainResult], tuple[str, str, float]], criterion: str) -> TrainResult:
-    """Run `config` once per auto.candidates encoder, keep the best by `score` (name, mode, value).
+    """Train each auto.candidates encoder on `config`, keep the best by `score` (name, mode, value).
 
-    Every candidate runs in output/auto/<name>/ with an equal share of trainer.max_minutes; the
-    chosen one's model, metrics and curves become the run's own, and metrics.json says what was
-    tried (each candidate's score, epochs and seconds), by which criterion, and which was kept.
+    Every candidate runs in output/auto/<name>/ with at most an equal share of trainer.max_minutes.
+    With auto.prune, by successive halving: each round trains the candidates still in (resuming their
+    own last checkpoint, so a candidate ends as if it had trained without stopping) up to the round's
+    epoch, then drops the worse half; the last one trains to the end. The chosen one's model,
+    metrics and curves become the run's own, and metrics.json says what was tried (each candidate's
+    score, epochs, seconds, and whether it was pruned), by which criterion, and which was kept.
     """
     candidates = list(config.auto.candidates)
     if not candidates or AUTO in candidates:
         raise ConfigError(f"auto.candidates={candidates}: list encoder options to try, e.g. [gru, cnn, transformer]")
+    if len(set(candidates)) != len(candidates):
+        raise ConfigError(f"auto.candidates={candidates}: each encoder option once")
     if config.resume:
         raise ConfigError("encoder=auto cannot resume (each candidate is a run of its own): resume=false")
     run_dir = Path(config.output)
     run_dir.mkdir(parents=True, exist_ok=True)
     share = None if config.trainer.max_minutes is None else config.trainer.max_minutes / len(candidates)
-    results: dict[str, TrainResult] = {}
-    tried: dict[str, dict[str, float]] = {}
-    name_of_score = mode = ""
+    configs: dict[str, Any] = {}
     for name in candidates:
         candidate = copy.deepcopy(config)
         candidate.model = EncoderConfig(event_encoder=copy.deepcopy(config.model.event_encoder),
                                         sequence_encoder=_candidate_encoder(name).sequence_encoder)
         candidate.output = str(run_dir / "auto" / name)
         candidate.trainer.max_minutes = share
-        started = time.perf_counter()
-        result = run(candidate)
-        name_of_score, mode, value = score(result)
-        tried[name] = {name_of_score: value, "epochs": float(result.metrics["epochs"]),
-                       "seconds": round(time.perf_counter() - started, 1)}
-        results[name] = result
-        shutil.rmtree(Path(candidate.output) / "checkpoints", ignore_errors=True)  # the model/ is kept
-        logger.info("auto: %s reached %s=%.4f", name, name_of_score, value)
+        configs[name] = candidate
+    results: dict[str, TrainResult] = {}
+    tried: dict[str, dict[str, Any]] = {}
+    name_of_score = mode = ""
+    alive, finished = list(candidates), set()
+    rung_end = config.auto.rung_epochs
+    while True:
+        last_round = not config.auto.prune or len(alive) == 1 or rung_end >= config.trainer.max_epochs
+        for name in [name for name in alive if name not in finished]:
+            candidate = configs[name]
+            candidate.resume = name in results  # its own last.ckpt: the same weights as one uninterrupted run
+            candidate.trainer.max_epochs = config.trainer.max_epochs if last_round else rung_end
+            started = time.perf_counter()
+            result = run(candidate)
+            name_of_score, mode, value = score(result)
+            seconds = tried.get(name, {}).get("seconds", 0.0) + time.perf_counter() - started
+            tried[name] = {name_of_score: value, "epochs": float(result.metrics["epochs"]), "seconds": round(seconds, 1)}
+            results[name] = result
+            if result.metrics["epochs"] < candidate.trainer.max_epochs:  # early stopping or its time share ended it
+                finished.add(name)
+            logger.info("auto: %s reached %s=%.4f after %s epochs", name, name_of_score, value,
+                        result.metrics["epochs"])
+        if last_round:
+            break
+        ranked = sorted(alive, key=lambda name: tried[name][name_of_score], reverse=mode == "max")
+        for name in ranked[-(len(alive) // 2):] if len(alive) > 1 else []:
+            tried[name]["pruned"] = True  # its score and epochs are those it was dropped with
+            logger.info("auto: pruned %s at %s=%.4f after %s epochs", name, name_of_score, tried[name][name_of_score],
+                        tried[name]["epochs"])
+        alive = [name for name in ranked if not tried[name].get("pruned")]
+        rung_end *= 2
+    for name in candidates:  # the models stay; the checkpoints were only for resuming
+        shutil.rmtree(Path(configs[name].output) / "checkpoints", ignore_errors=True)
     pick = max if mode == "max" else min
     chosen = pick(candidates, key=lambda name: tried[name][name_of_score])
     best = results[chosen]
     reason = (f"best {name_of_score} ({'highest' if mode == 'max' else 'lowest'}; {criterion}): "
-              + ", ".join(f"{name} {tried[name][name_of_score]:.4f}" for name in candidates))
+              + ", ".join(f"{name} {tried[name][name_of_score]:.4f}"
+                          + (f" (pruned after {tried[name]['epochs']:g} epochs)" if tried[name].get("pruned") else "")
+                          for name in candidates))
     logger.info("auto: chose %s (%s)", chosen, reason)
     metrics: dict[str, Any] = dict(best.metrics)
     metrics["auto_choice"] = chosen
