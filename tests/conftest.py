@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +239,51 @@ def module_text_encoder(tmp_path_factory):
     """The same for a whole test module (for fixtures that train a model once)."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         yield _register_counting_encoder(monkeypatch, tmp_path_factory.mktemp("text_cache"))
+
+
+# ----------------------------------------------------------------------------- the documentation's examples
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _page_path(page: str) -> Path:
+    """docs/<page>, or the README for "README.md"."""
+    return DOCS.parent / page if page == "README.md" else DOCS / page
+
+
+def _python_blocks(page: str) -> list[tuple[str, str]]:
+    """(heading, code) of every ```python block of `page`, under the nearest heading above it
+    (headings inside code blocks do not count)."""
+    blocks, heading, code, language = [], "", None, None
+    for line in _page_path(page).read_text().splitlines():
+        if code is None and line.startswith("```"):
+            language, code = line[3:].strip(), []
+        elif code is not None and line.startswith("```"):
+            if language == "python":
+                blocks.append((heading, "\n".join(code) + "\n"))
+            code = None
+        elif code is not None:
+            code.append(line)
+        elif re.match(r"^#{1,4} ", line):
+            heading = line
+    return blocks
+
+
+def _python_block(page: str, heading: str) -> str:
+    """The first Python example of `page` under `heading` (the heading line as written, e.g. "## Splits")."""
+    for found, code in _python_blocks(page):
+        if found == heading:
+            return code
+    raise AssertionError(f"{page} has no ```python block under {heading!r}")
+
+
+@pytest.fixture
+def python_block():
+    """`python_block(page, heading)`: the first ```python block of docs/<page> (or README.md) under `heading`."""
+    return _python_block
+
+
+@pytest.fixture
+def python_blocks():
+    """`python_blocks(page)`: (heading, code) of every ```python block of docs/<page> (or README.md)."""
+    return _python_blocks
+

@@ -22,7 +22,6 @@ from eventseq.baselines import (
 from eventseq.data.dataset import SequenceDataset
 from eventseq.data.schema import TIME_COLUMN, CategoricalFeature, NumericFeature, Schema
 from eventseq.errors import ConfigError, DataError
-from docs_blocks import python_block
 
 
 
@@ -309,7 +308,7 @@ def test_evaluate_baselines_gives_one_row_per_baseline():
     assert table["time_mae_seconds"].to_list() == [0.0, 0.0, 0.0, 0.0]  # every gap is 1 s
 
 
-def test_docs_example_runs(tmp_path, monkeypatch):
+def test_docs_example_runs(tmp_path, monkeypatch, python_block):
     monkeypatch.chdir(tmp_path)
     code = python_block("baselines.md", "# Classical next-event baselines")
     namespace: dict = {}

@@ -6,14 +6,17 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
-from docs_blocks import DOCS, ROOT, python_block, python_blocks
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 
 
-def test_python_api_example_runs(tmp_path, monkeypatch):
+def test_python_api_example_runs(tmp_path, monkeypatch, python_block):
     monkeypatch.chdir(tmp_path)
     code = python_block("getting-started.md", "## Python API in ten lines")
     code = code.replace("config.data.path", "config.trainer.progress_bar = False\nconfig.data.path")
@@ -37,7 +40,7 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     assert namespace["vicreg"].module.kind == "vicreg"
 
 
-def test_recommender_example_runs(tmp_path, monkeypatch):
+def test_recommender_example_runs(tmp_path, monkeypatch, python_block):
     monkeypatch.chdir(tmp_path)
     code = python_block("recommender.md", "# Sequential recommender / ranker (`eventseq.rec`)")
     code = code.replace("pretrained = pretrain_rec", "pretrain.trainer.progress_bar = False\npretrained = pretrain_rec")
@@ -49,7 +52,7 @@ def test_recommender_example_runs(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "rec_pretrain" / "model" / "model.safetensors").exists()
 
 
-def test_event_encoding_examples_run(capsys):
+def test_event_encoding_examples_run(capsys, python_block):
     namespace: dict = {}
     exec(compile(python_block("data.md", "## Quantized numerics, combined tokens and event BPE"), "docs", "exec"), namespace)
     assert namespace["tokens"].report.tokens_out < namespace["tokens"].report.events_out
@@ -58,7 +61,7 @@ def test_event_encoding_examples_run(capsys):
     assert namespace["both"].schema.sources == {"app": ["screen"], "card": ["mcc", "amount"]}
 
 
-def test_quality_suite_example_runs():
+def test_quality_suite_example_runs(python_block):
     code = python_block("quality.md", "# Model quality: the quality suite")
     namespace: dict = {}
     exec(compile(code, "docs", "exec"), namespace)
@@ -66,7 +69,7 @@ def test_quality_suite_example_runs():
     assert 0.25 < namespace["data"].optimum() <= 1.0
 
 
-def test_the_models_example_builds_an_encoder(prepared_dir):
+def test_the_models_example_builds_an_encoder(prepared_dir, python_block):
     from eventseq.data import load_prepared
 
     namespace = {"schema": load_prepared(prepared_dir).schema}  # the page's example continues from a prepared schema
@@ -74,7 +77,7 @@ def test_the_models_example_builds_an_encoder(prepared_dir):
     assert namespace["encoder"].embedding_dim > 0
 
 
-def test_the_readme_and_getting_started_show_the_same_first_example():
+def test_the_readme_and_getting_started_show_the_same_first_example(python_block):
     heading = "## Python API in ten lines"
     assert python_block("README.md", heading) == python_block("getting-started.md", heading)
 
@@ -89,7 +92,7 @@ RUN_ELSEWHERE = {
 }
 
 
-def test_every_python_example_of_the_docs_runs_in_a_test():
+def test_every_python_example_of_the_docs_runs_in_a_test(python_blocks):
     runners = {path: (ROOT / path).read_text() for path in {*RUN_ELSEWHERE.values(), "tests/test_docs.py"}}
     pages = ["README.md", *sorted(path.name for path in DOCS.glob("*.md"))]
     not_run = []

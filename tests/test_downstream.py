@@ -23,7 +23,6 @@ from eventseq.downstream import (
     format_table,
 )
 from eventseq.errors import ColumnError, ConfigError, DataError
-from docs_blocks import python_block
 
 # Small models and one thread each: fast, and no OpenMP spin-waiting on a busy CI machine.
 FAST = {
@@ -397,7 +396,7 @@ def test_cli_evaluate_help_lists_every_option(capsys):
         assert re.search(rf"^  {key} \(.*\): \S", text, re.M), key
 
 
-def test_docs_example_runs(trained, prepared_dir, tmp_path, monkeypatch):
+def test_docs_example_runs(trained, prepared_dir, tmp_path, monkeypatch, python_block):
     from eventseq.inference import embed
 
     code = python_block("downstream.md", "# Downstream evaluation")

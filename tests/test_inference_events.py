@@ -19,7 +19,6 @@ from eventseq.errors import ConfigError
 from eventseq.inference import embed
 from eventseq.nn.encoder import Encoder, EncoderConfig
 from eventseq.objectives.supervised import HeadConfig, SupervisedModule, resolve_head
-from docs_blocks import python_block
 
 EMB = [f"emb_{i}" for i in range(8)]
 
@@ -280,7 +279,7 @@ def test_cli_bad_level_options_exit_2(trained, prepared_dir, tmp_path, capsys, o
     assert not output.exists()
 
 
-def test_docs_per_event_example_runs(prepared_dir, tmp_path, monkeypatch):
+def test_docs_per_event_example_runs(prepared_dir, tmp_path, monkeypatch, python_block):
     code = python_block("inference.md", "## Per-event embeddings")
     assert "config.trainer.max_epochs = 3" in code
     code = code.replace("config.trainer.max_epochs = 3", "config.trainer.max_epochs = 1\nconfig.trainer.progress_bar = False")

@@ -15,7 +15,6 @@ from eventseq.inference import embed, predict
 from eventseq.nn import EventEncoder, EventEncoderConfig
 from eventseq.objectives.rtd import replace_events
 from eventseq.saved import load_model
-from docs_blocks import python_block
 
 # the synthetic merchant category (0..7) written as a merchant name
 MERCHANTS = ["Corner Grocery", "City Taxi", "Fuel Stop", "Pizza Place", "Book Shop", "Pharmacy", "Cinema", "Hotel"]
@@ -109,7 +108,7 @@ def test_cli_prepare_with_a_text_column(data, tmp_path, monkeypatch):
     assert prepared.texts["merchant"].vectors.shape == (2 + len(MERCHANTS), 256)
 
 
-def test_docs_text_example_runs(tmp_path, monkeypatch):
+def test_docs_text_example_runs(tmp_path, monkeypatch, python_block):
     import importlib.util
 
     monkeypatch.chdir(tmp_path)

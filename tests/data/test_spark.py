@@ -22,7 +22,6 @@ from eventseq.data.store import SCHEMA_METADATA_KEY
 from eventseq.data.schema import UNKNOWN_ID, Schema
 from eventseq.datasets import SYNTHETIC_COLUMNS
 from eventseq.errors import ColumnError, ConfigError, DataError
-from docs_blocks import python_block
 
 START = dt.datetime(2024, 3, 1)
 
@@ -198,7 +197,7 @@ def test_cli_prepare_engine_spark_shards(spark, tmp_path):
     _assert_same(load_prepared(tmp_path / "spark"), load_prepared(tmp_path / "polars"))
 
 
-def test_docs_spark_example_runs(spark, tmp_path, monkeypatch):
+def test_docs_spark_example_runs(spark, tmp_path, monkeypatch, python_block):
     monkeypatch.chdir(tmp_path)
     code = python_block("data.md", "## `prepare` with Spark: `engine=spark`")
 
