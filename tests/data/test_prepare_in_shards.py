@@ -73,3 +73,16 @@ def test_errors_name_the_row_of_the_whole_input(tmp_path):
                           PrepareConfig(id_column="id", time_column="t", text=["name"]), tmp_path, 2)
     with pytest.raises(ConfigError, match="shards=0"):
         prepare_in_shards(events, PrepareConfig(id_column="id", time_column="t"), tmp_path, 0)
+
+
+def test_labelled_entities_without_events_are_refused_or_reported_as_prepare_does(raw, tmp_path):
+    data, _ = raw
+    labels = pl.concat([data.labels, data.labels.head(2).with_columns(pl.col("entity_id") + 10_000)])
+    config = PrepareConfig(**SYNTHETIC_COLUMNS)
+    with pytest.raises(DataError, match=r"2 labelled entities have no events \(first: 10000\)"):
+        prepare_in_shards(data.events, config, tmp_path / "refused", shards=3, labels=labels)
+    config.entities_without_events = "drop"
+    whole = prepare(data.events, config, labels=labels)
+    _, report = prepare_in_shards(data.events, config, tmp_path / "dropped", shards=3, labels=labels)
+    assert report.entities_dropped == whole.report.entities_dropped == {"labelled but no events": 2}
+    assert report == whole.report

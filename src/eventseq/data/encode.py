@@ -195,15 +195,7 @@ def encode_frame(
                 f"(first: {duplicated.get_column(id_column)[0]!r}); expected one row per entity"
             )
         labels = labels_with_event_ids(labels, id_column, table.schema[id_column])
-        without_events = labels.join(table.select(id_column), on=id_column, how="anti")
-        if without_events.height:
-            if config.entities_without_events == "error":
-                raise DataError(
-                    f"{without_events.height:,} labelled entities have no events "
-                    f"(first: {without_events.get_column(id_column)[0]!r}); "
-                    f"set entities_without_events=drop to skip them"
-                )
-            report.entities_dropped["labelled but no events"] = without_events.height
+        labels = labels_with_events(labels, table.get_column(id_column), config, report)
         table = table.join(labels.select(id_column, *label_targets), on=id_column, how="left")
 
     for target in targets:
@@ -238,6 +230,27 @@ def labels_with_event_ids(labels: pl.DataFrame, id_column: str, event_dtype: pl.
             f"so that both hold the same ids"
         )
     return labels.with_columns(cast)
+
+
+def labels_with_events(labels: pl.DataFrame, event_ids: pl.Series, config: PrepareConfig,
+                       report: PrepareReport) -> pl.DataFrame:
+    """The label rows of entities that have events; the others are refused (entities_without_events=error)
+    or counted in `report` as dropped.
+
+    Raises:
+        DataError: labelled entities without events under entities_without_events=error, the first named.
+    """
+    id_column = event_ids.name
+    without_events = labels.join(event_ids.to_frame(), on=id_column, how="anti")
+    if without_events.height:
+        if config.entities_without_events == "error":
+            raise DataError(
+                f"{without_events.height:,} labelled entities have no events "
+                f"(first: {without_events.get_column(id_column)[0]!r}); "
+                f"set entities_without_events=drop to skip them"
+            )
+        report.entities_dropped["labelled but no events"] = without_events.height
+    return labels.join(event_ids.to_frame(), on=id_column, how="semi")
 
 
 def _source_feature(schema: Schema) -> CategoricalFeature:

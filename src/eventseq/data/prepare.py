@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from eventseq._io import PART_FILE, write_parquet
-from eventseq.data.encode import encode_events, encode_frame, event_bpe, labels_with_event_ids
+from eventseq.data.encode import encode_events, encode_frame, event_bpe, labels_with_event_ids, labels_with_events
 from eventseq.data.fit import fit_schema, fit_statistics, schema_from_statistics
 from eventseq.data.hashing import entity_shards
 from eventseq.data.inputs import ROW_COLUMN, EventsLike, load_inputs, scan_inputs
@@ -197,9 +197,11 @@ def prepare_in_shards(
         count, row = nulls.collect(engine="streaming").row(0)
         raise DataError(f"id column '{id_column}' has {count:,} null values (first at row {row})")
     shard_of_id = pl.Series(entity_shards(ids.to_arrow(), shards))
+    report = PrepareReport()
     if label_frame is not None:
         label_frame = labels_with_event_ids(label_frame, id_column, ids.dtype)
-    report = PrepareReport()
+        # labelled entities without events belong to no shard: refused or reported here, once
+        label_frame = labels_with_events(label_frame, ids, config, report)
     with prepared_directory(output) as directory:
         parts = directory / DATA_FILE
         parts.mkdir()
