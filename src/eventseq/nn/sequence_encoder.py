@@ -19,7 +19,7 @@ from eventseq.config import check_options, option
 from eventseq.errors import ConfigError
 
 SEQUENCE_ENCODERS = ("gru", "lstm", "cnn", "transformer")
-AUTO_TYPE = "auto"  # not an encoder: `train` tries auto.candidates and keeps the best (training.py)
+AUTO_TYPE = "auto"  # not an encoder: `train` tries auto.candidates and keeps the best (training/runs.py)
 POOLINGS = ("last", "mean", "max", "cls")  # one summary each; last, mean and max also combine with "+"
 COMBINABLE_POOLINGS = ("last", "mean", "max")
 POOLING_ALIASES = {"last_mean": "last+mean"}  # the name models saved before "+" combinations use
