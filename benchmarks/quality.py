@@ -133,8 +133,11 @@ class CellLog:
     def __init__(self, path: Path, settings: dict[str, Any]) -> None:
         self.path, self.settings = path, settings
         self.cells: dict[tuple[str, int, str], dict[str, Any]] = {}
+        self.cut_off = False  # the file ends inside a line: the one a killed run was writing
         if path.exists():
-            for line in path.read_text().splitlines():
+            text = path.read_text()
+            self.cut_off = bool(text) and not text.endswith("\n")
+            for line in text.splitlines():
                 try:
                     cell = json.loads(line)
                 except json.JSONDecodeError:
@@ -154,11 +157,11 @@ class CellLog:
         self.cells[(case.name, case.seed, row)] = cell
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # one line per cell: a kill loses at most the cell being written, whose cut-off line is ended first
-        cut_off = self.path.exists() and self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n")
         with self.path.open("a") as file:
-            file.write(("\n" if cut_off else "") + json.dumps(cell) + "\n")
+            file.write(("\n" if self.cut_off else "") + json.dumps(cell) + "\n")
             file.flush()
             os.fsync(file.fileno())
+        self.cut_off = False
 
     def result(self, labels: list[str], seeds: list[int], rows: list[str]) -> Result:
         """The Result of the requested cells found in the file, in the order asked for."""

@@ -387,3 +387,19 @@ def test_devices_this_machine_lacks_are_refused_with_the_fix(command, override, 
                  f"output={tmp_path / 'out'}"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_keyword_overrides_copy_the_config_and_name_the_closest_option():
+    from eventseq.config import with_overrides
+    from eventseq.data import PrepareConfig
+    from eventseq.rec.data import prepare_rec
+
+    given = PrepareConfig(categorical=["mcc"])
+    changed = with_overrides(given, {"min_frequency": 3}, "prepare")
+    assert (changed.min_frequency, given.min_frequency) == (3, 1)  # the caller's object is left as it was
+    with pytest.raises(ConfigError, match="unknown prepare option 'validate'"):  # a method is not an option
+        with_overrides(given, {"validate": None}, "prepare")
+    with pytest.raises(ConfigError, match=r"unknown prepare option 'shard' \(did you mean 'shards'\?\)"):
+        with_overrides(given, {"shard": 2}, "prepare", ("engine", "shards"))
+    with pytest.raises(ConfigError, match="unknown rec prepare option 'user_col'.*user_column"):
+        prepare_rec(pl.DataFrame({"user_id": [1]}), user_col="user")

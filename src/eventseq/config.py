@@ -73,6 +73,22 @@ def option(
     return dataclasses.field(default=default, default_factory=default_factory, metadata={RULES: rules})
 
 
+def with_overrides(config: T, overrides: dict[str, Any], command: str, arguments: Sequence[str] = ()) -> T:
+    """A copy of `config` with keyword `overrides` set (the caller's object is never changed).
+
+    Raises:
+        ConfigError: an override that is not a field, with the closest field (or other `arguments` of
+            the function) named: "unknown prepare option 'categorcal' (did you mean 'categorical'?)".
+    """
+    config = dataclasses.replace(config)
+    names = [item.name for item in dataclasses.fields(config)]
+    for key, value in overrides.items():
+        if key not in names:
+            raise ConfigError(f"unknown {command} option '{key}'{did_you_mean(key, [*names, *arguments])}")
+        setattr(config, key, value)
+    return config
+
+
 def check_value(key: str, value: Any, whole: bool = False, **rules: Any) -> None:
     """Raise ConfigError naming `key`, `value` and what is allowed if `value` breaks `rules` (see `option`).
 

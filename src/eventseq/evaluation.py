@@ -8,7 +8,6 @@ model, aggregates of a prepare directory), the labels and the task, then hands t
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,9 @@ import polars as pl
 
 from eventseq import downstream
 from eventseq._io import atomic_path, check_output, read_labels, read_parquet
-from eventseq.config import check_options, option
+from eventseq.config import check_options, option, with_overrides
 from eventseq.data.store import PreparedData, load_prepared
-from eventseq.errors import ColumnError, ConfigError, DataError, did_you_mean
+from eventseq.errors import ColumnError, ConfigError, DataError
 
 
 @dataclass
@@ -84,11 +83,7 @@ def evaluate(config: EvaluateConfig | None = None, **overrides: Any) -> pl.DataF
         ConfigError: nothing to evaluate, or a needed input missing (named).
         ColumnError, DataError, FileFormatError: bad embeddings, labels or data, naming the file.
     """
-    config = dataclasses.replace(config) if config is not None else EvaluateConfig()
-    for key, value in overrides.items():
-        if not hasattr(config, key):
-            raise ConfigError(f"unknown evaluate option '{key}'{did_you_mean(key, list(dataclasses.asdict(config)))}")
-        setattr(config, key, value)
+    config = with_overrides(config if config is not None else EvaluateConfig(), overrides, "evaluate")
     check_options(config)
     if config.output:
         check_output(config.output, "file")

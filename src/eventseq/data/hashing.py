@@ -26,6 +26,12 @@ def _mix64(values: np.ndarray) -> np.ndarray:
     return z
 
 
+def _is_bytes(id_type: pa.DataType) -> bool:
+    """String or binary ids: hashed by their bytes."""
+    return any(check(id_type) for check in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
+                                            pa.types.is_large_binary))
+
+
 def _bytes_hash(array: pa.Array) -> np.ndarray:
     """A polynomial hash (mod 2^64) of each string/binary value, vectorized over the flat bytes."""
     array = array.cast(pa.large_binary())
@@ -57,8 +63,7 @@ def entity_hash(ids: pa.Array | pa.ChunkedArray | np.ndarray, seed: int = 0) -> 
         raise ColumnError(f"the entity id column has {ids.null_count} null values; every entity needs an id")
     if pa.types.is_integer(ids.type):
         raw = ids.cast(pa.int64()).to_numpy(zero_copy_only=False).view(np.uint64)
-    elif pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type) or pa.types.is_binary(ids.type) \
-            or pa.types.is_large_binary(ids.type):
+    elif _is_bytes(ids.type):
         raw = _bytes_hash(ids)
     else:
         raise ColumnError(f"entity ids of type {ids.type} cannot be hashed for the split: expected integers or strings")
@@ -88,7 +93,6 @@ def entity_shards(ids: pa.Array | pa.ChunkedArray | np.ndarray, shards: int) -> 
     neither integers nor strings, e.g. floats or dates, are hashed as their text)."""
     if isinstance(ids, np.ndarray):
         ids = pa.array(ids)
-    if not (pa.types.is_integer(ids.type) or pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)
-            or pa.types.is_binary(ids.type) or pa.types.is_large_binary(ids.type)):
+    if not (pa.types.is_integer(ids.type) or _is_bytes(ids.type)):
         ids = ids.cast(pa.string())
     return (entity_hash(ids) % np.uint64(shards)).astype(np.int64)

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import asdict
 from typing import Any
 
 import polars as pl
 
 from eventseq._io import PART_FILE, write_parquet
 from eventseq.data.encode import encode_events, encode_frame, event_bpe, labels_with_event_ids, labels_with_events
-from eventseq.data.fit import fit_schema, fit_statistics, schema_from_statistics
+from eventseq.data.fit import fit_schema
 from eventseq.data.hashing import entity_shards
 from eventseq.data.inputs import ROW_COLUMN, EventsLike, load_inputs, scan_inputs
 from eventseq.data.prepare_config import ENGINES, PrepareConfig, check_shards
@@ -42,7 +41,8 @@ from eventseq.data.store import (
     sequence_arrow,
     write_schema_and_report,
 )
-from eventseq.errors import ConfigError, DataError, did_you_mean
+from eventseq.config import with_overrides
+from eventseq.errors import ConfigError, DataError
 
 
 class SequencePreparer:
@@ -117,14 +117,8 @@ def prepare(
     Raises:
         ColumnError, DataError, ConfigError, FileFormatError: bad input, with the column/row/file named.
     """
-    # a copy, so that keyword overrides never change the caller's config object
-    config = dataclasses.replace(config) if config is not None else PrepareConfig()
-    for key, value in overrides.items():
-        if not hasattr(config, key):
-            raise ConfigError(
-                f"unknown prepare option '{key}'{did_you_mean(key, [*asdict(config), 'engine', 'shards'])}"
-            )
-        setattr(config, key, value)
+    config = with_overrides(config if config is not None else PrepareConfig(), overrides, "prepare",
+                            ("engine", "shards"))
     if engine not in ENGINES:
         raise ConfigError(f"engine={engine!r}: expected one of {list(ENGINES)}")
     if shards is not None:
@@ -188,7 +182,7 @@ def prepare_in_shards(
                           "prepare them in one piece")
     lazy, label_frame = scan_inputs(events, labels, config)
     lazy = lazy.with_row_index(ROW_COLUMN)  # row numbers of the whole input, for error messages
-    raw_schema = schema_from_statistics(fit_statistics(lazy, label_frame, config), config)
+    raw_schema = fit_schema(lazy, label_frame, config)  # streaming aggregations: the events are never held
     schema: Schema | None = None  # with event BPE: learned on the first shard
     id_column = config.id_column
     ids = lazy.select(pl.col(id_column).unique()).collect(engine="streaming").get_column(id_column)

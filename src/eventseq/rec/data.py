@@ -23,7 +23,6 @@ cost per row stays flat as the log grows.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
-from eventseq.config import check_options, option
+from eventseq.config import check_options, option, with_overrides
 from eventseq._io import atomic_directory, check_output, read_json, read_parquet, write_json, write_parquet
 from eventseq.data.inputs import EventsLike, collect_frame, read_events
 from eventseq.data.encode import encode_categorical, encode_events
@@ -386,11 +385,7 @@ def prepare_rec(
         DataError: unknown action names (listed), requests spanning several users, null keys, an
             empty log, or an empty training or validation period (its dates named).
     """
-    config = dataclasses.replace(config) if config is not None else RecPrepareConfig()
-    for key, value in overrides.items():
-        if not hasattr(config, key):
-            raise ConfigError(f"unknown rec prepare option '{key}'{did_you_mean(key, asdict(config))}")
-        setattr(config, key, value)
+    config = with_overrides(config if config is not None else RecPrepareConfig(), overrides, "rec prepare")
     config.validate()
     if output is not None:
         check_output(output, "directory", contents=REC_CONTENTS)
