@@ -57,6 +57,7 @@ class PrepareJob(PrepareConfig):
             each holding whole entities; null: one file with polars, one part per million events
             with spark. With polars the entities are split by a hash of their id and one shard at a
             time is read, encoded and written (`prepare_in_shards`): memory for one shard, not the log.
+        progress: show progress (polars): the steps (read, fit, encode, write), or the shards.
     """
 
     input: str = ""
@@ -66,6 +67,7 @@ class PrepareJob(PrepareConfig):
     sources: dict[str, str] = field(default_factory=dict)
     engine: str = option("polars", choices=("polars", "spark"))
     shards: int | None = option(None, ge=1)
+    progress: bool = True
 
 
 @dataclass
@@ -169,10 +171,11 @@ def run_prepare(job: PrepareJob) -> None:
     elif job.shards is not None:  # one hash shard of entities in memory at a time
         from eventseq.data.prepare import prepare_in_shards
 
-        _, report = prepare_in_shards(dict(job.sources) or job.input, config, job.output, job.shards, labels=job.labels)
+        _, report = prepare_in_shards(dict(job.sources) or job.input, config, job.output, job.shards, labels=job.labels,
+                                      progress=job.progress)
     else:
         report = prepare(dict(job.sources) or job.input, config, labels=job.labels, output=job.output,
-                         engine=job.engine).report
+                         engine=job.engine, progress=job.progress).report
     print(report.summary())
     print(f"written: {job.output}/")
 

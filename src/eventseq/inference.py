@@ -46,7 +46,7 @@ from eventseq.devices import check_device
 from eventseq.errors import ConfigError, DataError, FileFormatError
 from eventseq.nn.encoder import Encoder
 from eventseq.nn.sequence_encoder import SequenceEncoderConfig
-from eventseq.progress import bars_drawn
+from eventseq.progress import progress_bar
 from eventseq.objectives.gpt import GptObjective
 from eventseq.saved import load_model, require_family
 
@@ -110,9 +110,8 @@ def run_batches(
 
 
 def _progress(description: str, enabled: bool) -> tqdm:
-    """A bar of entities; its total is set once the input's size is known (`_set_total`). Without a
-    terminal it redraws every 30 s, so that a log file gets a few lines, not thousands."""
-    return tqdm(desc=description, unit=" entities", disable=not enabled, mininterval=0.1 if bars_drawn() else 30.0)
+    """A bar of entities; its total is set once the input's size is known (`_set_total`)."""
+    return progress_bar(description, enabled)
 
 
 def _set_total(bar: tqdm | None, total: int) -> None:

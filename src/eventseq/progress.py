@@ -8,8 +8,18 @@ file, a pipe, a scheduler's log) gets one line per epoch from training and a bar
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 
 def bars_drawn() -> bool:
     """Whether stderr can draw progress bars: a terminal, or a notebook kernel's stream."""
     return sys.stderr.isatty() or type(sys.stderr).__module__.startswith("ipykernel")
+
+
+def progress_bar(description: str, enabled: bool, total: int | None = None, unit: str = " entities") -> Any:
+    """A tqdm bar with rate and ETA; without a terminal it redraws every 30 s, so that a log file gets a
+    few lines, not thousands. `enabled=False` draws nothing."""
+    from tqdm.auto import tqdm
+
+    return tqdm(desc=description, total=total, unit=unit, disable=not enabled,
+                mininterval=0.1 if bars_drawn() else 30.0)

@@ -86,3 +86,16 @@ def test_labelled_entities_without_events_are_refused_or_reported_as_prepare_doe
     _, report = prepare_in_shards(data.events, config, tmp_path / "dropped", shards=3, labels=labels)
     assert report.entities_dropped == whole.report.entities_dropped == {"labelled but no events": 2}
     assert report == whole.report
+
+
+def test_progress_counts_the_shards_and_the_steps(raw, tmp_path, capsys):
+    data, _ = raw
+    config = PrepareConfig(**SYNTHETIC_COLUMNS)
+    prepare_in_shards(data.events, config, tmp_path / "sharded", shards=3, labels=data.labels, progress=True)
+    bar = capsys.readouterr().err
+    assert "prepare: 100%" in bar and "3/3" in bar and "shards" in bar and f"{data.events.height:,} events" in bar
+    prepare(data.events, config, labels=data.labels, output=tmp_path / "whole", progress=True)
+    bar = capsys.readouterr().err
+    assert "4/4" in bar and f"wrote {tmp_path / 'whole'}" in bar
+    prepare(data.events, config, labels=data.labels)  # off by default in the API
+    assert capsys.readouterr().err == ""

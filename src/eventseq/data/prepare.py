@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 
 from eventseq._io import PART_FILE, write_parquet
+from eventseq.config import with_overrides
 from eventseq.data.encode import encode_events, encode_frame, event_bpe, labels_with_event_ids, labels_with_events
 from eventseq.data.fit import fit_schema
 from eventseq.data.hashing import entity_shards
@@ -41,8 +43,8 @@ from eventseq.data.store import (
     sequence_arrow,
     write_schema_and_report,
 )
-from eventseq.config import with_overrides
 from eventseq.errors import ConfigError, DataError
+from eventseq.progress import progress_bar
 
 
 class SequencePreparer:
@@ -68,22 +70,27 @@ class SequencePreparer:
         assert prepared is not None
         return prepared
 
-    def _fit(self, events: EventsLike, labels: EventsLike | None, encode_labels: bool) -> PreparedData | None:
+    def _fit(self, events: EventsLike, labels: EventsLike | None, encode_labels: bool,
+             done: Callable[[str], None] = lambda step: None) -> PreparedData | None:
         """Fit `schema_`; the events encoded with it when `encode_labels` or event BPE needs them (else None).
 
         The labels give the target classes; their rows are checked against the events only when encoded
-        (fit alone does not care about a labelled entity without events).
+        (fit alone does not care about a labelled entity without events). `done(step)` is told when the
+        read, fit and encode steps end (a progress bar).
         """
         config = self.config
         config.validate()
         frame, label_frame = load_inputs(events, labels, config)
+        done(f"read {frame.height:,} rows")
         self.schema_ = fit_schema(frame, label_frame, config)
+        done("fitted the schema")
         if not (encode_labels or config.bpe_fields):
             return None
         targets = list(config.targets) if encode_labels else []
         prepared = encode_frame(frame, label_frame if encode_labels else None, self.schema_, targets, config)
         prepared = event_bpe(prepared, config)  # the merges are learned on the encoded events
         self.schema_ = prepared.schema
+        done(f"encoded {prepared.table.height:,} entities")
         return prepared
 
 
@@ -94,6 +101,7 @@ def prepare(
     output: str | os.PathLike | None = None,
     engine: str = "polars",
     shards: int | None = None,
+    progress: bool = False,
     **overrides: Any,
 ) -> PreparedData:
     """Fit a schema on raw events and encode them into a sequence table.
@@ -110,6 +118,7 @@ def prepare(
             process's memory call `eventseq.data.spark.prepare_spark` or the CLI instead).
         shards: write data.parquet as a directory of this many part files (see PreparedData.save);
             None: one file with polars, one part per million events with spark.
+        progress: show the steps (read, fit, encode, write) as a bar with their elapsed time (polars).
 
     Returns:
         PreparedData (table, schema, report).
@@ -134,9 +143,16 @@ def prepare(
         return PreparedData(table=load_prepared(output).table, schema=result.schema, report=result.report)
     if isinstance(events, dict):
         events = merge_declared(events, config)
-    prepared = SequencePreparer(config).fit_transform(events, labels)
-    if output is not None:
-        prepared.save(output, shards=shards)
+    with progress_bar("prepare", progress, total=3 + (output is not None), unit=" steps") as bar:
+        def done(step: str) -> None:
+            bar.set_postfix_str(step, refresh=False)
+            bar.update()
+
+        prepared = SequencePreparer(config)._fit(events, labels, encode_labels=True, done=done)
+        assert prepared is not None
+        if output is not None:
+            prepared.save(output, shards=shards)
+            done(f"wrote {output}")
     return prepared
 
 
@@ -146,6 +162,7 @@ def prepare_in_shards(
     output: str | os.PathLike,
     shards: int,
     labels: EventsLike | None = None,
+    progress: bool = False,
 ) -> tuple[Schema, PrepareReport]:
     """Prepare an event log larger than memory with Polars: the memory held is one shard's.
 
@@ -164,6 +181,7 @@ def prepare_in_shards(
         output: the prepare directory to write (data.parquet/, schema.json, report.json).
         shards: number of hash groups (= part files; empty groups write no file).
         labels: optional per-entity labels table (read into memory: one row per entity).
+        progress: a bar over the shards, with rate and ETA, once the schema is fitted.
 
     Returns:
         (schema, report), summed over the shards; the table is never held whole.
@@ -196,22 +214,23 @@ def prepare_in_shards(
         label_frame = labels_with_event_ids(label_frame, id_column, ids.dtype)
         # labelled entities without events belong to no shard: refused or reported here, once
         label_frame = labels_with_events(label_frame, ids, config, report)
-    with prepared_directory(output) as directory:
+    with prepared_directory(output) as directory, progress_bar("prepare", progress, shards, " shards") as bar:
         parts = directory / DATA_FILE
         parts.mkdir()
         written = 0
         for shard in range(shards):
             shard_ids = ids.filter(shard_of_id == shard)
-            if shard_ids.len() == 0:
-                continue
-            frame = lazy.filter(pl.col(id_column).is_in(shard_ids)).collect(engine="streaming")
-            shard_labels = None if label_frame is None else label_frame.filter(pl.col(id_column).is_in(shard_ids))
-            prepared = event_bpe(encode_frame(frame, shard_labels, raw_schema, list(config.targets), config), config,
-                                 schema)
-            schema = prepared.schema
-            add_report(report, prepared.report)
-            write_parquet(sequence_arrow(prepared.table, schema), parts / PART_FILE.format(index=written))
-            written += 1
-            del frame, prepared
+            if shard_ids.len():  # an empty hash group writes no file
+                frame = lazy.filter(pl.col(id_column).is_in(shard_ids)).collect(engine="streaming")
+                shard_labels = None if label_frame is None else label_frame.filter(pl.col(id_column).is_in(shard_ids))
+                prepared = event_bpe(encode_frame(frame, shard_labels, raw_schema, list(config.targets), config),
+                                     config, schema)
+                schema = prepared.schema
+                add_report(report, prepared.report)
+                write_parquet(sequence_arrow(prepared.table, schema), parts / PART_FILE.format(index=written))
+                written += 1
+                bar.set_postfix_str(f"{report.events_out:,} events", refresh=False)
+                del frame, prepared
+            bar.update()
         write_schema_and_report(directory, schema or raw_schema, report)
     return schema or raw_schema, report
