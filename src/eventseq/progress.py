@@ -16,10 +16,11 @@ def bars_drawn() -> bool:
     return sys.stderr.isatty() or type(sys.stderr).__module__.startswith("ipykernel")
 
 
-def progress_bar(description: str, enabled: bool, total: int | None = None, unit: str = " entities") -> Any:
+def progress_bar(description: str, enabled: bool, total: int | None = None, unit: str = " entities",
+                 **options: Any) -> Any:
     """A tqdm bar with rate and ETA; without a terminal it redraws every 30 s, so that a log file gets a
-    few lines, not thousands. `enabled=False` draws nothing."""
+    few lines, not thousands. `enabled=False` draws nothing; `options` go to tqdm (e.g. unit_scale)."""
     from tqdm.auto import tqdm
 
     return tqdm(desc=description, total=total, unit=unit, disable=not enabled,
-                mininterval=0.1 if bars_drawn() else 30.0)
+                mininterval=0.1 if bars_drawn() else 30.0, **options)

@@ -209,3 +209,12 @@ def test_millisecond_times_are_refused_or_read_with_time_unit():
         prepare_rec(millis, CONFIG)
     assert prepare_rec(millis, dataclasses.replace(CONFIG, time_unit="ms")).groups.equals(
         prepare_rec(seconds, CONFIG).groups)
+
+
+def test_progress_is_a_bar_over_the_log_rows(capsys):
+    log = _synthetic_log()
+    prepare_rec(log, progress=True)
+    bar = capsys.readouterr().err
+    assert "rec prepare: 100%" in bar and "rows" in bar
+    prepare_rec(log)
+    assert capsys.readouterr().err == ""

@@ -40,11 +40,11 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from eventseq._io import read_parquet, write_parquet
 from eventseq.data.schema import FIRST_VALUE_ID, PADDING_ID, UNKNOWN_ID, TextFeature
 from eventseq.errors import ColumnError, ConfigError, DataError, FileFormatError, did_you_mean
+from eventseq.progress import progress_bar
 
 MISSING_TEXT_ID = UNKNOWN_ID  # null, empty or whitespace-only text: a zero vector, never encoded
 FIRST_TEXT_ID = FIRST_VALUE_ID  # the first distinct text
@@ -116,7 +116,7 @@ class MiniLmEncoder:
         # similar lengths together: less padding per forward pass
         order = pl.Series(texts, dtype=pl.String).str.len_chars().arg_sort().to_numpy()
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        bar = tqdm(total=len(texts), desc=f"encoding texts ({self.name})", unit=" texts", disable=len(texts) < 2048)
+        bar = progress_bar(f"encoding texts ({self.name})", len(texts) >= 2048, len(texts), " texts")
         with torch.no_grad():
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]

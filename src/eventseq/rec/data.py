@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from tqdm.auto import tqdm
 
 from eventseq.config import check_options, option, with_overrides
 from eventseq._io import atomic_directory, check_output, read_json, read_parquet, write_json, write_parquet
@@ -42,6 +41,7 @@ from eventseq.data.store import PreparedData, PrepareReport, add_report, load_pr
 from eventseq.data.schema import UNKNOWN_ID, CategoricalFeature, Schema
 from eventseq.data.times import check_integer_times, check_unit_applies, integer_seconds, time_kind_of
 from eventseq.errors import ConfigError, DataError, FileFormatError, did_you_mean
+from eventseq.progress import progress_bar
 
 DAY = 86_400
 HISTORY_DIR = "history"
@@ -408,7 +408,7 @@ def prepare_rec(
     parts: list[pl.DataFrame] = []
     history_report = PrepareReport()
     counts: dict[str, Any] = {"groups_dropped": {}, "candidate_items_unknown": 0}
-    with tqdm(total=report["rows_in"], desc="rec prepare", unit=" rows", unit_scale=True, disable=not progress) as bar:
+    with progress_bar("rec prepare", progress, report["rows_in"], " rows", unit_scale=True) as bar:
         while chunks:
             chunk = chunks.pop(0)
             if out_of_order:  # a stable sort of a chunk keeps the order a sort of the whole log gives it
