@@ -21,7 +21,9 @@ train / valid / test entities (65% / 15% / 20%, stratified for classes) by
 - aggregates: `aggregate_features` → LightGBM fitted on train + valid;
 - gru / lstm / cnn / transformer: `train` with `encoder=<name>` and every other setting left at the
   library's defaults (the model a user gets), early stopping on the valid entities;
-- default: `train` with no encoder chosen (what `eventseq train` gives);
+- default: `train` with no encoder chosen (what `eventseq train` gives: the network stacked with
+  LightGBM over the aggregates, `eventseq.combined`);
+- network: the default's network alone (`combine.mode=none`, the default before the combined model);
 - auto: `train` with `encoder=auto`, given `--minutes` per candidate encoder (so in all
   `--minutes` x the number of candidates): the same budget per encoder as the other rows;
 - <method>: `pretrain method=<method>` on every entity (no labels, the transductive protocol of
@@ -77,7 +79,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "quality.md"
 VALID_FRACTION, TEST_FRACTION = 0.15, 0.2
 ENCODER_ROWS = ("gru", "lstm", "cnn", "transformer")
 METHOD_ROW_SUFFIXES = ("", " ⊕ aggregates", " fine-tuned", " auto")  # the rows of a pretraining method
-DEFAULT_ROWS = ("aggregates", "default", *ENCODER_ROWS, "auto", "coles", "coles ⊕ aggregates", "coles fine-tuned")
+# what a cell's settings record besides the options: 2 = the default row is the combined model
+SUITE_REVISION = 2
+DEFAULT_ROWS = ("aggregates", "default", "network", *ENCODER_ROWS, "auto", "coles", "coles ⊕ aggregates", "coles fine-tuned")
 LIGHTGBM = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1,
             "force_col_wise": True, "deterministic": True}
 
@@ -268,6 +272,8 @@ def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path
     overrides += [f"data.valid_fraction={VALID_FRACTION}", f"data.test_fraction={TEST_FRACTION}"]
     if row in ENCODER_ROWS or row == "auto":
         overrides.append(f"encoder={row}")
+    if row == "network":
+        overrides.append("combine.mode=none")
     if row == "auto":  # the same budget per encoder as every other row: --minutes x candidates in all
         candidates = len(load_config(TrainConfig, overrides=args.override).auto.candidates)
         overrides.append(f"trainer.max_minutes={args.minutes * candidates}")
@@ -284,6 +290,9 @@ def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path
         raise RuntimeError(f"{case.name}: train's test entities differ from the suite's split")
     value = network_score(case, result.module)
     note = str(result.metrics.get("auto_choice", ""))
+    weights = result.metrics.get("combined_weights")
+    if weights:  # the stack's weights: which part carries the default on this set
+        note = f"{note} weights: network {weights['network']:.2f}, aggregates {weights['aggregates']:.2f}".strip()
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return Score(value, seconds, float(result.metrics.get("epochs", np.nan)), note)
 
@@ -520,7 +529,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     from eventseq.objectives.methods import METHODS
 
     args.methods = sorted({row.split(" ")[0] for row in args.rows if row.split(" ")[0] in METHODS})
-    known = {"aggregates", "default", "auto", *ENCODER_ROWS,
+    known = {"aggregates", "default", "network", "auto", *ENCODER_ROWS,
              *(f"{method}{suffix}" for method in METHODS for suffix in METHOD_ROW_SUFFIXES)}
     bad = [row for row in args.rows if row not in known]
     if bad:
@@ -544,7 +553,7 @@ def main(argv: list[str] | None = None) -> Result:
             print("note: lifetimes is not installed, skipping cdnow (pip install --no-deps lifetimes==0.11.3)")
             args.sets = [name for name in args.sets if name != "cdnow"]
     settings = {"minutes": args.minutes, "override": args.override, "pretrain_override": args.pretrain_override,
-                "quick": args.quick}
+                "quick": args.quick, "revision": SUITE_REVISION}
     log = CellLog(args.cells, settings)
     labels = [(name, size, name if len(args.entities) == 1 else f"{name}@{size}")
               for size in args.entities for name in args.sets]

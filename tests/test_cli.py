@@ -118,7 +118,9 @@ def test_generate_prepare_train_predict_embed(tmp_path, capsys):
         "train", f"data.path={prepared}", f"output={run}", "trainer.max_epochs=1", "trainer.progress_bar=false",
         "model.sequence_encoder.hidden_size=8",
     ]) == 0
-    assert sorted(p.name for p in (run / "model").iterdir()) == ["config.json", "model.safetensors"]
+    # the default model: the network stacked with LightGBM over aggregates (eventseq.combined)
+    assert sorted(p.name for p in (run / "model").iterdir()) == ["combined.json", "config.json", "lightgbm-0.txt",
+                                                                 "model.safetensors"]
     assert main(["predict", f"model={run / 'model'}", f"data={data / 'events.parquet'}",
                  f"output={tmp_path / 'predictions.parquet'}", "progress=false"]) == 0
     assert main(["embed", f"model={run / 'model'}", f"data={prepared}", f"output={tmp_path / 'embeddings.parquet'}",
@@ -141,14 +143,14 @@ def test_demo_writes_results_and_curves(tmp_path, capsys):
     results = json.loads((output / "results.json").read_text())
     metrics = results["metrics"]
     assert 0.5 < metrics["Bayes-optimal accuracy (same entities)"] <= 1
-    assert metrics["test accuracy (reloaded model, raw events)"] == pytest.approx(metrics["test accuracy (GRU)"])
+    assert metrics["test accuracy (reloaded model, raw events)"] == pytest.approx(metrics["test accuracy (default: GRU + aggregates)"])
     assert (output / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert (output / "predictions.parquet").exists()
     printed = capsys.readouterr().out
-    assert "trained a GRU for 1 epochs" in printed
+    assert "trained a GRU for 1 epochs and stacked it with LightGBM over aggregates" in printed
     # the pretrained-use comparison: every method scored on the same held-out entities
     for method in ["aggregates + LightGBM", "CoLES embeddings + LightGBM", "CoLES + aggregates + LightGBM",
-                   "supervised GRU", "CoLES → fine-tuned GRU"]:
+                   "default: GRU + aggregates", "CoLES → fine-tuned GRU + aggregates"]:
         assert method in printed
         assert 0 <= metrics[f"{method} AUROC"] <= 1
     assert (output / "embedding_map.png").read_bytes()[:4] == b"\x89PNG"
@@ -224,21 +226,3 @@ def test_load_config_missing_file(tmp_path):
         load_config(GenerateJob, tmp_path / "missing.yaml")
 
 
-def test_the_demo_without_lightgbm_skips_its_rows_and_says_so(monkeypatch, capsys):
-    import importlib.util
-
-    import numpy as np
-
-    from eventseq import demo
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lightgbm" else real(name, *a))
-    features = pl.DataFrame({"entity_id": [1, 2], "x": [0.0, 1.0]})
-    labels = pl.DataFrame({"entity_id": [1, 2], "label": [0, 1]})
-
-    assert demo._holdout_scores(features, labels, np.array([1]), np.array([2]), 0) is None
-    assert "lightgbm is not installed, so the demo skips this LightGBM row" in capsys.readouterr().out
-    rows: list = []
-    demo._add_row(rows, "aggregates + LightGBM", None, 1.0)
-    demo._add_row(rows, "supervised GRU", (0.5, 0.6), 2.0)
-    assert rows == [("supervised GRU", 0.5, 0.6, 2.0)]

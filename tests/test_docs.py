@@ -26,6 +26,11 @@ def test_python_api_example_runs(tmp_path, monkeypatch, python_block):
     assert namespace["scores"].height == 1000
     assert pl.read_parquet(tmp_path / "embeddings.parquet").height == 1000
 
+    # the combined model's example continues from the run the first one trained
+    exec(compile(python_block("models.md", "### The default model: the network stacked with the aggregates"), "docs",
+                 "exec"), namespace)
+    assert namespace["network_weight"] >= 0 and namespace["aggregates_weight"] >= 0
+
     # the CoLES example continues from the files the first one wrote
     coles_code = python_block("pretraining.md", "# Self-supervised pretraining: CoLES")
     coles_code = coles_code.replace("config.data.path", "config.trainer.progress_bar = False\nconfig.data.path")

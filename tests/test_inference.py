@@ -14,6 +14,7 @@ from eventseq.data import PrepareConfig, PreparedData, SequenceDataset, load_pre
 from eventseq.datasets.synthetic import SYNTHETIC_COLUMNS, make_transactions
 from eventseq.errors import ColumnError, DataError, EventseqError, FileFormatError
 from eventseq.inference import embed, predict
+from eventseq.saved import load_model
 from eventseq.nn.encoder import EncoderConfig
 from eventseq.objectives.supervised import HeadConfig, SupervisedModule, resolve_head
 
@@ -37,14 +38,25 @@ def test_predict_gives_one_row_per_entity(trained, synthetic):
     assert result["label_pred"].to_list() == (proba >= 0.5).astype(int).tolist()
 
 
+def _network_alone(trained):
+    """The trained model without its aggregates part: the network's own outputs."""
+    module = load_model(trained.model_dir)
+    module.combined = None
+    return module
+
+
 def test_predict_matches_a_direct_forward_pass(trained, prepared_dir):
     prepared = load_prepared(prepared_dir)
     dataset = SequenceDataset.from_table(prepared.table, prepared.schema)
     with torch.no_grad():
-        expected = trained.module.predict_outputs(dataset.collate(np.arange(len(dataset)))).numpy()
-    result = predict(trained.model_dir, prepared_dir, batch_size=16, progress=False)
-    assert result["entity_id"].to_list() == dataset.entity_ids().tolist()
-    np.testing.assert_allclose(result["label_proba"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+        network = trained.module.predict_outputs(dataset.collate(np.arange(len(dataset)))).numpy()
+    alone = predict(_network_alone(trained), prepared_dir, batch_size=16, progress=False)
+    assert alone["entity_id"].to_list() == dataset.entity_ids().tolist()
+    np.testing.assert_allclose(alone["label_proba"].to_numpy(), network, rtol=1e-5, atol=1e-6)
+    # the saved (combined) model: the stack of the network's outputs and the aggregates part's
+    combined = predict(trained.model_dir, prepared_dir, batch_size=16, progress=False)
+    expected = trained.module.combined.predict(prepared.table, prepared.schema, network.reshape(-1, 1))[:, 0]
+    np.testing.assert_allclose(combined["label_proba"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_embed_gives_one_column_per_embedding_unit(trained, synthetic):
@@ -107,8 +119,9 @@ def test_unseen_and_null_categories_are_encoded_as_unknown(trained, synthetic):
 def test_max_len_keeps_the_most_recent_events(trained, synthetic):
     ordered = synthetic.events.sort(["entity_id", "event_time"], maintain_order=True)
     recent = ordered.group_by("entity_id", maintain_order=True).tail(3)
-    truncated = predict(trained.model_dir, synthetic.events, max_len=3, progress=False)
-    _assert_same_result(truncated, predict(trained.model_dir, recent, progress=False))
+    network = _network_alone(trained)  # max_len bounds what the network reads; aggregates see every event
+    truncated = predict(network, synthetic.events, max_len=3, progress=False)
+    _assert_same_result(truncated, predict(network, recent, progress=False))
 
 
 def test_missing_raw_column_is_a_column_error_naming_it(trained, synthetic):
@@ -195,8 +208,9 @@ def test_multiclass_probabilities_sum_to_one(tmp_path):
 
 @pytest.mark.parametrize("mode", ["predict", "embed"])
 def test_quantized_inference_stays_close_to_float(trained, prepared_dir, mode):
-    exact = RUN[mode](trained.module, prepared_dir, progress=False)
-    quantized = RUN[mode](trained.module, prepared_dir, progress=False, quantize=True)
+    module = _network_alone(trained) if mode == "predict" else trained.module  # the network's own outputs
+    exact = RUN[mode](module, prepared_dir, progress=False)
+    quantized = RUN[mode](module, prepared_dir, progress=False, quantize=True)
     assert quantized.columns == exact.columns
     assert quantized["entity_id"].to_list() == exact["entity_id"].to_list()
     left = exact.select(pl.col(pl.Float32, pl.Float64)).to_numpy()

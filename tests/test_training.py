@@ -42,7 +42,18 @@ def test_splits_are_disjoint_and_stratified(trained):
 def test_same_seed_same_result(prepared_dir, tmp_path, make_train_config):
     first = train(make_train_config(prepared_dir, tmp_path / "a"))
     second = train(make_train_config(prepared_dir, tmp_path / "b"))
-    assert first.metrics == pytest.approx(second.metrics, abs=1e-6)
+    assert _flat(first.metrics) == pytest.approx(_flat(second.metrics), abs=1e-6)  # every part and the stack
+
+
+def _flat(metrics: dict, prefix: str = "") -> dict:
+    """Nested metrics (parts, weights) as one level of numbers: {"parts.network.val_auroc": ...}."""
+    flat = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        elif not isinstance(value, str):
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def test_missing_data_path_is_a_config_error(tmp_path, make_train_config):

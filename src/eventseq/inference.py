@@ -237,11 +237,7 @@ def _run(
     module = _ready(module, device, quantize)
     bar = _progress(mode, progress)
     chunks = _chunks_of_sequence_tables(data, module.schema, chunk_rows, rank, world, bar)
-    frames = (
-        _entity_frame(module, SequenceDataset.from_table(chunk, module.schema, max_len=max_len, texts=texts), mode,
-                      batch_size, device, bar)
-        for chunk, texts in chunks
-    )
+    frames = (_entity_frame(module, chunk, texts, mode, batch_size, max_len, device, bar) for chunk, texts in chunks)
     result = _write_frames(frames, output, rank if world > 1 else None)
     bar.close()
     return result
@@ -269,16 +265,32 @@ def _this_rank(device: str, output: str | os.PathLike | None) -> tuple[int, int,
     return rank, world, device, None if output is None else Path(output)
 
 
-def _entity_frame(
-    module: L.LightningModule, dataset: SequenceDataset, mode: str, batch_size: int, device: str, bar: tqdm
-) -> pl.DataFrame:
-    """One output row per entity of `dataset`, in its order."""
+def entity_outputs(
+    module: L.LightningModule, dataset: SequenceDataset, mode: str = "predict", batch_size: int = 256,
+    device: str | None = None, bar: tqdm | None = None,
+) -> np.ndarray:
+    """The network's outputs [N, K] for the entities of `dataset`, in its order: `predict_outputs`
+    (probabilities or values; mode="predict") or pooled embeddings (mode="embed")."""
     order = np.argsort(-dataset.lengths, kind="stable")  # longest first: less padding
     outputs = module.embed if mode == "embed" else module.predict_outputs
     results = run_batches(lambda batch: outputs(batch).float().cpu().numpy(), dataset.collate, order, batch_size,
                           dataset.lengths, device, bar)
     values = np.concatenate([values.reshape(len(positions), -1) for positions, values in results])
-    return _output_frame(module, dataset.entity_ids(), values[np.argsort(order)], mode)  # back to input order
+    return values[np.argsort(order)]  # back to input order
+
+
+def _entity_frame(
+    module: L.LightningModule, chunk: pa.Table, texts: dict[str, TextTable], mode: str, batch_size: int,
+    max_len: int | None, device: str, bar: tqdm
+) -> pl.DataFrame:
+    """One output row per entity of the sequence-table `chunk`, in its order; a combined model's
+    predictions stack the network's outputs with its aggregates part's (eventseq.combined)."""
+    dataset = SequenceDataset.from_table(chunk, module.schema, max_len=max_len, texts=texts)
+    values = entity_outputs(module, dataset, mode, batch_size, device, bar)
+    combined = getattr(module, "combined", None)
+    if mode == "predict" and combined is not None:
+        values = combined.predict(pl.from_arrow(chunk), module.schema, values)
+    return _output_frame(module, dataset.entity_ids(), values, mode)
 
 
 def _write_frames(

@@ -1,6 +1,8 @@
 """Saved models: a directory with config.json (architecture + schema) and model.safetensors.
 
-Loading rebuilds the module from JSON and reads tensors with safetensors: nothing is unpickled.
+A combined supervised model (the network stacked with LightGBM over aggregates, eventseq.combined)
+adds combined.json and LightGBM's text files. Loading rebuilds the module from JSON and reads tensors
+with safetensors and boosters with LightGBM: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from eventseq.objectives.methods import METHODS
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+COMBINED_FILES = ("combined.json", "lightgbm-*.txt")  # eventseq.combined's COMBINED_FILE, BOOSTER_PATTERN
 
 # kind (stored in config.json) -> "module:class" that rebuilds it, imported only when such a model is
 # loaded (so this module depends on no model code). Self-supervised models are tagged with their method
@@ -87,16 +90,20 @@ def save_model(module: L.LightningModule, directory: str | os.PathLike, extra: d
     """
     import json
 
+    combined = getattr(module, "combined", None)
     payload = {
         "eventseq_version": __version__,
         "kind": module.kind,
         "schema": module.schema.to_dict(),
         "model": module.to_config(),
+        "combined": combined is not None,
         "extra": extra or {},
     }
-    with atomic_directory(directory, (CONFIG_FILE, WEIGHTS_FILE)) as tmp:
+    with atomic_directory(directory, (CONFIG_FILE, WEIGHTS_FILE, *COMBINED_FILES)) as tmp:
         (tmp / CONFIG_FILE).write_text(json.dumps(payload, indent=2, default=str))
         safetensors.torch.save_model(module, str(tmp / WEIGHTS_FILE))
+        if combined is not None:
+            combined.save(tmp)
     return Path(directory)
 
 
@@ -143,6 +150,10 @@ def load_model(directory: str | os.PathLike) -> L.LightningModule:
     if broken:
         raise FileFormatError(f"{weights} holds NaN/inf weights ({broken[:3]}): the training that saved it diverged "
                               f"or the file was damaged; retrain the model")
+    if payload.get("combined"):
+        from eventseq.combined import CombinedModel
+
+        module.combined = CombinedModel.load(directory)
     module.saved_info = payload.get("extra", {})
     return module.eval()
 

@@ -108,6 +108,9 @@ class SupervisedModule(L.LightningModule):
     """Encoder + head + loss for one per-entity prediction task."""
 
     kind = "supervised"
+    # the aggregates part and the stack (eventseq.combined.CombinedModel) of a model trained combined, set by
+    # train and load_model; predict then returns the combined outputs. None: the network alone.
+    combined: Any = None
 
     def __init__(
         self,

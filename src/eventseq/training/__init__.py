@@ -1,6 +1,6 @@
 """Training: supervised (`train`) and self-supervised (`pretrain`) runs, and the Lightning wiring they share.
 
-- `training/config.py`: `TrainConfig`, `PretrainConfig` and their sections (data, trainer, auto);
+- `training/config.py`: `TrainConfig`, `PretrainConfig` and their sections (data, trainer, auto, combine);
 - `training/runs.py`: `train`, `pretrain` (also `encoder=auto` and data.streaming);
 - `training/trainer.py`: loaders, loggers, the Trainer, `fit_module`, `finish_run` (the recommender's
   runs use them too);
@@ -12,6 +12,7 @@ from __future__ import annotations
 from eventseq.training.callbacks import RunInterrupted, TrainingDiverged
 from eventseq.training.config import (
     AutoSection,
+    CombineSection,
     DataSection,
     PretrainAutoSection,
     PretrainConfig,
@@ -23,6 +24,6 @@ from eventseq.training.config import (
 from eventseq.training.runs import pretrain, train
 
 __all__ = [
-    "AutoSection", "DataSection", "PretrainAutoSection", "PretrainConfig", "PretrainSettings", "TrainConfig",
+    "AutoSection", "CombineSection", "DataSection", "PretrainAutoSection", "PretrainConfig", "PretrainSettings", "TrainConfig",
     "TrainerSection", "TrainResult", "RunInterrupted", "TrainingDiverged", "pretrain", "train",
 ]

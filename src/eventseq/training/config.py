@@ -113,6 +113,32 @@ class AutoSection:
     rung_epochs: int = option(3, ge=1)
 
 
+COMBINE_MODES = ("auto", "aggregates", "none")
+
+
+@dataclass
+class CombineSection:
+    """The model `train` delivers: the network alone, or stacked with LightGBM over per-entity aggregates.
+
+    Attributes:
+        mode: aggregates: the network's outputs and LightGBM's over `downstream.AggregateFeatures`
+            are stacked by two non-negative weights and a bias, fitted on the validation entities
+            (eventseq.combined): on small data the aggregates carry it, on large data the network,
+            and predict returns the stack; metrics.json reports each part. none: the network alone.
+            auto: aggregates, except with data.streaming (no in-memory table to aggregate), or when
+            the validation part is too small to fit the stack (fewer than 10 entities, one class),
+            where it is the network alone and metrics.json says why.
+        folds: the aggregates part's validation outputs are out of fold, from this many LightGBM
+            models over train + valid.
+        max_categories: count and fraction columns for at most this many most frequent values of
+            each categorical feature.
+    """
+
+    mode: str = option("auto", choices=COMBINE_MODES)
+    folds: int = option(5, ge=2)
+    max_categories: int = option(50, ge=0)
+
+
 @dataclass
 class PretrainAutoSection(AutoSection):
     """`pretrain encoder=auto`: the encoders tried, and how the kept one is chosen.
@@ -151,6 +177,7 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerSection = field(default_factory=TrainerSection)
     auto: AutoSection = field(default_factory=AutoSection)
+    combine: CombineSection = field(default_factory=CombineSection)
     output: str = "runs/train"
     seed: int = option(0, ge=0, le=2**32 - 1)
     resume: bool = False

@@ -57,6 +57,10 @@ def _check_run(config: TrainConfig | PretrainConfig) -> None:
         raise ConfigError(f"data.valid_fraction={config.data.valid_fraction} + data.test_fraction="
                           f"{config.data.test_fraction} leave no training entities: their sum must be < 1")
     check_trainer(config.trainer)
+    combine = getattr(config, "combine", None)
+    if combine is not None and combine.mode == "aggregates" and config.data.streaming:
+        raise ConfigError("combine.mode=aggregates needs the whole table in memory to aggregate; with data.streaming "
+                          "use combine.mode=none (or auto, which trains the network alone there)")
     check_output(config.output, "directory")
 
 
@@ -201,8 +205,56 @@ def train(config: TrainConfig) -> TrainResult:
         test_loader = make_loader(dataset.subset(splits["test"]), config.data.batch_size, False, **loader_args)
         metrics.update({k: float(v) for k, v in evaluator.test(module, test_loader, verbose=False)[0].items()})
     metrics["epochs"] = int(trainer.current_epoch)
+    if not streaming:
+        metrics = _combine(module, config, prepared.table, dataset, splits, metrics)
     model_dir = finish_run(module, run_dir, metrics, config)
     return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
+
+
+def _combine(module: SupervisedModule, config: TrainConfig, table: pl.DataFrame, dataset: SequenceDataset,
+             splits: dict[str, np.ndarray], metrics: dict[str, Any]) -> dict[str, Any]:
+    """combine.mode: stack the trained network with LightGBM over the aggregates (eventseq.combined).
+
+    Returns the metrics of the model delivered: the stack's scores under the names training logs
+    (val_auroc, test_auroc, ...), `model` ("combined" or "network"), the stack's weights and, under
+    `parts`, the scores of the network, of the aggregates part and of the stack.
+    """
+    mode = config.combine.mode
+    if mode == "none":
+        return metrics
+    from eventseq.combined import fit_combined, why_not_combined
+    from eventseq.inference import entity_outputs
+
+    task, outputs = module.head_config.task, module.head_config.num_outputs
+    y = dataset.target_values()
+    reason = why_not_combined(task, y[splits["valid"]], outputs)
+    if reason is not None:
+        if mode == "aggregates":
+            raise ConfigError(f"combine.mode=aggregates: {reason}, too few to fit the stack on; raise "
+                              f"data.valid_fraction or use combine.mode=none")
+        logger.info("combine: the network alone (%s)", reason)
+        return {**metrics, "model": "network", "combine_note": f"the network alone: {reason}"}
+    if not np.array_equal(dataset.entity_ids(), table[dataset.schema.id_column].to_numpy()):
+        raise RuntimeError("internal: the dataset's entities are not the prepared table's rows")  # pragma: no cover
+    scored = np.concatenate([splits["valid"], splits["test"]])
+    network = np.zeros((len(dataset), 1 if task == "binary" else outputs))
+    device = str(next(module.parameters()).device)
+    network[scored] = entity_outputs(module.eval(), dataset.subset(scored), "predict", config.data.batch_size,
+                                     device).reshape(len(scored), -1)
+    combined = fit_combined(table, dataset.schema, task, y, network, splits, config.combine.folds,
+                            config.combine.max_categories, config.seed)
+    module.combined = combined
+    parts = combined.parts
+    lightning = {name: value for name, value in metrics.items() if name.startswith(("val_", "test_"))}
+    parts["network"] = {**lightning, **parts.get("network", {})}
+    monitor = MONITOR[task][0]
+    a, b = combined.stack.weights
+    logger.info("combine: %s network %.4f, aggregates %.4f, combined %.4f (weights: network %.3f, aggregates %.3f)",
+                monitor, *(parts[part].get(monitor, float("nan")) for part in ("network", "aggregates", "combined")),
+                a, b)
+    kept = {name: value for name, value in metrics.items() if name.startswith("auto_") or name == "epochs"}
+    return {**parts["combined"], **kept, "model": "combined",
+            "combined_weights": {"network": a, "aggregates": b}, "parts": parts}
 
 
 def _candidate_encoder(name: str) -> EncoderConfig:
@@ -222,7 +274,15 @@ def _train_auto(config: TrainConfig) -> TrainResult:
         monitor, mode = MONITOR[result.module.head_config.task]
         return monitor, mode, float(result.metrics[monitor])
 
-    return _auto(config, train, score, "on the validation entities")
+    def combine(best: TrainResult, metrics: dict[str, Any]) -> dict[str, Any]:
+        if config.data.streaming:
+            return metrics
+        return _combine(best.module, config, load_prepared(config.data.path).table, best.dataset, best.splits,
+                        metrics)
+
+    candidates = copy.deepcopy(config)
+    candidates.combine.mode = "none"  # each candidate is a network; the chosen one is combined
+    return _auto(candidates, train, score, "on the validation entities", combine, config)
 
 
 def _pretrain_auto(config: PretrainConfig) -> TrainResult:
@@ -270,7 +330,9 @@ def _pretrain_auto(config: PretrainConfig) -> TrainResult:
 
 
 def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult],
-          score: Callable[[TrainResult], tuple[str, str, float]], criterion: str) -> TrainResult:
+          score: Callable[[TrainResult], tuple[str, str, float]], criterion: str,
+          finish: Callable[[TrainResult, dict[str, Any]], dict[str, Any]] | None = None,
+          written: TrainConfig | PretrainConfig | None = None) -> TrainResult:
     """Train each auto.candidates encoder on `config`, keep the best by `score` (name, mode, value).
 
     Every candidate runs in output/auto/<name>/ with at most an equal share of trainer.max_minutes.
@@ -279,6 +341,8 @@ def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult
     epoch, then drops the worse half; the last one trains to the end. The chosen one's model,
     metrics and curves become the run's own, and metrics.json says what was tried (each candidate's
     score, epochs, seconds, and whether it was pruned), by which criterion, and which was kept.
+    `finish(best, metrics)` turns the chosen one into the delivered model (train: the combined one);
+    `written` is the config the run's config.yaml records (default: `config`).
     """
     candidates = list(config.auto.candidates)
     if not candidates or AUTO in candidates:
@@ -342,12 +406,15 @@ def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult
     metrics["auto_choice"] = chosen
     metrics["auto_reason"] = reason
     metrics["auto_candidates"] = tried
-    chosen_config = copy.deepcopy(config)
+    if finish is not None:
+        metrics = finish(best, metrics)
+    written = config if written is None else written
+    chosen_config = copy.deepcopy(written)
     chosen_config.model = best.module.encoder_config
     for split_file in ("splits.parquet", "splits.json"):  # in memory / data.streaming
         if (best.run_dir / split_file).exists():
             shutil.copyfile(best.run_dir / split_file, run_dir / split_file)
-    write_config(config, run_dir / "config.yaml")
+    write_config(written, run_dir / "config.yaml")
     model_dir = finish_run(best.module, run_dir, metrics, chosen_config, logs_dir=best.run_dir / "logs")
     return TrainResult(best.module, metrics, run_dir, model_dir, best.splits, best.dataset)
 
