@@ -26,6 +26,9 @@ train / valid / test entities (65% / 15% / 20%, stratified for classes) by
 - network: the default's network alone (`combine.mode=none`, the default before the combined model);
 - auto: `train` with `encoder=auto`, given `--minutes` per candidate encoder (so in all
   `--minutes` x the number of candidates): the same budget per encoder as the other rows;
+  `auto split` compares the candidates on the one validation part (`auto.cv_below=0`), `auto cv` by
+  cross-validation over train + valid (`auto.cv_below` above any size); the note names the choice and
+  the candidate whose network scores best on the test entities (what a perfect choice would keep);
 - <method>: `pretrain method=<method>` on every entity (no labels, the transductive protocol of
   embedding benchmarks), `embed`, LightGBM on train + valid; `<method> ⊕ aggregates`: the embeddings
   joined to the aggregates; `<method> fine-tuned`: `train init_from=` its model; `<method> auto`:
@@ -81,6 +84,7 @@ ENCODER_ROWS = ("gru", "lstm", "cnn", "transformer")
 METHOD_ROW_SUFFIXES = ("", " ⊕ aggregates", " fine-tuned", " auto")  # the rows of a pretraining method
 # what a cell's settings record besides the options: 2 = the default row is the combined model
 SUITE_REVISION = 2
+AUTO_ROWS = {"auto": [], "auto split": ["auto.cv_below=0"], "auto cv": ["auto.cv_below=1000000000"]}
 DEFAULT_ROWS = ("aggregates", "default", "network", *ENCODER_ROWS, "auto", "coles", "coles ⊕ aggregates", "coles fine-tuned")
 LIGHTGBM = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1,
             "force_col_wise": True, "deterministic": True}
@@ -270,11 +274,13 @@ def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path
     run_dir = workdir / f"{case.name}_{case.seed}" / row.replace(" ", "_")
     overrides = _common_overrides(case, args, run_dir)
     overrides += [f"data.valid_fraction={VALID_FRACTION}", f"data.test_fraction={TEST_FRACTION}"]
-    if row in ENCODER_ROWS or row == "auto":
+    if row in ENCODER_ROWS:
         overrides.append(f"encoder={row}")
+    if row in AUTO_ROWS:
+        overrides += ["encoder=auto", *AUTO_ROWS[row]]
     if row == "network":
         overrides.append("combine.mode=none")
-    if row == "auto":  # the same budget per encoder as every other row: --minutes x candidates in all
+    if row in AUTO_ROWS:  # the same budget per encoder as every other row: --minutes x candidates in all
         candidates = len(load_config(TrainConfig, overrides=args.override).auto.candidates)
         overrides.append(f"trainer.max_minutes={args.minutes * candidates}")
     overrides += args.override
@@ -444,6 +450,39 @@ def ranks(means: dict[str, dict[str, tuple[float, float]]], rows: list[str]) -> 
                      [[row, f"{np.mean(table[row]):.2f}", f"{sum(wins[row])}/{len(wins[row])}"] for row in ranked])
 
 
+def auto_choices(result: Result, rows: list[str]) -> list[str]:
+    """How often each auto row kept the candidate whose network scores best on the test entities (among the
+    encoder rows of the same set and seed), and its time against the default row's, per set."""
+    autos = [row for row in rows if row in AUTO_ROWS]
+    encoders = [row for row in ENCODER_ROWS if row in rows]
+    if not autos or len(encoders) < 2:
+        return []
+    header = ["set", *(f"{row}: picks the test-best" for row in autos),
+              *(f"{row} time / default" for row in autos if "default" in rows)]
+    lines, totals = [], {row: [0, 0] for row in autos}
+    for label in result.signals:
+        seeds = len(result.scores.get((label, encoders[0]), []))
+        if any(len(result.scores.get((label, row), [])) != seeds for row in [*encoders, *autos]):
+            continue  # a set whose rows are not all there for every seed
+        cells = []
+        for row in autos:
+            hits = 0
+            for index in range(seeds):
+                best = max(encoders, key=lambda name: result.scores[(label, name)][index].value)
+                chosen = result.scores[(label, row)][index].note.split(" ")[0]
+                hits += chosen == best
+            totals[row][0] += hits
+            totals[row][1] += seeds
+            cells.append(f"{hits}/{seeds}")
+        if "default" in rows and len(result.scores.get((label, "default"), [])) == seeds:
+            default = np.mean([score.seconds for score in result.scores[(label, "default")]])
+            cells += [f"{np.mean([s.seconds for s in result.scores[(label, row)]]) / default:.1f}x" for row in autos]
+        lines.append([label, *cells])
+    lines.append(["all", *(f"{hits}/{count}" for hits, count in totals.values()),
+                  *([""] * (len(header) - 1 - len(autos)))])
+    return _markdown(header, lines)
+
+
 def plot(means: dict[str, dict[str, tuple[float, float]]], rows: list[str], output: Path) -> None:
     import matplotlib
 
@@ -529,7 +568,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     from eventseq.objectives.methods import METHODS
 
     args.methods = sorted({row.split(" ")[0] for row in args.rows if row.split(" ")[0] in METHODS})
-    known = {"aggregates", "default", "network", "auto", *ENCODER_ROWS,
+    known = {"aggregates", "default", "network", *AUTO_ROWS, *ENCODER_ROWS,
              *(f"{method}{suffix}" for method in METHODS for suffix in METHOD_ROW_SUFFIXES)}
     bad = [row for row in args.rows if row not in known]
     if bad:
@@ -586,6 +625,7 @@ def main(argv: list[str] | None = None) -> Result:
         "Test entities: 20% of each set (the same for every row, per seed); scores: AUROC (binary), accuracy "
         "(multiclass), macro AUROC (multilabel), R² (regression). See the docstring of benchmarks/quality.py.", "",
         *lines, "", "## Ranks across the sets", "", *ranks(means, args.rows), "",
+        *(["## auto's choices", "", *choices, ""] if (choices := auto_choices(result, args.rows)) else []),
         f"![quality suite]({args.output.with_suffix('.png').name})", "",
     ])
     print(report)

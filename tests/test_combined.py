@@ -162,6 +162,7 @@ def test_auto_combines_the_chosen_candidate_only(prepared_dir, tmp_path, make_tr
     config = _tiny(make_train_config(prepared_dir, tmp_path / "run"))
     config.model.sequence_encoder.type = "auto"
     config.auto.candidates = ["gru", "cnn"]
+    config.auto.cv_below = 0  # one split: the cheaper way (cross-validation: test_training.py)
     result = train(config)
     assert result.metrics["model"] == "combined" and result.metrics["auto_choice"] in ("gru", "cnn")
     for name in ("gru", "cnn"):  # the candidates are networks

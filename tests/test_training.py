@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from eventseq.cli import main
-from eventseq.errors import ConfigError
+from eventseq.errors import ConfigError, FileFormatError
 from eventseq.saved import load_checkpoint_state
 from eventseq.training import train
 
@@ -260,7 +260,7 @@ def test_auto_keeps_the_encoder_that_is_better_on_validation(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)  # ./configs/encoder/{seeing,blind}.yaml are options
     config = load_config(TrainConfig, overrides=[
         "encoder=auto", "auto.candidates=[blind,seeing]", f"data.path={prepared}", f"output={tmp_path / 'run'}",
-        "trainer.max_epochs=8", "trainer.progress_bar=false", "data.batch_size=32"])
+        "trainer.max_epochs=8", "trainer.progress_bar=false", "data.batch_size=32", "auto.cv_below=0"])
     result = train(config)
     tried = result.metrics["auto_candidates"]
     assert result.metrics["auto_choice"] == "seeing"
@@ -428,7 +428,7 @@ def test_auto_prunes_the_worse_half_by_successive_halving_and_keeps_the_same_mod
         config = load_config(TrainConfig, overrides=[
             "encoder=auto", "auto.candidates=[blind,seeing]", f"data.path={prepared}", f"output={tmp_path / output}",
             "trainer.max_epochs=6", "trainer.patience=10", "trainer.progress_bar=false", "data.batch_size=32",
-            "auto.rung_epochs=2", *extra])
+            "auto.rung_epochs=2", "auto.cv_below=0", *extra])
         return train(config).metrics
 
     pruned = run("pruned")
@@ -445,3 +445,51 @@ def test_auto_prunes_the_worse_half_by_successive_halving_and_keeps_the_same_mod
     # resuming gives the weights an uninterrupted run has: the kept model scores exactly the same
     assert whole["auto_candidates"]["seeing"]["val_auroc"] == tried["seeing"]["val_auroc"]
     assert whole["test_auroc"] == pruned["test_auroc"]
+
+
+def test_auto_below_cv_below_compares_the_candidates_by_cross_validation(tmp_path, monkeypatch):
+    from eventseq.config import load_config
+    from eventseq.training import TrainConfig
+
+    prepared = _marker_set(tmp_path)
+    monkeypatch.chdir(tmp_path)  # ./configs/encoder/{seeing,blind}.yaml are options
+    config = load_config(TrainConfig, overrides=[
+        "encoder=auto", "auto.candidates=[blind,seeing]", f"data.path={prepared}", f"output={tmp_path / 'run'}",
+        "trainer.max_epochs=6", "trainer.progress_bar=false", "data.batch_size=32", "auto.cv_folds=3",
+        "combine.mode=none"])
+    result = train(config)
+    tried = result.metrics["auto_candidates"]
+    assert result.metrics["auto_choice"] == "seeing"
+    for name in ("blind", "seeing"):
+        assert len(tried[name]["folds"]) == 3 and tried[name]["val_auroc"] == pytest.approx(np.mean(tried[name]["folds"]))
+        assert tried[name]["val_auroc_std"] == pytest.approx(np.std(tried[name]["folds"]))
+    assert tried["seeing"]["val_auroc"] > tried["blind"]["val_auroc"] + 0.2
+    assert "3-fold cross-validation over the 170 train + valid entities" in result.metrics["auto_reason"]
+    # the folds cover train + valid; the test entities are in no fold's train or valid part
+    run_split = pl.read_parquet(tmp_path / "run" / "splits.parquet")
+    test_ids = set(run_split.filter(pl.col("part") == "test")["entity_id"].to_list())
+    held_out = []
+    for number in range(3):
+        fold = pl.read_parquet(tmp_path / "run" / "auto" / "folds" / f"fold-{number}.parquet")
+        assert set(fold.filter(pl.col("part") == "test")["entity_id"].to_list()) == test_ids
+        held_out += fold.filter(pl.col("part") == "valid")["entity_id"].to_list()
+    assert sorted(held_out) == sorted(run_split.filter(pl.col("part") != "test")["entity_id"].to_list())
+    # the chosen encoder is then trained on the run's own split: its model is the run's
+    assert result.metrics["val_auroc"] > 0.8 and (tmp_path / "run" / "model" / "model.safetensors").exists()
+
+
+def test_data_splits_gives_the_entity_split_and_reproduces_a_run(prepared_dir, tmp_path, make_train_config):
+    first = train(make_train_config(prepared_dir, tmp_path / "first"))
+    given = make_train_config(prepared_dir, tmp_path / "second")
+    given.data.splits = str(tmp_path / "first" / "splits.parquet")
+    given.data.split_seed = 7  # not used: the file decides
+    second = train(given)
+    for part in ("train", "valid", "test"):
+        assert np.array_equal(first.splits[part], second.splits[part])
+    assert second.metrics["test_auroc"] == first.metrics["test_auroc"]
+    given.data.splits = str(tmp_path / "missing.parquet")
+    with pytest.raises(FileFormatError, match="split file not found"):
+        train(given)
+    given.data.splits, given.data.streaming = str(tmp_path / "first" / "splits.parquet"), True
+    with pytest.raises(ConfigError, match="data.splits with data.streaming"):
+        train(given)

@@ -201,19 +201,20 @@ def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> p
         ) from None
 
 
-def read_labels(path: str | os.PathLike) -> Any:
-    """A labels table (Polars) from Parquet or CSV, with file problems as FileFormatError naming the file."""
+def read_labels(path: str | os.PathLike, what: str = "labels") -> Any:
+    """A per-entity table (Polars: labels, a split) from Parquet or CSV, with file problems as
+    FileFormatError naming the file and `what` it should hold."""
     import polars as pl
 
     path = Path(path)
     if not path.is_file():
-        raise FileFormatError(f"labels file not found: {path}")
+        raise FileFormatError(f"{what} file not found: {path}")
     if path.suffix.lower() != ".csv":
         return pl.from_arrow(read_parquet(path))
     try:
         return pl.read_csv(path)
     except (pl.exceptions.PolarsError, OSError) as error:
-        raise FileFormatError(f"cannot read labels {path}: {error}") from None
+        raise FileFormatError(f"cannot read {what} {path}: {error}") from None
 
 
 def open_parquet(path: str | os.PathLike) -> pq.ParquetFile:

@@ -365,6 +365,10 @@ def predict(
 ) -> pl.DataFrame | Path:
     """Predict per entity with a trained model.
 
+    A combined model (what `train` delivers by default, eventseq.combined) returns the stack of the
+    network's outputs and its aggregates part's; the aggregates are computed from each entity's whole
+    history, `max_len` bounds what the network reads.
+
     Args:
         model: a module or a saved model directory.
         data: raw events (DataFrame / Parquet path) or a prepare directory made with this model's schema

@@ -85,3 +85,22 @@ def test_a_killed_run_resumes_without_recomputing_finished_cells(tmp_path, monke
     # other settings are other cells: a longer budget runs every row again
     quality.main([*arguments, "--rows", "default", "--override", "trainer.patience=1"])
     assert computed == [("sparse@80", "default"), ("sparse@100", "default")]
+
+
+def test_auto_choices_count_the_picks_of_the_test_best_candidate_and_the_time_against_the_default():
+    quality = _load()
+    result = quality.Result()
+    result.signals["markov"] = "order"
+    # two seeds: the CNN is the test-best in both; one split keeps the GRU once, cross-validation never
+    for row, values, seconds, notes in [
+        ("gru", [0.6, 0.5], [1, 1], ["", ""]), ("cnn", [0.7, 0.8], [1, 1], ["", ""]),
+        ("transformer", [0.3, 0.4], [1, 1], ["", ""]), ("default", [0.7, 0.8], [2, 2], ["", ""]),
+        ("auto split", [0.6, 0.8], [4, 4], ["gru", "cnn weights: network 1.00, aggregates 0.00"]),
+        ("auto cv", [0.7, 0.8], [10, 14], ["cnn", "cnn"]),
+    ]:
+        for value, second, note in zip(values, seconds, notes):
+            result.add("markov", row, quality.Score(value, second, 1.0, note))
+    lines = quality.auto_choices(result, ["gru", "cnn", "transformer", "default", "auto split", "auto cv"])
+    assert lines[2] == "| markov | 1/2 | 2/2 | 2.0x | 6.0x |"
+    assert lines[3] == "| all | 1/2 | 2/2 |  |  |"
+    assert quality.auto_choices(result, ["gru", "default"]) == []  # no auto row: no section

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from eventseq.data.schema import TIME_COLUMN
-from eventseq.data.splits import split_by_entity, split_by_time
-from eventseq.errors import ConfigError, DataError
+from eventseq.data.splits import given_splits, split_by_entity, split_by_time
+from eventseq.errors import ConfigError, DataError, EventseqError
 
 DAY = 86_400
 T0 = 1_609_459_200  # 2021-01-01T00:00:00Z
@@ -185,3 +185,30 @@ def test_time_split_negative_gap(timed_table):
 def test_time_split_needs_event_time(timed_table):
     with pytest.raises(DataError, match=f"no '{TIME_COLUMN}' column"):
         split_by_time(timed_table.drop(TIME_COLUMN), T0)
+
+
+# ----------------------------------------------------------------------------- a user-given split
+
+
+def test_given_splits_maps_each_entity_to_its_part_whatever_the_id_dtype(capsys):
+    ids = np.array([10, 11, 12, 13, 14])
+    table = pl.DataFrame({"entity_id": ["14", "10", "11", "12", "13", "99"],
+                          "part": ["test", "train", "train", "valid", "train", "valid"]})
+    parts = given_splits(table, ids, "entity_id", "split.csv")
+    assert {name: part.tolist() for name, part in parts.items()} == {"train": [0, 1, 3], "valid": [2], "test": [4]}
+    assert "split.csv lists 1 ids that are not in the data" in capsys.readouterr().err  # said, not silent
+
+
+@pytest.mark.parametrize("table, message", [
+    (pl.DataFrame({"entity_id": [1, 2]}), "has no column 'part'"),
+    (pl.DataFrame({"id": [1, 2], "part": ["train", "valid"]}), "has no column 'entity_id'"),
+    (pl.DataFrame({"entity_id": [1, 2, 3], "part": ["train", "valid", "holdout"]}),
+     r"part 'holdout' \(entity 3\) is not one of \['train', 'valid', 'test'\]"),
+    (pl.DataFrame({"entity_id": [1, 1, 2, 3], "part": ["train", "valid", "valid", "train"]}),
+     "gives entity 1 more than one part"),
+    (pl.DataFrame({"entity_id": [1, 2], "part": ["train", "valid"]}), r"gives no part to 1 of the 3 entities \(e.g. \[3\]\)"),
+    (pl.DataFrame({"entity_id": [1, 2, 3], "part": ["train", "train", "test"]}), "has no 'valid' entity"),
+])
+def test_a_bad_given_split_is_refused_naming_the_file_and_the_entity(table, message):
+    with pytest.raises(EventseqError, match=f"split.parquet.*{message}|{message}"):
+        given_splits(table, np.array([1, 2, 3]), "entity_id", "split.parquet")

@@ -66,6 +66,66 @@ def split_by_entity(
     return {name: np.sort(part).astype(np.int64) for name, part in parts.items()}
 
 
+PARTS = ("train", "valid", "test")
+PART_COLUMN = "part"
+
+
+def given_splits(table: pl.DataFrame, ids: np.ndarray, id_column: str, source: str) -> dict[str, np.ndarray]:
+    """A user-given entity split: `table` holds `id_column` and `part` (train, valid or test) per entity.
+
+    Every entity of `ids` must have a part (none is dropped without a word); ids of `table` that are not
+    among `ids` are left out with a note. A run's own splits.parquet is such a table.
+
+    Args:
+        table: the split (e.g. read from a Parquet / CSV file).
+        ids: the entity ids of the data, in its order.
+        id_column: the id column of the data, also expected in `table`.
+        source: where the split comes from, for messages (e.g. "data.splits=folds.parquet").
+
+    Returns:
+        {"train": positions, "valid": positions, "test": positions} into `ids` (sorted int64 arrays).
+
+    Raises:
+        ColumnError: the id or part column is missing. DataError: an unknown part, an id given twice, an entity
+            of the data without a part, or no train or no valid entity.
+    """
+    import sys
+
+    from eventseq.errors import ColumnError
+
+    for column in (id_column, PART_COLUMN):
+        if column not in table.columns:
+            raise ColumnError(f"{source} has no column '{column}' (columns: {table.columns[:10]}): a split names each "
+                              f"entity's '{id_column}' and its '{PART_COLUMN}' (train, valid or test)")
+    table = table.select(id_column, pl.col(PART_COLUMN).cast(pl.String))
+    unknown = table.filter(~pl.col(PART_COLUMN).is_in(PARTS))
+    if unknown.height:
+        raise DataError(f"{source}: part {unknown[PART_COLUMN][0]!r} (entity {unknown[id_column][0]!r}) is not one of "
+                        f"{list(PARTS)}")
+    repeated = table.filter(pl.col(id_column).is_duplicated())
+    if repeated.height:
+        raise DataError(f"{source} gives entity {repeated[id_column][0]!r} more than one part")
+    data = pl.DataFrame({id_column: ids}).with_row_index("__position")
+    left, right = data.schema[id_column], table.schema[id_column]
+    if left != right:
+        common = pl.Int64 if left.is_integer() and right.is_integer() else pl.String
+        data, table = (frame.with_columns(pl.col(id_column).cast(common)) for frame in (data, table))
+    joined = data.join(table, on=id_column, how="left")
+    missing = joined.filter(pl.col(PART_COLUMN).is_null())
+    if missing.height:
+        raise DataError(f"{source} gives no part to {missing.height:,} of the {len(ids):,} entities (e.g. "
+                        f"{missing[id_column].head(3).to_list()}): list every entity with train, valid or test")
+    extra = table.height - (joined.height - missing.height)
+    if extra:
+        print(f"note: {source} lists {extra:,} ids that are not in the data; they are left out", file=sys.stderr)
+    parts = {part: np.sort(joined.filter(pl.col(PART_COLUMN) == part)["__position"].to_numpy()).astype(np.int64)
+             for part in PARTS}
+    for part in ("train", "valid"):
+        if not len(parts[part]):
+            raise DataError(f"{source} has no '{part}' entity: training needs both train and valid entities")
+    return parts
+
+
 def _to_seconds(moment: int | dt.datetime | dt.date | str) -> int:
     if isinstance(moment, str):
         moment = dt.datetime.fromisoformat(moment)

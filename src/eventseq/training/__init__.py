@@ -17,6 +17,7 @@ from eventseq.training.config import (
     PretrainAutoSection,
     PretrainConfig,
     PretrainSettings,
+    TrainAutoSection,
     TrainConfig,
     TrainerSection,
     TrainResult,
@@ -24,6 +25,7 @@ from eventseq.training.config import (
 from eventseq.training.runs import pretrain, train
 
 __all__ = [
-    "AutoSection", "CombineSection", "DataSection", "PretrainAutoSection", "PretrainConfig", "PretrainSettings", "TrainConfig",
-    "TrainerSection", "TrainResult", "RunInterrupted", "TrainingDiverged", "pretrain", "train",
+    "AutoSection", "CombineSection", "DataSection", "PretrainAutoSection", "PretrainConfig", "PretrainSettings",
+    "TrainAutoSection", "TrainConfig", "TrainerSection", "TrainResult", "RunInterrupted", "TrainingDiverged",
+    "pretrain", "train",
 ]

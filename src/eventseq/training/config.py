@@ -38,6 +38,10 @@ class DataSection:
         streaming: read data.path lazily, one shard (part file) per worker at a time, for data larger
             than memory and for multi-device runs; the split is then by a hash of the entity id
             (see README, Scale-out). False: load the whole table (the in-memory path).
+        splits: a Parquet or CSV file giving each entity its part: the id column and `part` (train,
+            valid or test), e.g. a run's splits.parquet or a split by time of your own; used instead of
+            valid_fraction / test_fraction / split_seed. Every entity needs a part. (pretrain: the test
+            entities are left out.) Not with streaming.
     """
 
     path: str = ""
@@ -49,6 +53,7 @@ class DataSection:
     bucket_by_length: bool = True
     num_workers: int = option(0, ge=0)
     streaming: bool = False
+    splits: str | None = None
 
 
 @dataclass
@@ -111,6 +116,25 @@ class AutoSection:
     candidates: list[str] = field(default_factory=lambda: ["gru", "cnn", "transformer"])
     prune: bool = True
     rung_epochs: int = option(3, ge=1)
+
+
+@dataclass
+class TrainAutoSection(AutoSection):
+    """`train encoder=auto`: the encoders tried, and how they are compared.
+
+    Attributes:
+        cv_below: with fewer train + valid entities than this, the candidates are compared by
+            cv_folds-fold cross-validation over the train + valid entities (each candidate trained once
+            per fold, early-stopped on the entities that fold leaves out; the mean of the validation
+            metric, with its std, decides) instead of on the one validation part, whose few entities
+            make the choice close to a coin toss; the chosen encoder is then trained on the run's own
+            split. Pruning does not apply there. Each training gets the candidate's share of
+            trainer.max_minutes. 0: never.
+        cv_folds: folds of that cross-validation.
+    """
+
+    cv_below: int = option(2000, ge=0)
+    cv_folds: int = option(5, ge=2)
 
 
 COMBINE_MODES = ("auto", "aggregates", "none")
@@ -176,7 +200,7 @@ class TrainConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerSection = field(default_factory=TrainerSection)
-    auto: AutoSection = field(default_factory=AutoSection)
+    auto: TrainAutoSection = field(default_factory=TrainAutoSection)
     combine: CombineSection = field(default_factory=CombineSection)
     output: str = "runs/train"
     seed: int = option(0, ge=0, le=2**32 - 1)

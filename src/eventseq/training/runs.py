@@ -30,13 +30,13 @@ from eventseq.data.sampler import LengthBucketSampler
 from eventseq.data.shards import (
     CollateFactory, ShardedDataset, ShardIndex, StreamLoader, read_shard_schema, stream_loader,
 )
-from eventseq.data.splits import split_by_entity
+from eventseq.data.splits import PART_COLUMN, given_splits, split_by_entity
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import EncoderConfig
 from eventseq.nn.sequence_encoder import AUTO_TYPE as AUTO
 from eventseq.objectives.methods import method_named
 from eventseq.objectives.selfsupervised import SelfSupervisedModule
-from eventseq.objectives.supervised import MONITOR, SupervisedModule, resolve_head
+from eventseq.objectives.supervised import MONITOR, HeadConfig, SupervisedModule, resolve_head
 from eventseq.training.config import DataSection, PretrainConfig, TrainConfig, TrainResult
 from eventseq.training.trainer import (
     check_trainer,
@@ -58,6 +58,9 @@ def _check_run(config: TrainConfig | PretrainConfig) -> None:
                           f"{config.data.test_fraction} leave no training entities: their sum must be < 1")
     check_trainer(config.trainer)
     combine = getattr(config, "combine", None)
+    if config.data.splits and config.data.streaming:
+        raise ConfigError("data.splits with data.streaming: the streaming split is a rule on the entity-id hash "
+                          "(valid_fraction, split_seed); drop one of them")
     if combine is not None and combine.mode == "aggregates" and config.data.streaming:
         raise ConfigError("combine.mode=aggregates needs the whole table in memory to aggregate; with data.streaming "
                           "use combine.mode=none (or auto, which trains the network alone there)")
@@ -119,16 +122,41 @@ def _other_rank_result(module: L.LightningModule, trainer: L.Trainer, run_dir: P
     return TrainResult(module.eval(), metrics, run_dir, run_dir / "model", splits, dataset)
 
 
-def _write_splits(dataset: SequenceDataset, splits: dict[str, np.ndarray], run_dir: Path) -> None:
+def _entity_splits(data: DataSection, dataset: SequenceDataset, stratify: np.ndarray | None,
+                   test_fraction: float) -> dict[str, np.ndarray]:
+    """The run's entity split: data.splits (the user's), else by valid_fraction / test_fraction / split_seed."""
+    if data.splits:
+        from eventseq._io import read_labels
+
+        return given_splits(read_labels(data.splits, "split"), dataset.entity_ids(), dataset.schema.id_column,
+                            f"data.splits={data.splits}")
+    return split_by_entity(len(dataset), data.valid_fraction, test_fraction, stratify, data.split_seed)
+
+
+def _supervised_data(config: TrainConfig) -> tuple[PreparedData, HeadConfig, SequenceDataset, dict[str, np.ndarray],
+                                                   np.ndarray | None]:
+    """In memory: the prepared data, the resolved head, the dataset with its targets, the entity split and the
+    class labels it is stratified by (None for multilabel and regression)."""
+    prepared = _load_prepared(config.data, config.seed)
+    head = resolve_head(prepared.schema, config.head)
+    dataset = SequenceDataset.from_table(prepared.table, prepared.schema, target=head.targets,
+                                         max_len=config.data.max_len, texts=prepared.texts)
+    stratify = dataset.target_values() if head.task in ("binary", "multiclass") else None
+    return prepared, head, dataset, _entity_splits(config.data, dataset, stratify, config.data.test_fraction), stratify
+
+
+def _write_splits(dataset: SequenceDataset, splits: dict[str, np.ndarray], path: Path) -> Path:
+    """The entities' parts (id, part) to `path`: what data.splits reads back."""
     write_parquet(
         pl.DataFrame(
             {
                 dataset.schema.id_column: np.concatenate([dataset.entity_ids(splits[p]) for p in splits]),
-                "part": np.concatenate([np.full(len(splits[p]), p) for p in splits]),
+                PART_COLUMN: np.concatenate([np.full(len(splits[p]), p) for p in splits]),
             }
         ).to_arrow(),
-        run_dir / "splits.parquet",
+        path,
     )
+    return path
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -156,18 +184,10 @@ def train(config: TrainConfig) -> TrainResult:
                                epoch_of=lambda: module.current_epoch)
         valid_loader = _stream(index, config.data, "valid", target=head.targets)
     else:
-        prepared = _load_prepared(config.data, config.seed)
+        prepared, head, dataset, splits, _ = _supervised_data(config)
         schema = prepared.schema
-        head = resolve_head(schema, config.head)
-        dataset = SequenceDataset.from_table(prepared.table, schema, target=head.targets, max_len=config.data.max_len,
-                                             texts=prepared.texts)
         run_dir.mkdir(parents=True, exist_ok=True)
-        labels = dataset.target_values()
-        stratify = labels if head.task in ("binary", "multiclass") else None
-        splits = split_by_entity(
-            len(dataset), config.data.valid_fraction, config.data.test_fraction, stratify, config.data.split_seed
-        )
-        _write_splits(dataset, splits, run_dir)
+        _write_splits(dataset, splits, run_dir / "splits.parquet")
         loader_args = dict(bucket=config.data.bucket_by_length, num_workers=config.data.num_workers)
         train_loader = make_loader(dataset.subset(splits["train"]), config.data.batch_size, True, seed=config.seed,
                                    **loader_args)
@@ -264,6 +284,17 @@ def _candidate_encoder(name: str) -> EncoderConfig:
     return load_config(TrainConfig, overrides=[f"encoder={name}"]).model
 
 
+def _candidate(config: Any, name: str, output: Path, minutes: float | None) -> Any:
+    """`config` with the encoder option `name`'s sequence encoder (the run's event encoder kept), its own output
+    directory and time budget."""
+    candidate = copy.deepcopy(config)
+    candidate.model = EncoderConfig(event_encoder=copy.deepcopy(config.model.event_encoder),
+                                    sequence_encoder=_candidate_encoder(name).sequence_encoder)
+    candidate.output = str(output)
+    candidate.trainer.max_minutes = minutes
+    return candidate
+
+
 def _train_auto(config: TrainConfig) -> TrainResult:
     """`encoder=auto`: train each of auto.candidates on the same split, keep the best on validation."""
     if config.init_from:
@@ -282,7 +313,71 @@ def _train_auto(config: TrainConfig) -> TrainResult:
 
     candidates = copy.deepcopy(config)
     candidates.combine.mode = "none"  # each candidate is a network; the chosen one is combined
+    if not config.data.streaming and config.auto.cv_below:
+        _check_candidates(config)
+        _, _, dataset, splits, stratify = _supervised_data(config)
+        if len(splits["train"]) + len(splits["valid"]) < config.auto.cv_below:
+            return _cross_validated_auto(config, candidates, dataset, splits, stratify, score, combine)
     return _auto(candidates, train, score, "on the validation entities", combine, config)
+
+
+def _cross_validated_auto(config: TrainConfig, candidates: TrainConfig, dataset: SequenceDataset,
+                          splits: dict[str, np.ndarray], stratify: np.ndarray | None,
+                          score: Callable[[TrainResult], tuple[str, str, float]],
+                          finish: Callable[[TrainResult, dict[str, Any]], dict[str, Any]]) -> TrainResult:
+    """auto below auto.cv_below entities: each candidate is trained once per fold of the train + valid entities,
+    early-stopped on the fold left out; the best mean validation metric wins; the chosen encoder is then trained
+    on the run's own split (the test entities are never looked at)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    run_dir = Path(config.output)
+    folds_dir = run_dir / "auto" / "folds"
+    folds_dir.mkdir(parents=True, exist_ok=True)
+    known = np.concatenate([splits["train"], splits["valid"]])
+    k = config.auto.cv_folds
+    labels = None if stratify is None else stratify[known].astype(np.int64)
+    counts = None if labels is None else np.bincount(labels)
+    if counts is not None and counts[counts > 0].min() >= k:  # every fold gets every class
+        cuts = StratifiedKFold(k, shuffle=True, random_state=config.data.split_seed).split(known, labels)
+    else:
+        cuts = KFold(k, shuffle=True, random_state=config.data.split_seed).split(known)
+    fold_files = []
+    for number, (inside, outside) in enumerate(cuts):
+        fold = {"train": known[inside], "valid": known[outside], "test": splits["test"]}
+        fold_files.append(_write_splits(dataset, fold, folds_dir / f"fold-{number}.parquet"))
+    names = list(candidates.auto.candidates)
+    share = None if config.trainer.max_minutes is None else config.trainer.max_minutes / len(names)
+    tried: dict[str, dict[str, Any]] = {}
+    name_of_score = mode = ""
+    for name in names:
+        values, epochs, started = [], [], time.perf_counter()
+        for number, path in enumerate(fold_files):
+            fold_config = _candidate(candidates, name, run_dir / "auto" / name / f"fold-{number}", share)
+            fold_config.data.splits = str(path)
+            result = train(fold_config)
+            name_of_score, mode, value = score(result)
+            values.append(value)
+            epochs.append(float(result.metrics["epochs"]))
+            shutil.rmtree(Path(fold_config.output) / "checkpoints", ignore_errors=True)
+        tried[name] = {name_of_score: float(np.mean(values)), f"{name_of_score}_std": float(np.std(values)),
+                       "folds": values, "epochs": float(np.mean(epochs)),
+                       "seconds": round(time.perf_counter() - started, 1)}
+        logger.info("auto: %s %s %.4f ± %.4f over %d folds", name, name_of_score, np.mean(values), np.std(values),
+                    len(values))
+    pick = max if mode == "max" else min
+    chosen = pick(names, key=lambda name: tried[name][name_of_score])
+    final = _candidate(candidates, chosen, run_dir / "auto" / chosen, share)
+    started = time.perf_counter()
+    best = train(final)
+    tried[chosen]["seconds"] = round(tried[chosen]["seconds"] + time.perf_counter() - started, 1)
+    shutil.rmtree(Path(final.output) / "checkpoints", ignore_errors=True)
+    criterion = (f"{len(fold_files)}-fold cross-validation over the {len(known)} train + valid entities (fewer than "
+                 f"auto.cv_below={config.auto.cv_below})")
+    reason = (f"best mean {name_of_score} ({'highest' if mode == 'max' else 'lowest'}; {criterion}): "
+              + ", ".join(f"{name} {tried[name][name_of_score]:.4f} ± {tried[name][name_of_score + '_std']:.4f}"
+                          for name in names))
+    logger.info("auto: chose %s (%s)", chosen, reason)
+    return _deliver(config, best, chosen, reason, tried, finish)
 
 
 def _pretrain_auto(config: PretrainConfig) -> TrainResult:
@@ -329,6 +424,18 @@ def _pretrain_auto(config: PretrainConfig) -> TrainResult:
                  f"a {auto.folds}-fold logistic-regression probe of '{auto.target}' on the embeddings")
 
 
+def _check_candidates(config: TrainConfig | PretrainConfig) -> list[str]:
+    """auto.candidates, checked: encoder options, each once, and no resume."""
+    candidates = list(config.auto.candidates)
+    if not candidates or AUTO in candidates:
+        raise ConfigError(f"auto.candidates={candidates}: list encoder options to try, e.g. [gru, cnn, transformer]")
+    if len(set(candidates)) != len(candidates):
+        raise ConfigError(f"auto.candidates={candidates}: each encoder option once")
+    if config.resume:
+        raise ConfigError("encoder=auto cannot resume (each candidate is a run of its own): resume=false")
+    return candidates
+
+
 def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult],
           score: Callable[[TrainResult], tuple[str, str, float]], criterion: str,
           finish: Callable[[TrainResult, dict[str, Any]], dict[str, Any]] | None = None,
@@ -344,24 +451,13 @@ def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult
     `finish(best, metrics)` turns the chosen one into the delivered model (train: the combined one);
     `written` is the config the run's config.yaml records (default: `config`).
     """
-    candidates = list(config.auto.candidates)
-    if not candidates or AUTO in candidates:
-        raise ConfigError(f"auto.candidates={candidates}: list encoder options to try, e.g. [gru, cnn, transformer]")
-    if len(set(candidates)) != len(candidates):
-        raise ConfigError(f"auto.candidates={candidates}: each encoder option once")
-    if config.resume:
-        raise ConfigError("encoder=auto cannot resume (each candidate is a run of its own): resume=false")
+    candidates = _check_candidates(config)
     run_dir = Path(config.output)
     run_dir.mkdir(parents=True, exist_ok=True)
     share = None if config.trainer.max_minutes is None else config.trainer.max_minutes / len(candidates)
     configs: dict[str, Any] = {}
     for name in candidates:
-        candidate = copy.deepcopy(config)
-        candidate.model = EncoderConfig(event_encoder=copy.deepcopy(config.model.event_encoder),
-                                        sequence_encoder=_candidate_encoder(name).sequence_encoder)
-        candidate.output = str(run_dir / "auto" / name)
-        candidate.trainer.max_minutes = share
-        configs[name] = candidate
+        configs[name] = _candidate(config, name, run_dir / "auto" / name, share)
     results: dict[str, TrainResult] = {}
     tried: dict[str, dict[str, Any]] = {}
     name_of_score = mode = ""
@@ -402,13 +498,20 @@ def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult
                           + (f" (pruned after {tried[name]['epochs']:g} epochs)" if tried[name].get("pruned") else "")
                           for name in candidates))
     logger.info("auto: chose %s (%s)", chosen, reason)
+    return _deliver(config if written is None else written, best, chosen, reason, tried, finish)
+
+
+def _deliver(written: TrainConfig | PretrainConfig, best: TrainResult, chosen: str, reason: str,
+             tried: dict[str, dict[str, Any]],
+             finish: Callable[[TrainResult, dict[str, Any]], dict[str, Any]] | None) -> TrainResult:
+    """The chosen candidate's model, metrics (with what was tried) and curves become the run's own."""
+    run_dir = Path(written.output)
     metrics: dict[str, Any] = dict(best.metrics)
     metrics["auto_choice"] = chosen
     metrics["auto_reason"] = reason
     metrics["auto_candidates"] = tried
     if finish is not None:
         metrics = finish(best, metrics)
-    written = config if written is None else written
     chosen_config = copy.deepcopy(written)
     chosen_config.model = best.module.encoder_config
     for split_file in ("splits.parquet", "splits.json"):  # in memory / data.streaming
@@ -441,8 +544,8 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     schema = prepared.schema
     dataset = SequenceDataset.from_table(prepared.table, schema, max_len=config.data.max_len, texts=prepared.texts)
     run_dir.mkdir(parents=True, exist_ok=True)
-    splits = split_by_entity(len(dataset), config.data.valid_fraction, 0.0, None, config.data.split_seed)
-    _write_splits(dataset, splits, run_dir)
+    splits = _entity_splits(config.data, dataset, None, 0.0)
+    _write_splits(dataset, splits, run_dir / "splits.parquet")
     module = SelfSupervisedModule(schema, config.method, config.model, getattr(config, config.method), config.optimizer)
     train_set, valid_set = dataset.subset(splits["train"]), dataset.subset(splits["valid"])
     train_loader = torch.utils.data.DataLoader(
