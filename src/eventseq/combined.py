@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 
 from eventseq.data.schema import Schema
+from eventseq.data.splits import entity_folds
 from eventseq.errors import ConfigError, FileFormatError
 
 COMBINED_FILE = "combined.json"
@@ -276,18 +277,6 @@ class CombinedModel:
         return cls(task, outputs, aggregates, stack, boosters, payload.get("parts", {}))
 
 
-def _folds(y: np.ndarray, task: str, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    if task in ("binary", "multiclass"):  # stratified, with fewer folds when a class is rarer than `folds`
-        labels = np.asarray(y).reshape(-1).astype(np.int64)
-        counts = np.bincount(labels)
-        stratified = min(folds, int(counts[counts > 0].min()))
-        if stratified >= 2:
-            return list(StratifiedKFold(stratified, shuffle=True, random_state=seed).split(np.zeros(len(y)), labels))
-    return list(KFold(min(folds, len(y)), shuffle=True, random_state=seed).split(np.zeros(len(y))))
-
-
 def why_not_combined(task: str, y_valid: np.ndarray, outputs: int) -> str | None:
     """Why no stack can be fitted on these validation targets (None: it can)."""
     if len(y_valid) < MIN_VALID_ENTITIES:
@@ -338,7 +327,8 @@ def fit_combined(
     X = features.transform(table).drop(schema.id_column).cast(pl.Float64).to_numpy()
     # out of fold: each validation entity scored by a booster fitted without it
     out_of_fold = np.zeros((len(fit_rows), outputs))
-    for inside, outside in _folds(y[fit_rows], task, folds, seed):
+    stratify = y[fit_rows] if task in ("binary", "multiclass") else None
+    for inside, outside in entity_folds(len(fit_rows), folds, seed, stratify):
         boosters = _fit_boosters(X[fit_rows[inside]], y[fit_rows[inside]], task, outputs, seed)
         out_of_fold[outside] = _booster_outputs(boosters, X[fit_rows[outside]], task)
     aggregates_valid = out_of_fold[len(train):]

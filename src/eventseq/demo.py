@@ -212,9 +212,9 @@ def _pretrained_stage(job: DemoJob, root: Path, supervised: Any, supervised_seco
     print("[7/8] fine-tuned the CoLES encoder with a supervised head")
 
     print(f"[8/8] the same {len(test_ids):,} held-out entities, every method\n")
-    print(f"{'method':<34}{'accuracy':>10}{'AUROC':>10}{'seconds':>10}")
+    print(f"{'method':<38}{'accuracy':>10}{'AUROC':>10}{'seconds':>10}")
     for name, accuracy, auroc, seconds in rows:
-        print(f"{name:<34}{accuracy:>10.4f}{auroc:>10.4f}{seconds:>10.1f}")
+        print(f"{name:<38}{accuracy:>10.4f}{auroc:>10.4f}{seconds:>10.1f}")
     print(f"\nembedding map: {root / 'embedding_map.png'}")
     return {f"{name} accuracy": accuracy for name, accuracy, _, _ in rows} | {
         f"{name} AUROC": auroc for name, _, auroc, _ in rows

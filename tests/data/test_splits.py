@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from eventseq.data.schema import TIME_COLUMN
-from eventseq.data.splits import given_splits, split_by_entity, split_by_time
+from eventseq.data.splits import entity_folds, given_splits, split_by_entity, split_by_time
 from eventseq.errors import ConfigError, DataError, EventseqError
 
 DAY = 86_400
@@ -212,3 +212,13 @@ def test_given_splits_maps_each_entity_to_its_part_whatever_the_id_dtype(capsys)
 def test_a_bad_given_split_is_refused_naming_the_file_and_the_entity(table, message):
     with pytest.raises(EventseqError, match=f"split.parquet.*{message}|{message}"):
         given_splits(table, np.array([1, 2, 3]), "entity_id", "split.parquet")
+
+
+def test_entity_folds_cover_every_entity_once_stratified_when_each_class_allows():
+    labels = np.array([0] * 10 + [1] * 5)
+    folds = entity_folds(15, 5, seed=0, stratify=labels)
+    assert sorted(np.concatenate([outside for _, outside in folds]).tolist()) == list(range(15))
+    assert all(labels[outside].sum() == 1 for _, outside in folds)  # one of the 5 class-1 entities per fold
+    rare = entity_folds(15, 5, seed=0, stratify=np.array([0] * 12 + [1] * 3))  # a class rarer than the folds
+    assert len(rare) == 5 and sorted(np.concatenate([o for _, o in rare]).tolist()) == list(range(15))
+    assert len(entity_folds(3, 5, seed=0)) == 3  # never more folds than entities

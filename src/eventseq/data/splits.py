@@ -66,6 +66,21 @@ def split_by_entity(
     return {name: np.sort(part).astype(np.int64) for name, part in parts.items()}
 
 
+def entity_folds(count: int, folds: int, seed: int, stratify: np.ndarray | None = None
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`folds` folds of `count` entity positions as (inside, outside) pairs, shuffled with `seed`; stratified by
+    the class labels `stratify` when every class present has at least `folds` entities (at most `count` folds)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    positions = np.arange(count)
+    if stratify is not None:
+        labels = np.asarray(stratify).reshape(-1).astype(np.int64)
+        counts = np.bincount(labels)
+        if counts[counts > 0].min() >= folds:  # every fold gets every class
+            return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(positions, labels))
+    return list(KFold(min(folds, count), shuffle=True, random_state=seed).split(positions))
+
+
 PARTS = ("train", "valid", "test")
 PART_COLUMN = "part"
 

@@ -30,7 +30,7 @@ from eventseq.data.sampler import LengthBucketSampler
 from eventseq.data.shards import (
     CollateFactory, ShardedDataset, ShardIndex, StreamLoader, read_shard_schema, stream_loader,
 )
-from eventseq.data.splits import PART_COLUMN, given_splits, split_by_entity
+from eventseq.data.splits import PART_COLUMN, entity_folds, given_splits, split_by_entity
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import EncoderConfig
 from eventseq.nn.sequence_encoder import AUTO_TYPE as AUTO
@@ -257,7 +257,7 @@ def _combine(module: SupervisedModule, config: TrainConfig, table: pl.DataFrame,
     if not np.array_equal(dataset.entity_ids(), table[dataset.schema.id_column].to_numpy()):
         raise RuntimeError("internal: the dataset's entities are not the prepared table's rows")  # pragma: no cover
     scored = np.concatenate([splits["valid"], splits["test"]])
-    network = np.zeros((len(dataset), 1 if task == "binary" else outputs))
+    network = np.zeros((len(dataset), outputs))
     device = str(next(module.parameters()).device)
     network[scored] = entity_outputs(module.eval(), dataset.subset(scored), "predict", config.data.batch_size,
                                      device).reshape(len(scored), -1)
@@ -328,19 +328,12 @@ def _cross_validated_auto(config: TrainConfig, candidates: TrainConfig, dataset:
     """auto below auto.cv_below entities: each candidate is trained once per fold of the train + valid entities,
     early-stopped on the fold left out; the best mean validation metric wins; the chosen encoder is then trained
     on the run's own split (the test entities are never looked at)."""
-    from sklearn.model_selection import KFold, StratifiedKFold
-
     run_dir = Path(config.output)
     folds_dir = run_dir / "auto" / "folds"
     folds_dir.mkdir(parents=True, exist_ok=True)
     known = np.concatenate([splits["train"], splits["valid"]])
-    k = config.auto.cv_folds
-    labels = None if stratify is None else stratify[known].astype(np.int64)
-    counts = None if labels is None else np.bincount(labels)
-    if counts is not None and counts[counts > 0].min() >= k:  # every fold gets every class
-        cuts = StratifiedKFold(k, shuffle=True, random_state=config.data.split_seed).split(known, labels)
-    else:
-        cuts = KFold(k, shuffle=True, random_state=config.data.split_seed).split(known)
+    cuts = entity_folds(len(known), config.auto.cv_folds, config.data.split_seed,
+                        None if stratify is None else stratify[known])
     fold_files = []
     for number, (inside, outside) in enumerate(cuts):
         fold = {"train": known[inside], "valid": known[outside], "test": splits["test"]}
