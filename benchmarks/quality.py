@@ -22,12 +22,14 @@ train / valid / test entities (65% / 15% / 20%, stratified for classes) by
 - gru / lstm / cnn / transformer: `train` with `encoder=<name>` and every other setting left at the
   library's defaults (the model a user gets), early stopping on the valid entities;
 - default: `train` with no encoder chosen (what `eventseq train` gives: the network stacked with
-  LightGBM over the aggregates, `eventseq.combined`);
+  LightGBM over the aggregates, `eventseq.combined`; below `cv.below` train + valid entities, the
+  average of one network per fold, stacked out of fold);
 - network: the default's network alone (`combine.mode=none`, the default before the combined model);
+  `default split` / `network split`: the same on one split (`cv.below=0`, as before cross-validation);
 - auto: `train` with `encoder=auto`, given `--minutes` per candidate encoder (so in all
   `--minutes` x the number of candidates): the same budget per encoder as the other rows;
-  `auto split` compares the candidates on the one validation part (`auto.cv_below=0`), `auto cv` by
-  cross-validation over train + valid (`auto.cv_below` above any size); the note names the choice and
+  `auto split` compares the candidates on the one validation part (`cv.below=0`), `auto cv` by
+  cross-validation over train + valid (`cv.below` above any size); the note names the choice and
   the candidate whose network scores best on the test entities (what a perfect choice would keep);
 - <method>: `pretrain method=<method>` on every entity (no labels, the transductive protocol of
   embedding benchmarks), `embed`, LightGBM on train + valid; `<method> ⊕ aggregates`: the embeddings
@@ -39,7 +41,8 @@ Scores (higher is better): AUROC (binary), accuracy (multiclass), macro AUROC (m
 (regression), as `eventseq.datasets.quality.quality_score` computes them. The report gives mean ±
 std over the seeds, the share of the optimum, the epochs and the wall-clock seconds of each row,
 and draws one panel per set (PNG next to the Markdown). Every model gets `--minutes` of training at
-most (`trainer.max_minutes`), `trainer.max_epochs` as the library's default unless `--quick`.
+most (`trainer.max_minutes`; a cross-validated run `--minutes` x `cv.folds`, one share per fold network),
+`trainer.max_epochs` as the library's default unless `--quick`.
 
 Several `--entities` sizes give one block per set and size (`markov@300`, ...): small data is where
 a sequence model is likeliest to lose to the aggregates.
@@ -82,9 +85,11 @@ RESULTS = Path(__file__).resolve().parent / "results" / "quality.md"
 VALID_FRACTION, TEST_FRACTION = 0.15, 0.2
 ENCODER_ROWS = ("gru", "lstm", "cnn", "transformer")
 METHOD_ROW_SUFFIXES = ("", " ⊕ aggregates", " fine-tuned", " auto")  # the rows of a pretraining method
-# what a cell's settings record besides the options: 2 = the default row is the combined model
-SUITE_REVISION = 2
-AUTO_ROWS = {"auto": [], "auto split": ["auto.cv_below=0"], "auto cv": ["auto.cv_below=1000000000"]}
+# what a cell's settings record besides the options: 2 = the default row is the combined model; 3 = below
+# cv.below it is cross-validated (fold networks averaged, stacked out of fold)
+SUITE_REVISION = 3
+AUTO_ROWS = {"auto": [], "auto split": ["cv.below=0"], "auto cv": ["cv.below=1000000000"]}
+SPLIT_ROWS = {"default split": "default", "network split": "network"}  # the row on one split (cv.below=0)
 DEFAULT_ROWS = ("aggregates", "default", "network", *ENCODER_ROWS, "auto", "coles", "coles ⊕ aggregates", "coles fine-tuned")
 LIGHTGBM = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1,
             "force_col_wise": True, "deterministic": True}
@@ -278,11 +283,16 @@ def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path
         overrides.append(f"encoder={row}")
     if row in AUTO_ROWS:
         overrides += ["encoder=auto", *AUTO_ROWS[row]]
-    if row == "network":
+    if SPLIT_ROWS.get(row, row) == "network":
         overrides.append("combine.mode=none")
-    if row in AUTO_ROWS:  # the same budget per encoder as every other row: --minutes x candidates in all
-        candidates = len(load_config(TrainConfig, overrides=args.override).auto.candidates)
-        overrides.append(f"trainer.max_minutes={args.minutes * candidates}")
+    if row in SPLIT_ROWS:
+        overrides.append("cv.below=0")
+    # the same budget per network as every other row: --minutes x candidates x folds in all
+    chosen = load_config(TrainConfig, overrides=[*overrides, *args.override])
+    networks = len(chosen.auto.candidates) if row in AUTO_ROWS else 1
+    if len(case.splits["train"]) + len(case.splits["valid"]) < chosen.cv.below:
+        networks *= chosen.cv.folds
+    overrides.append(f"trainer.max_minutes={args.minutes * networks}")
     overrides += args.override
     if init_from is not None:
         overrides.append(f"init_from={init_from}")
@@ -568,7 +578,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     from eventseq.objectives.methods import METHODS
 
     args.methods = sorted({row.split(" ")[0] for row in args.rows if row.split(" ")[0] in METHODS})
-    known = {"aggregates", "default", "network", *AUTO_ROWS, *ENCODER_ROWS,
+    known = {"aggregates", "default", "network", *SPLIT_ROWS, *AUTO_ROWS, *ENCODER_ROWS,
              *(f"{method}{suffix}" for method in METHODS for suffix in METHOD_ROW_SUFFIXES)}
     bad = [row for row in args.rows if row not in known]
     if bad:

@@ -131,6 +131,64 @@ def test_the_combined_model_saves_reloads_and_predicts_the_same_numbers(name, pr
         assert np.allclose(_values(from_raw), _values(reloaded), atol=1e-6)
 
 
+def test_small_data_trains_one_network_per_fold_averages_them_and_stacks_out_of_fold(prepared_dir, tmp_path,
+                                                                                      make_train_config):
+    from eventseq.inference import entity_outputs
+
+    result = train(_tiny(make_train_config(prepared_dir, tmp_path / "run"), cv__below=10_000, cv__folds=3))
+    run = tmp_path / "run"
+    known = np.concatenate([result.splits["train"], result.splits["valid"]])
+    cv = result.metrics["cv"]
+    assert len(cv["folds"]) == 3 and cv["entities"] == len(known) and result.metrics["model"] == "combined"
+    # each fold leaves out a third of train + valid, together all of it; the test part is the run's in every fold
+    folds = [load_model(run / "folds" / f"fold-{k}" / "model") for k in range(3)]
+    dataset = result.dataset
+    ids = dataset.entity_ids()
+    out_of_fold = np.zeros((len(dataset), 1))
+    left_out = []
+    for k, fold in enumerate(folds):
+        split = pl.read_parquet(run / "folds" / f"fold-{k}.parquet")
+        assert sorted(split.filter(pl.col("part") == "test")["entity_id"]) == sorted(ids[result.splits["test"]])
+        rows = np.flatnonzero(np.isin(ids, split.filter(pl.col("part") == "valid")["entity_id"].to_numpy()))
+        left_out += rows.tolist()
+        out_of_fold[rows] = entity_outputs(fold, dataset.subset(rows), "predict")
+        assert not (run / "folds" / f"fold-{k}" / "checkpoints").exists()
+    assert sorted(left_out) == sorted(known.tolist())
+    # the network part is scored out of fold on every train + valid entity: what the stack is fitted on
+    expected = scores("binary", dataset.target_values()[known], out_of_fold[known])
+    assert result.metrics["parts"]["network"]["val_auroc"] == pytest.approx(expected["auroc"])
+    # the delivered network averages the fold networks' logits; saved and reloaded, it predicts the same
+    assert len(result.module.members) == 2
+    logits = np.mean([network_scale("binary", entity_outputs(fold, dataset, "predict")) for fold in folds], axis=0)
+    reloaded = load_model(result.model_dir)
+    assert len(reloaded.members) == 2
+    reloaded_combined, reloaded.combined = reloaded.combined, None
+    assert np.allclose(network_scale("binary", entity_outputs(reloaded, dataset, "predict")), logits, atol=1e-4)
+    reloaded.combined = reloaded_combined
+    assert np.array_equal(_values(predict(reloaded, prepared_dir, progress=False)),
+                          _values(predict(result.module, prepared_dir, progress=False)))
+    assert all((run / name).exists() for name in ("config.yaml", "splits.parquet", "curves.png", "metrics.json"))
+    # without the stack: the average of the fold networks alone
+    alone = train(_tiny(make_train_config(prepared_dir, tmp_path / "alone"), cv__below=10_000, cv__folds=3,
+                        combine__mode="none"))
+    assert len(alone.module.members) == 2 and "model" not in alone.metrics
+    assert not (alone.model_dir / COMBINED_FILE).exists() and 0 <= alone.metrics["test_auroc"] <= 1
+
+
+def test_networks_of_another_architecture_are_not_averaged_in(trained, prepared_dir):
+    from eventseq.nn import EncoderConfig
+    from eventseq.objectives.supervised import SupervisedModule
+
+    module = trained.module
+    other_encoder = EncoderConfig()
+    other_encoder.sequence_encoder.hidden_size = 5
+    other = SupervisedModule(module.schema, other_encoder, module.head_config, module.optimizer_config)
+    fresh = SupervisedModule.from_config(module.schema, module.to_config())
+    with pytest.raises(ConfigError, match="differ in architecture"):
+        fresh.add_members([other])
+    assert len(fresh.members) == 0
+
+
 def test_combine_none_trains_the_network_alone(prepared_dir, tmp_path, make_train_config):
     result = train(_tiny(make_train_config(prepared_dir, tmp_path / "run"), combine__mode="none"))
     assert "model" not in result.metrics and "val_loss" in result.metrics  # the network's own metrics, as before
@@ -162,7 +220,7 @@ def test_auto_combines_the_chosen_candidate_only(prepared_dir, tmp_path, make_tr
     config = _tiny(make_train_config(prepared_dir, tmp_path / "run"))
     config.model.sequence_encoder.type = "auto"
     config.auto.candidates = ["gru", "cnn"]
-    config.auto.cv_below = 0  # one split: the cheaper way (cross-validation: test_training.py)
+    config.cv.below = 0  # one split: the cheaper way (cross-validation: test_training.py)
     result = train(config)
     assert result.metrics["model"] == "combined" and result.metrics["auto_choice"] in ("gru", "cnn")
     for name in ("gru", "cnn"):  # the candidates are networks

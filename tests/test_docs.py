@@ -30,6 +30,8 @@ def test_python_api_example_runs(tmp_path, monkeypatch, python_block):
     exec(compile(python_block("models.md", "### The default model: the network stacked with the aggregates"), "docs",
                  "exec"), namespace)
     assert namespace["network_weight"] >= 0 and namespace["aggregates_weight"] >= 0
+    exec(compile(python_block("models.md", "### Small data: cross-validated training"), "docs", "exec"), namespace)
+    assert len(namespace["small_run"].metrics["cv"]["folds"]) == 5 and len(namespace["small_run"].module.members) == 4
 
     # the CoLES example continues from the files the first one wrote
     coles_code = python_block("pretraining.md", "# Self-supervised pretraining: CoLES")

@@ -81,7 +81,7 @@ def _assert_same_model(first: Path, second: Path) -> None:
 def test_a_run_killed_with_sigkill_and_resumed_is_bit_identical_to_an_uninterrupted_one(prepared_dir, tmp_path):
     def run(signal_name: str, output: Path, *extra: str) -> subprocess.CompletedProcess:
         command = [sys.executable, str(WORKER), signal_name, "0", "train", f"data.path={prepared_dir}",
-                   f"output={output}", *TINY_RUN, "head.hidden_size=8", *extra]  # a head with dropout
+                   f"output={output}", *TINY_RUN, "head.hidden_size=8", "cv.below=0", *extra]  # a head with dropout
         return subprocess.run(command, capture_output=True, text=True, timeout=300,
                               env={**os.environ, "OMP_NUM_THREADS": "1"})
 
@@ -260,7 +260,7 @@ def test_auto_keeps_the_encoder_that_is_better_on_validation(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)  # ./configs/encoder/{seeing,blind}.yaml are options
     config = load_config(TrainConfig, overrides=[
         "encoder=auto", "auto.candidates=[blind,seeing]", f"data.path={prepared}", f"output={tmp_path / 'run'}",
-        "trainer.max_epochs=8", "trainer.progress_bar=false", "data.batch_size=32", "auto.cv_below=0"])
+        "trainer.max_epochs=8", "trainer.progress_bar=false", "data.batch_size=32", "cv.below=0"])
     result = train(config)
     tried = result.metrics["auto_candidates"]
     assert result.metrics["auto_choice"] == "seeing"
@@ -428,7 +428,7 @@ def test_auto_prunes_the_worse_half_by_successive_halving_and_keeps_the_same_mod
         config = load_config(TrainConfig, overrides=[
             "encoder=auto", "auto.candidates=[blind,seeing]", f"data.path={prepared}", f"output={tmp_path / output}",
             "trainer.max_epochs=6", "trainer.patience=10", "trainer.progress_bar=false", "data.batch_size=32",
-            "auto.rung_epochs=2", "auto.cv_below=0", *extra])
+            "auto.rung_epochs=2", "cv.below=0", *extra])
         return train(config).metrics
 
     pruned = run("pruned")
@@ -455,7 +455,7 @@ def test_auto_below_cv_below_compares_the_candidates_by_cross_validation(tmp_pat
     monkeypatch.chdir(tmp_path)  # ./configs/encoder/{seeing,blind}.yaml are options
     config = load_config(TrainConfig, overrides=[
         "encoder=auto", "auto.candidates=[blind,seeing]", f"data.path={prepared}", f"output={tmp_path / 'run'}",
-        "trainer.max_epochs=6", "trainer.progress_bar=false", "data.batch_size=32", "auto.cv_folds=3",
+        "trainer.max_epochs=6", "trainer.progress_bar=false", "data.batch_size=32", "cv.folds=3",
         "combine.mode=none"])
     result = train(config)
     tried = result.metrics["auto_candidates"]
@@ -474,8 +474,11 @@ def test_auto_below_cv_below_compares_the_candidates_by_cross_validation(tmp_pat
         assert set(fold.filter(pl.col("part") == "test")["entity_id"].to_list()) == test_ids
         held_out += fold.filter(pl.col("part") == "valid")["entity_id"].to_list()
     assert sorted(held_out) == sorted(run_split.filter(pl.col("part") != "test")["entity_id"].to_list())
-    # the chosen encoder is then trained on the run's own split: its model is the run's
-    assert result.metrics["val_auroc"] > 0.8 and (tmp_path / "run" / "model" / "model.safetensors").exists()
+    # the chosen encoder's fold networks are the run's model: their average, scored out of fold
+    assert result.metrics["val_auroc"] == pytest.approx(tried["seeing"]["val_auroc"])
+    assert result.metrics["cv"]["folds"] == tried["seeing"]["folds"]
+    assert len(result.module.members) == 2 and (tmp_path / "run" / "model" / "model.safetensors").exists()
+    assert not (tmp_path / "run" / "auto" / "seeing" / "fold-0" / "checkpoints").exists()
 
 
 def test_data_splits_gives_the_entity_split_and_reproduces_a_run(prepared_dir, tmp_path, make_train_config):

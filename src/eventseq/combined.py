@@ -7,13 +7,15 @@ on their data instead of leaving it to chance:
 
 - **aggregates part**: `AggregateFeatures` fitted on the train + valid entities, LightGBM (the
   `downstream.DEFAULT_PARAMS["lightgbm"]` settings) over them, fitted on train + valid. Its scores
-  for the validation entities are out of fold (`folds` models, each fitted without the fold).
-- **network part**: the trained network (early-stopped on the validation entities).
+  for train + valid are out of fold (`folds` models, each fitted without the fold).
+- **network part**: the trained network (early-stopped on the validation entities), or on small data
+  the average of one network per fold, whose out-of-fold outputs cover train + valid (train's cv.below).
 - **stack**: per output k, `z_k = a · network_k + b · aggregates_k + c_k` with `a, b >= 0`, where
   each part's output is a logit (binary, multilabel), a log-probability (multiclass) or a value
-  (regression); fitted on the validation entities by the task's own loss (log loss, cross-entropy,
-  squared error), so its outputs are calibrated probabilities. Two weights and a bias per output
-  cannot overfit a hundred entities the way a second LightGBM would.
+  (regression); fitted by the task's own loss (log loss, cross-entropy, squared error) on the
+  entities whose network outputs are out of sample: the validation part, or all of train + valid
+  when the network was cross-validated. Its outputs are calibrated probabilities. Two weights and a
+  bias per output cannot overfit a hundred entities the way a second LightGBM would.
 
 The test entities are used by neither part nor the stack: metrics.json reports each part and the
 stack on them ("network 0.63, aggregates 0.65, combined 0.68").
@@ -293,9 +295,10 @@ def fit_combined(
     y: np.ndarray,
     network_outputs: np.ndarray,
     parts: dict[str, np.ndarray],
-    folds: int = 5,
+    folds: int | list[tuple[np.ndarray, np.ndarray]] = 5,
     max_categories: int | None = 50,
     seed: int = 0,
+    stack_rows: np.ndarray | None = None,
 ) -> CombinedModel:
     """Fit the aggregates part and the stack.
 
@@ -305,41 +308,50 @@ def fit_combined(
         task: binary, multiclass, multilabel or regression.
         y: the targets per row of `table`: class indices (binary, multiclass) [N], or [N, K].
         network_outputs: the trained network's `predict_outputs` per row of `table` [N, K]
-            (only the valid and test rows are read).
+            (only the stack's and the test rows are read).
         parts: row positions of "train", "valid" and "test" (test may be empty).
-        folds: folds of the aggregates part's out-of-fold outputs over train + valid.
+        folds: folds of the aggregates part's out-of-fold outputs over train + valid: a number, or the
+            folds themselves as (trained on, left out) positions into train + valid (in that order),
+            the same as the network's when it was cross-validated.
         max_categories: AggregateFeatures' count / fraction columns per categorical feature.
         seed: LightGBM's seed and the folds'.
+        stack_rows: the rows the stack is fitted on, those whose network outputs are out of sample:
+            the validation part (None), or all of train + valid when the network outputs are out of fold.
 
     Returns:
-        The fitted CombinedModel; `parts` holds each part's scores on the validation and test entities
-        (the stack's validation score is in-sample: it is fitted there).
+        The fitted CombinedModel; `parts` holds each part's scores on the stack's rows ("val_"; the
+        stack's own score there is in-sample: it is fitted there) and on the test entities.
     """
     from eventseq.downstream import AggregateFeatures
 
     outputs = int(np.asarray(network_outputs).reshape(len(network_outputs), -1).shape[1])
     train, valid, test = (np.asarray(parts.get(name, []), dtype=np.int64) for name in ("train", "valid", "test"))
     fit_rows = np.concatenate([train, valid])
-    reason = why_not_combined(task, y[valid], outputs)
+    stack_rows = valid if stack_rows is None else np.asarray(stack_rows, dtype=np.int64)
+    position = {int(row): i for i, row in enumerate(fit_rows)}
+    if any(int(row) not in position for row in stack_rows):
+        raise ValueError("fit_combined: stack_rows must be train or valid rows")
+    reason = why_not_combined(task, y[stack_rows], outputs)
     if reason is not None:
         raise ConfigError(f"cannot combine the network with the aggregates: {reason}")
     features = AggregateFeatures(schema, max_categories).fit(table[fit_rows])
     X = features.transform(table).drop(schema.id_column).cast(pl.Float64).to_numpy()
-    # out of fold: each validation entity scored by a booster fitted without it
+    # out of fold: each train + valid entity scored by a booster fitted without it
     out_of_fold = np.zeros((len(fit_rows), outputs))
     stratify = y[fit_rows] if task in ("binary", "multiclass") else None
-    for inside, outside in entity_folds(len(fit_rows), folds, seed, stratify):
+    cuts = entity_folds(len(fit_rows), folds, seed, stratify) if isinstance(folds, int) else folds
+    for inside, outside in cuts:
         boosters = _fit_boosters(X[fit_rows[inside]], y[fit_rows[inside]], task, outputs, seed)
         out_of_fold[outside] = _booster_outputs(boosters, X[fit_rows[outside]], task)
-    aggregates_valid = out_of_fold[len(train):]
+    aggregates_valid = out_of_fold[[position[int(row)] for row in stack_rows]]
     network = network_scale(task, network_outputs)
-    stack = Stack.fit(task, network[valid], aggregates_valid, y[valid])
+    stack = Stack.fit(task, network[stack_rows], aggregates_valid, y[stack_rows])
     boosters = _fit_boosters(X[fit_rows], y[fit_rows], task, outputs, seed)
     state = {"max_categories": max_categories, "raw_numeric": features.raw_numeric,
              "categories": {name: [int(i) for i in ids] for name, ids in features.categories_.items()}}
     model = CombinedModel(task, outputs, state, stack, boosters)
     record: dict[str, dict[str, float]] = {}
-    for part, rows, aggregates in (("valid", valid, aggregates_valid), ("test", test, None)):
+    for part, rows, aggregates in (("valid", stack_rows, aggregates_valid), ("test", test, None)):
         if not len(rows):
             continue
         if aggregates is None:

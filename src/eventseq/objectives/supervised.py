@@ -118,6 +118,7 @@ class SupervisedModule(L.LightningModule):
         encoder_config: EncoderConfig | None = None,
         head_config: HeadConfig | None = None,
         optimizer_config: OptimizerConfig | None = None,
+        members: int = 0,
     ) -> None:
         super().__init__()
         self.schema = schema
@@ -128,13 +129,13 @@ class SupervisedModule(L.LightningModule):
         if task not in MONITOR:
             raise ConfigError(f"head.task={task!r}: expected one of {list(MONITOR)}")
         self.encoder = Encoder(schema, self.encoder_config)
-        hidden = self.head_config.hidden_size
-        layers: list[nn.Module] = [nn.Dropout(self.head_config.dropout)]
-        if hidden:
-            layers += [nn.Linear(self.encoder.embedding_dim, hidden), nn.ReLU(), nn.Linear(hidden, outputs)]
-        else:
-            layers.append(nn.Linear(self.encoder.embedding_dim, outputs))
-        self.head = nn.Sequential(*layers)
+        self.head = self._new_head()
+        # further networks of the same architecture whose outputs forward averages with this one's: the
+        # fold networks of a cross-validated run (train's cv.below). Empty: one network.
+        self.members = nn.ModuleList(
+            nn.ModuleDict({"encoder": Encoder(schema, self.encoder_config), "head": self._new_head()})
+            for _ in range(members)
+        )
         weights = self.head_config.class_weights
         if weights is not None:
             expected = 2 if task == "binary" else outputs
@@ -146,10 +147,34 @@ class SupervisedModule(L.LightningModule):
         self.val_metrics = _metrics(task, outputs).clone(prefix="val_")
         self.test_metrics = _metrics(task, outputs).clone(prefix="test_")
 
+    def _new_head(self) -> nn.Sequential:
+        hidden, outputs = self.head_config.hidden_size, self.head_config.num_outputs
+        layers: list[nn.Module] = [nn.Dropout(self.head_config.dropout)]
+        if hidden:
+            layers += [nn.Linear(self.encoder.embedding_dim, hidden), nn.ReLU(), nn.Linear(hidden, outputs)]
+        else:
+            layers.append(nn.Linear(self.encoder.embedding_dim, outputs))
+        return nn.Sequential(*layers)
+
+    def add_members(self, others: list[SupervisedModule]) -> None:
+        """Average these networks (same schema and architecture) into this one's outputs from now on.
+
+        The mean is taken over logits (classification: a geometric mean of the odds, or of the class
+        probabilities) or values (regression); `embed` stays this network's own.
+        """
+        for other in others:
+            if other.to_config() != {**self.to_config(), "members": 0}:
+                raise ConfigError("add_members: the networks differ in architecture, head or optimizer settings")
+            self.members.append(nn.ModuleDict({"encoder": other.encoder, "head": other.head}))
+
     # ------------------------------------------------------------------ model
     def forward(self, batch: Batch) -> torch.Tensor:
-        """Logits (classification) or values (regression): [B] for binary, [B, K] otherwise."""
+        """Logits (classification) or values (regression): [B] for binary, [B, K] otherwise; with members,
+        the mean over this network and them."""
         output = self.head(self.encoder.embed(batch))  # [B, K]
+        if len(self.members):
+            output = torch.stack([output, *(member["head"](member["encoder"].embed(batch))
+                                            for member in self.members)]).mean(0)
         return output.squeeze(-1) if self.head_config.task == "binary" else output
 
     def embed(self, batch: Batch) -> torch.Tensor:
@@ -238,6 +263,7 @@ class SupervisedModule(L.LightningModule):
             "encoder": asdict(self.encoder_config),
             "head": asdict(self.head_config),
             "optimizer": asdict(self.optimizer_config),
+            "members": len(self.members),
         }
 
     @classmethod
@@ -247,4 +273,5 @@ class SupervisedModule(L.LightningModule):
             EncoderConfig.from_saved(config["encoder"]),
             HeadConfig(**config["head"]),
             OptimizerConfig(**config.get("optimizer", {})),
+            members=int(config.get("members", 0)),
         )

@@ -119,22 +119,26 @@ class AutoSection:
 
 
 @dataclass
-class TrainAutoSection(AutoSection):
-    """`train encoder=auto`: the encoders tried, and how they are compared.
+class CrossValidationSection:
+    """Folds of the train + valid entities: how `train` stays honest when the validation part is small.
 
     Attributes:
-        cv_below: with fewer train + valid entities than this, the candidates are compared by
-            cv_folds-fold cross-validation over the train + valid entities (each candidate trained once
-            per fold, early-stopped on the entities that fold leaves out; the mean of the validation
-            metric, with its std, decides) instead of on the one validation part, whose few entities
-            make the choice close to a coin toss; the chosen encoder is then trained on the run's own
-            split. Pruning does not apply there. Each training gets the candidate's share of
-            trainer.max_minutes. 0: never.
-        cv_folds: folds of that cross-validation.
+        below: with fewer train + valid entities than this, train replaces the one validation part
+            by `folds`-fold cross-validation over train + valid: the network is trained once per fold,
+            each early-stopped on the entities its fold leaves out, and the model delivered averages
+            the fold networks (their logits or values); the stack over the aggregates (combine) is
+            fitted on the out-of-fold outputs of every train + valid entity; `encoder=auto` compares
+            its candidates by their mean out-of-fold score and delivers the chosen one's fold
+            networks. With a hundred validation entities one split's score is close to a coin toss
+            and one network's test score varies by a few points from seed to seed. Costs `folds`
+            trainings (per candidate with auto), seconds each on a few hundred entities. Not with
+            data.streaming or several devices. 0: never.
+        folds: the folds of that cross-validation, and of the aggregates part's out-of-fold outputs
+            (combine), at any size.
     """
 
-    cv_below: int = option(2000, ge=0)
-    cv_folds: int = option(5, ge=2)
+    below: int = option(2000, ge=0)
+    folds: int = option(5, ge=2)
 
 
 COMBINE_MODES = ("auto", "aggregates", "none")
@@ -147,19 +151,16 @@ class CombineSection:
     Attributes:
         mode: aggregates: the network's outputs and LightGBM's over `downstream.AggregateFeatures`
             are stacked by two non-negative weights and a bias, fitted on the validation entities
-            (eventseq.combined): on small data the aggregates carry it, on large data the network,
+            (below cv.below: on every train + valid entity's out-of-fold outputs; eventseq.combined): on small data the aggregates carry it, on large data the network,
             and predict returns the stack; metrics.json reports each part. none: the network alone.
             auto: aggregates, except with data.streaming (no in-memory table to aggregate), or when
             the validation part is too small to fit the stack (fewer than 10 entities, one class),
             where it is the network alone and metrics.json says why.
-        folds: the aggregates part's validation outputs are out of fold, from this many LightGBM
-            models over train + valid.
         max_categories: count and fraction columns for at most this many most frequent values of
             each categorical feature.
     """
 
     mode: str = option("auto", choices=COMBINE_MODES)
-    folds: int = option(5, ge=2)
     max_categories: int = option(50, ge=0)
 
 
@@ -200,8 +201,9 @@ class TrainConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerSection = field(default_factory=TrainerSection)
-    auto: TrainAutoSection = field(default_factory=TrainAutoSection)
+    auto: AutoSection = field(default_factory=AutoSection)
     combine: CombineSection = field(default_factory=CombineSection)
+    cv: CrossValidationSection = field(default_factory=CrossValidationSection)
     output: str = "runs/train"
     seed: int = option(0, ge=0, le=2**32 - 1)
     resume: bool = False

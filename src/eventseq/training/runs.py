@@ -4,6 +4,8 @@
 compared on the validation part) and with data.streaming (shards read lazily, split by an entity-id
 hash). A run directory holds checkpoints/, logs/ (CSV, TensorBoard if installed), model/ (the best
 model, safetensors), metrics.json, splits.parquet (or splits.json), config.yaml and curves.png.
+Below cv.below train + valid entities, `train` (and `train encoder=auto`) is cross-validated: one
+plain run per fold under folds/ (auto/<candidate>/), whose networks, averaged, are the run's model.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from eventseq.data.shards import (
     CollateFactory, ShardedDataset, ShardIndex, StreamLoader, read_shard_schema, stream_loader,
 )
 from eventseq.data.splits import PART_COLUMN, entity_folds, given_splits, split_by_entity
+from eventseq.combined import scores
 from eventseq.errors import ConfigError
 from eventseq.nn.encoder import EncoderConfig
 from eventseq.nn.sequence_encoder import AUTO_TYPE as AUTO
@@ -159,6 +163,100 @@ def _write_splits(dataset: SequenceDataset, splits: dict[str, np.ndarray], path:
     return path
 
 
+@dataclass
+class Folds:
+    """The cross-validation folds of a run's train + valid entities (cv.below)."""
+
+    known: np.ndarray  # the train + valid entities (dataset positions), in fold order
+    cuts: list[tuple[np.ndarray, np.ndarray]]  # per fold: positions into `known` trained on, left out
+    files: list[Path]  # per fold: its split file (data.splits), the test part the run's own
+    out_of_fold: np.ndarray | None = None  # [len(known), K]: each entity by the fold network that left it out
+
+
+def _cross_validates(config: TrainConfig, splits: dict[str, np.ndarray]) -> bool:
+    """Whether this in-memory run trains one network per fold of train + valid (cv.below; every fold leaves out
+    two entities at least)."""
+    known = len(splits["train"]) + len(splits["valid"])
+    return (2 * config.cv.folds <= known < config.cv.below and config.trainer.devices == 1
+            and config.trainer.num_nodes == 1)
+
+
+def _folds(config: TrainConfig, dataset: SequenceDataset, splits: dict[str, np.ndarray], stratify: np.ndarray | None,
+           directory: Path) -> Folds:
+    """cv.folds folds of the train + valid entities (stratified by class when every class allows), each written
+    as a split file under `directory`; the test entities stay the run's test part in every one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    known = np.concatenate([splits["train"], splits["valid"]])
+    cuts = entity_folds(len(known), config.cv.folds, config.data.split_seed,
+                        None if stratify is None else stratify[known])
+    files = [_write_splits(dataset, {"train": known[inside], "valid": known[outside], "test": splits["test"]},
+                           directory / f"fold-{number}.parquet") for number, (inside, outside) in enumerate(cuts)]
+    return Folds(known, cuts, files)
+
+
+def _fold_networks(config: TrainConfig, folds: Folds, directory: Path, minutes: float | None) -> list[TrainResult]:
+    """The network of `config` trained once per fold (a plain run with the fold's split file, in
+    directory/fold-k), each early-stopped on the entities its fold leaves out, within `minutes` in all."""
+    results = []
+    for number, path in enumerate(folds.files):
+        fold = copy.deepcopy(config)
+        fold.cv.below, fold.combine.mode, fold.data.splits = 0, "none", str(path)
+        fold.output = str(directory / f"fold-{number}")
+        fold.trainer.max_minutes = None if minutes is None else minutes / len(folds.files)
+        results.append(train(fold))
+    return results
+
+
+def _finish_folds(config: TrainConfig, table: pl.DataFrame, dataset: SequenceDataset, splits: dict[str, np.ndarray],
+                  folds: Folds, results: list[TrainResult], extra: dict[str, Any] | None = None,
+                  written: TrainConfig | None = None) -> TrainResult:
+    """The run's model from its fold networks: their average (fold 0's network with the others as members),
+    scored out of fold on train + valid (val_*) and on the test part, then stacked with the aggregates
+    (combine) on every train + valid entity; saved as the run's model. `extra` joins the metrics (auto's
+    record); `written` is the config config.yaml records (default: `config`)."""
+    from eventseq.inference import entity_outputs
+
+    run_dir = Path(config.output)
+    modules = [result.module for result in results]
+    task, outputs = modules[0].head_config.task, modules[0].head_config.num_outputs
+    device = str(next(modules[0].parameters()).device)
+    out_of_fold = np.zeros((len(folds.known), outputs))
+    for module, (_, outside) in zip(modules, folds.cuts):
+        rows = folds.known[outside]
+        out_of_fold[outside] = entity_outputs(module.eval(), dataset.subset(rows), "predict", config.data.batch_size,
+                                              device).reshape(len(rows), -1)
+    folds.out_of_fold = out_of_fold
+    ensemble = modules[0]
+    ensemble.add_members(modules[1:])
+    monitor = MONITOR[task][0]
+    y = dataset.target_values()
+    # val_*: the cross-validated scores, each fold network's on the entities it left out, averaged
+    metrics: dict[str, Any] = {name: float(np.mean([result.metrics[name] for result in results]))
+                               for name in results[0].metrics if name.startswith("val_")}
+    if len(splits["test"]):
+        test = entity_outputs(ensemble.eval(), dataset.subset(splits["test"]), "predict", config.data.batch_size,
+                              device)
+        metrics.update({f"test_{name}": value for name, value in scores(task, y[splits["test"]], test).items()})
+    fold_scores = [float(result.metrics[monitor]) for result in results]
+    metrics["epochs"] = float(np.mean([result.metrics["epochs"] for result in results]))
+    metrics["cv"] = {monitor: float(np.mean(fold_scores)), f"{monitor}_std": float(np.std(fold_scores)),
+                     "folds": fold_scores, "epochs": [float(result.metrics["epochs"]) for result in results],
+                     "entities": int(len(folds.known)),
+                     "out_of_fold": scores(task, y[folds.known], out_of_fold)}  # pooled: what the stack sees
+    metrics.update(extra or {})
+    logger.info("cv: %d fold networks, %s %.4f ± %.4f on the fold each left out", len(modules), monitor,
+                np.mean(fold_scores), np.std(fold_scores))
+    metrics = _combine(ensemble, config, table, dataset, splits, metrics, folds)
+    for result in results:  # the fold models stay for inspection; the checkpoints were only for resuming
+        shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)
+    # the run's logs/ (and curves.png) are fold 0's, where a one-split run has its own; every fold's are in its directory
+    shutil.rmtree(run_dir / "logs", ignore_errors=True)
+    shutil.copytree(results[0].run_dir / "logs", run_dir / "logs")
+    write_config(written or config, run_dir / "config.yaml")
+    model_dir = finish_run(ensemble, run_dir, metrics, written or config)
+    return TrainResult(ensemble.eval(), metrics, run_dir, model_dir, splits, dataset)
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Train a supervised model as configured; save the best one under `output/model`.
 
@@ -184,10 +282,14 @@ def train(config: TrainConfig) -> TrainResult:
                                epoch_of=lambda: module.current_epoch)
         valid_loader = _stream(index, config.data, "valid", target=head.targets)
     else:
-        prepared, head, dataset, splits, _ = _supervised_data(config)
+        prepared, head, dataset, splits, stratify = _supervised_data(config)
         schema = prepared.schema
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_splits(dataset, splits, run_dir / "splits.parquet")
+        if _cross_validates(config, splits):
+            folds = _folds(config, dataset, splits, stratify, run_dir / "folds")
+            results = _fold_networks(config, folds, run_dir / "folds", config.trainer.max_minutes)
+            return _finish_folds(config, prepared.table, dataset, splits, folds, results)
         loader_args = dict(bucket=config.data.bucket_by_length, num_workers=config.data.num_workers)
         train_loader = make_loader(dataset.subset(splits["train"]), config.data.batch_size, True, seed=config.seed,
                                    **loader_args)
@@ -232,8 +334,11 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def _combine(module: SupervisedModule, config: TrainConfig, table: pl.DataFrame, dataset: SequenceDataset,
-             splits: dict[str, np.ndarray], metrics: dict[str, Any]) -> dict[str, Any]:
+             splits: dict[str, np.ndarray], metrics: dict[str, Any], folds: Folds | None = None) -> dict[str, Any]:
     """combine.mode: stack the trained network with LightGBM over the aggregates (eventseq.combined).
+
+    With `folds` (a cross-validated run) the stack is fitted on every train + valid entity, with the
+    network's out-of-fold outputs and the aggregates' over the same folds; else on the validation part.
 
     Returns the metrics of the model delivered: the stack's scores under the names training logs
     (val_auroc, test_auroc, ...), `model` ("combined" or "network"), the stack's weights and, under
@@ -247,7 +352,8 @@ def _combine(module: SupervisedModule, config: TrainConfig, table: pl.DataFrame,
 
     task, outputs = module.head_config.task, module.head_config.num_outputs
     y = dataset.target_values()
-    reason = why_not_combined(task, y[splits["valid"]], outputs)
+    stack_rows = splits["valid"] if folds is None else folds.known
+    reason = why_not_combined(task, y[stack_rows], outputs)
     if reason is not None:
         if mode == "aggregates":
             raise ConfigError(f"combine.mode=aggregates: {reason}, too few to fit the stack on; raise "
@@ -256,13 +362,16 @@ def _combine(module: SupervisedModule, config: TrainConfig, table: pl.DataFrame,
         return {**metrics, "model": "network", "combine_note": f"the network alone: {reason}"}
     if not np.array_equal(dataset.entity_ids(), table[dataset.schema.id_column].to_numpy()):
         raise RuntimeError("internal: the dataset's entities are not the prepared table's rows")  # pragma: no cover
-    scored = np.concatenate([splits["valid"], splits["test"]])
+    scored = np.concatenate([stack_rows, splits["test"]]) if folds is None else splits["test"]
     network = np.zeros((len(dataset), outputs))
     device = str(next(module.parameters()).device)
     network[scored] = entity_outputs(module.eval(), dataset.subset(scored), "predict", config.data.batch_size,
                                      device).reshape(len(scored), -1)
-    combined = fit_combined(table, dataset.schema, task, y, network, splits, config.combine.folds,
-                            config.combine.max_categories, config.seed)
+    if folds is not None:
+        network[folds.known] = folds.out_of_fold
+    cuts = folds.cuts if folds is not None else config.cv.folds
+    combined = fit_combined(table, dataset.schema, task, y, network, splits, cuts, config.combine.max_categories,
+                            config.seed, stack_rows=stack_rows)
     module.combined = combined
     parts = combined.parts
     lightning = {name: value for name, value in metrics.items() if name.startswith(("val_", "test_"))}
@@ -272,7 +381,7 @@ def _combine(module: SupervisedModule, config: TrainConfig, table: pl.DataFrame,
     logger.info("combine: %s network %.4f, aggregates %.4f, combined %.4f (weights: network %.3f, aggregates %.3f)",
                 monitor, *(parts[part].get(monitor, float("nan")) for part in ("network", "aggregates", "combined")),
                 a, b)
-    kept = {name: value for name, value in metrics.items() if name.startswith("auto_") or name == "epochs"}
+    kept = {name: value for name, value in metrics.items() if name.startswith("auto_") or name in ("epochs", "cv")}
     return {**parts["combined"], **kept, "model": "combined",
             "combined_weights": {"network": a, "aggregates": b}, "parts": parts}
 
@@ -313,64 +422,56 @@ def _train_auto(config: TrainConfig) -> TrainResult:
 
     candidates = copy.deepcopy(config)
     candidates.combine.mode = "none"  # each candidate is a network; the chosen one is combined
-    if not config.data.streaming and config.auto.cv_below:
+    candidates.cv.below = 0  # ... trained on the run's split (the cross-validated way runs its folds itself)
+    if not config.data.streaming and config.cv.below:
         _check_candidates(config)
-        _, _, dataset, splits, stratify = _supervised_data(config)
-        if len(splits["train"]) + len(splits["valid"]) < config.auto.cv_below:
-            return _cross_validated_auto(config, candidates, dataset, splits, stratify, score, combine)
+        prepared, _, dataset, splits, stratify = _supervised_data(config)
+        if _cross_validates(config, splits):
+            Path(config.output).mkdir(parents=True, exist_ok=True)
+            _write_splits(dataset, splits, Path(config.output) / "splits.parquet")
+            return _cross_validated_auto(config, candidates, prepared.table, dataset, splits, stratify, score)
     return _auto(candidates, train, score, "on the validation entities", combine, config)
 
 
-def _cross_validated_auto(config: TrainConfig, candidates: TrainConfig, dataset: SequenceDataset,
-                          splits: dict[str, np.ndarray], stratify: np.ndarray | None,
-                          score: Callable[[TrainResult], tuple[str, str, float]],
-                          finish: Callable[[TrainResult, dict[str, Any]], dict[str, Any]]) -> TrainResult:
-    """auto below auto.cv_below entities: each candidate is trained once per fold of the train + valid entities,
-    early-stopped on the fold left out; the best mean validation metric wins; the chosen encoder is then trained
-    on the run's own split (the test entities are never looked at)."""
+def _cross_validated_auto(config: TrainConfig, candidates: TrainConfig, table: pl.DataFrame,
+                          dataset: SequenceDataset, splits: dict[str, np.ndarray], stratify: np.ndarray | None,
+                          score: Callable[[TrainResult], tuple[str, str, float]]) -> TrainResult:
+    """auto below cv.below entities: each candidate is trained once per fold of the train + valid entities
+    (the run's cross-validation, _fold_networks), early-stopped on the fold left out; the best mean of those
+    scores wins, and the chosen candidate's fold networks become the run's model (_finish_folds). The test
+    entities are in no fold."""
     run_dir = Path(config.output)
-    folds_dir = run_dir / "auto" / "folds"
-    folds_dir.mkdir(parents=True, exist_ok=True)
-    known = np.concatenate([splits["train"], splits["valid"]])
-    cuts = entity_folds(len(known), config.auto.cv_folds, config.data.split_seed,
-                        None if stratify is None else stratify[known])
-    fold_files = []
-    for number, (inside, outside) in enumerate(cuts):
-        fold = {"train": known[inside], "valid": known[outside], "test": splits["test"]}
-        fold_files.append(_write_splits(dataset, fold, folds_dir / f"fold-{number}.parquet"))
+    folds = _folds(config, dataset, splits, stratify, run_dir / "auto" / "folds")
     names = list(candidates.auto.candidates)
     share = None if config.trainer.max_minutes is None else config.trainer.max_minutes / len(names)
     tried: dict[str, dict[str, Any]] = {}
+    runs: dict[str, list[TrainResult]] = {}
     name_of_score = mode = ""
     for name in names:
-        values, epochs, started = [], [], time.perf_counter()
-        for number, path in enumerate(fold_files):
-            fold_config = _candidate(candidates, name, run_dir / "auto" / name / f"fold-{number}", share)
-            fold_config.data.splits = str(path)
-            result = train(fold_config)
+        started = time.perf_counter()
+        directory = run_dir / "auto" / name
+        runs[name] = _fold_networks(_candidate(candidates, name, directory, share), folds, directory, share)
+        values = []
+        for result in runs[name]:
             name_of_score, mode, value = score(result)
             values.append(value)
-            epochs.append(float(result.metrics["epochs"]))
-            shutil.rmtree(Path(fold_config.output) / "checkpoints", ignore_errors=True)
         tried[name] = {name_of_score: float(np.mean(values)), f"{name_of_score}_std": float(np.std(values)),
-                       "folds": values, "epochs": float(np.mean(epochs)),
+                       "folds": values, "epochs": float(np.mean([r.metrics["epochs"] for r in runs[name]])),
                        "seconds": round(time.perf_counter() - started, 1)}
         logger.info("auto: %s %s %.4f ± %.4f over %d folds", name, name_of_score, np.mean(values), np.std(values),
                     len(values))
     pick = max if mode == "max" else min
     chosen = pick(names, key=lambda name: tried[name][name_of_score])
-    final = _candidate(candidates, chosen, run_dir / "auto" / chosen, share)
-    started = time.perf_counter()
-    best = train(final)
-    tried[chosen]["seconds"] = round(tried[chosen]["seconds"] + time.perf_counter() - started, 1)
-    shutil.rmtree(Path(final.output) / "checkpoints", ignore_errors=True)
-    criterion = (f"{len(fold_files)}-fold cross-validation over the {len(known)} train + valid entities (fewer than "
-                 f"auto.cv_below={config.auto.cv_below})")
+    criterion = (f"{len(folds.files)}-fold cross-validation over the {len(folds.known)} train + valid entities "
+                 f"(fewer than cv.below={config.cv.below})")
     reason = (f"best mean {name_of_score} ({'highest' if mode == 'max' else 'lowest'}; {criterion}): "
               + ", ".join(f"{name} {tried[name][name_of_score]:.4f} ± {tried[name][name_of_score + '_std']:.4f}"
                           for name in names))
     logger.info("auto: chose %s (%s)", chosen, reason)
-    return _deliver(config, best, chosen, reason, tried, finish)
+    delivered = copy.deepcopy(config)
+    delivered.model = runs[chosen][0].module.encoder_config
+    return _finish_folds(delivered, table, dataset, splits, folds, runs[chosen],
+                         {"auto_choice": chosen, "auto_reason": reason, "auto_candidates": tried}, written=config)
 
 
 def _pretrain_auto(config: PretrainConfig) -> TrainResult:
