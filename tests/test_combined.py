@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import polars as pl
@@ -173,6 +174,24 @@ def test_small_data_trains_one_network_per_fold_averages_them_and_stacks_out_of_
                         combine__mode="none"))
     assert len(alone.module.members) == 2 and "model" not in alone.metrics
     assert not (alone.model_dir / COMBINED_FILE).exists() and 0 <= alone.metrics["test_auroc"] <= 1
+
+
+def test_a_cross_validated_run_resumes_with_its_finished_folds_read_back(prepared_dir, tmp_path, make_train_config):
+    def config(**changes):
+        return _tiny(make_train_config(prepared_dir, tmp_path / "run"), cv__below=10_000, cv__folds=3, **changes)
+
+    first = train(config())
+    folds = tmp_path / "run" / "folds"
+    written = {k: (folds / f"fold-{k}" / "model" / "model.safetensors").stat().st_mtime_ns for k in range(3)}
+    shutil.rmtree(folds / "fold-2" / "model")  # as if killed while fold 2 trained
+    (folds / "fold-2" / "metrics.json").unlink()
+    resumed = config()
+    resumed.resume = True
+    again = train(resumed)
+    assert [(folds / f"fold-{k}" / "model" / "model.safetensors").stat().st_mtime_ns for k in range(2)] == \
+        [written[0], written[1]]  # read back, not trained again
+    assert again.metrics["cv"]["folds"] == first.metrics["cv"]["folds"]
+    assert again.metrics["test_auroc"] == pytest.approx(first.metrics["test_auroc"])
 
 
 def test_networks_of_another_architecture_are_not_averaged_in(trained, prepared_dir):

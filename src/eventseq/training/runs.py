@@ -196,13 +196,26 @@ def _folds(config: TrainConfig, dataset: SequenceDataset, splits: dict[str, np.n
 
 def _fold_networks(config: TrainConfig, folds: Folds, directory: Path, minutes: float | None) -> list[TrainResult]:
     """The network of `config` trained once per fold (a plain run with the fold's split file, in
-    directory/fold-k), each early-stopped on the entities its fold leaves out, within `minutes` in all."""
+    directory/fold-k), each early-stopped on the entities its fold leaves out, within `minutes` in all.
+
+    With resume=true a fold that finished (its model and metrics.json written) is read back, not trained
+    again; the others resume their own last checkpoint or start.
+    """
+    from eventseq._io import read_json
+    from eventseq.saved import load_model
+
     results = []
     for number, path in enumerate(folds.files):
         fold = copy.deepcopy(config)
         fold.cv.below, fold.combine.mode, fold.data.splits = 0, "none", str(path)
         fold.output = str(directory / f"fold-{number}")
         fold.trainer.max_minutes = None if minutes is None else minutes / len(folds.files)
+        fold_dir = Path(fold.output)
+        if config.resume and (fold_dir / "metrics.json").is_file() and (fold_dir / "model" / "config.json").is_file():
+            logger.info("cv: fold %d finished before, read back from %s", number, fold_dir / "model")
+            results.append(TrainResult(load_model(fold_dir / "model"), read_json(fold_dir / "metrics.json"),
+                                       fold_dir, fold_dir / "model", {}, None))
+            continue
         results.append(train(fold))
     return results
 
