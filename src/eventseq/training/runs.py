@@ -244,7 +244,8 @@ def _finish_folds(config: TrainConfig, table: pl.DataFrame, dataset: SequenceDat
     monitor = MONITOR[task][0]
     y = dataset.target_values()
     # val_*: the cross-validated scores, each fold network's on the entities it left out, averaged
-    metrics: dict[str, Any] = {name: float(np.mean([result.metrics[name] for result in results]))
+    metrics: dict[str, Any] = {name: float(np.mean([result.metrics[name] for result in results
+                                                     if name in result.metrics]))
                                for name in results[0].metrics if name.startswith("val_")}
     if len(splits["test"]):
         test = entity_outputs(ensemble.eval(), dataset.subset(splits["test"]), "predict", config.data.batch_size,
@@ -481,6 +482,9 @@ def _cross_validated_auto(config: TrainConfig, candidates: TrainConfig, table: p
               + ", ".join(f"{name} {tried[name][name_of_score]:.4f} ± {tried[name][name_of_score + '_std']:.4f}"
                           for name in names))
     logger.info("auto: chose %s (%s)", chosen, reason)
+    for results in runs.values():  # the fold models stay for inspection; the checkpoints were only for resuming
+        for result in results:
+            shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)
     delivered = copy.deepcopy(config)
     delivered.model = runs[chosen][0].module.encoder_config
     return _finish_folds(delivered, table, dataset, splits, folds, runs[chosen],
