@@ -328,8 +328,9 @@ def fit_combined(
     train, valid, test = (np.asarray(parts.get(name, []), dtype=np.int64) for name in ("train", "valid", "test"))
     fit_rows = np.concatenate([train, valid])
     stack_rows = valid if stack_rows is None else np.asarray(stack_rows, dtype=np.int64)
-    position = {int(row): i for i, row in enumerate(fit_rows)}
-    if any(int(row) not in position for row in stack_rows):
+    position = np.full(len(table), -1, dtype=np.int64)  # row of the table -> its place in fit_rows
+    position[fit_rows] = np.arange(len(fit_rows))
+    if (position[stack_rows] < 0).any():
         raise ValueError("fit_combined: stack_rows must be train or valid rows")
     reason = why_not_combined(task, y[stack_rows], outputs)
     if reason is not None:
@@ -343,7 +344,7 @@ def fit_combined(
     for inside, outside in cuts:
         boosters = _fit_boosters(X[fit_rows[inside]], y[fit_rows[inside]], task, outputs, seed)
         out_of_fold[outside] = _booster_outputs(boosters, X[fit_rows[outside]], task)
-    aggregates_valid = out_of_fold[[position[int(row)] for row in stack_rows]]
+    aggregates_valid = out_of_fold[position[stack_rows]]
     network = network_scale(task, network_outputs)
     stack = Stack.fit(task, network[stack_rows], aggregates_valid, y[stack_rows])
     boosters = _fit_boosters(X[fit_rows], y[fit_rows], task, outputs, seed)

@@ -220,6 +220,12 @@ def _fold_networks(config: TrainConfig, folds: Folds, directory: Path, minutes: 
     return results
 
 
+def _drop_checkpoints(results: list[TrainResult]) -> None:
+    """The fold models stay for inspection; their checkpoints were only for resuming the cross-validated run."""
+    for result in results:
+        shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)
+
+
 def _finish_folds(config: TrainConfig, table: pl.DataFrame, dataset: SequenceDataset, splits: dict[str, np.ndarray],
                   folds: Folds, results: list[TrainResult], extra: dict[str, Any] | None = None,
                   written: TrainConfig | None = None) -> TrainResult:
@@ -261,8 +267,7 @@ def _finish_folds(config: TrainConfig, table: pl.DataFrame, dataset: SequenceDat
     logger.info("cv: %d fold networks, %s %.4f ± %.4f on the fold each left out", len(modules), monitor,
                 np.mean(fold_scores), np.std(fold_scores))
     metrics = _combine(ensemble, config, table, dataset, splits, metrics, folds)
-    for result in results:  # the fold models stay for inspection; the checkpoints were only for resuming
-        shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)
+    _drop_checkpoints(results)
     # the run's logs/ (and curves.png) are fold 0's, where a one-split run has its own; every fold's are in its directory
     shutil.rmtree(run_dir / "logs", ignore_errors=True)
     shutil.copytree(results[0].run_dir / "logs", run_dir / "logs")
@@ -482,9 +487,9 @@ def _cross_validated_auto(config: TrainConfig, candidates: TrainConfig, table: p
               + ", ".join(f"{name} {tried[name][name_of_score]:.4f} ± {tried[name][name_of_score + '_std']:.4f}"
                           for name in names))
     logger.info("auto: chose %s (%s)", chosen, reason)
-    for results in runs.values():  # the fold models stay for inspection; the checkpoints were only for resuming
-        for result in results:
-            shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)
+    for name in names:
+        if name != chosen:  # the chosen one's go when its fold networks are delivered
+            _drop_checkpoints(runs[name])
     delivered = copy.deepcopy(config)
     delivered.model = runs[chosen][0].module.encoder_config
     return _finish_folds(delivered, table, dataset, splits, folds, runs[chosen],
