@@ -154,6 +154,7 @@ def test_small_data_trains_one_network_per_fold_averages_them_and_stacks_out_of_
         left_out += rows.tolist()
         out_of_fold[rows] = entity_outputs(fold, dataset.subset(rows), "predict")
         assert not (run / "folds" / f"fold-{k}" / "checkpoints").exists()
+        assert not (run / "folds" / f"fold-{k}" / "curves.png").exists()  # the run's curves.png draws every fold
     assert sorted(left_out) == sorted(known.tolist())
     # the network part is scored out of fold on every train + valid entity: what the stack is fitted on
     expected = scores("binary", dataset.target_values()[known], out_of_fold[known])

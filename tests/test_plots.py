@@ -89,3 +89,27 @@ def test_embedding_map_axes_say_what_they_are_and_the_title_says_whether_the_lab
     assert re.search(r"the embeddings separate label\n5-NN accuracy 0\.9\d, majority class 0\.50", axis.get_title())
     noise = labels.with_columns(pl.Series("label", np.random.default_rng(1).permutation(labels["label"].to_numpy())))
     assert "hardly separate" in embedding_map_figure(embeddings, noise, "id", target="label").axes[0].get_title()
+
+
+def test_several_runs_share_one_figure_one_colour_each_with_each_runs_best_epoch(tmp_path):
+    """A cross-validated run's folds (or auto's candidates) on one curves.png."""
+    from eventseq.plots import training_curves_figure
+
+    runs = {}
+    for number, scores in enumerate(([0.6, 0.7, 0.65], [0.5, 0.55, 0.8])):
+        log = tmp_path / f"fold{number}.csv"
+        pl.DataFrame({"epoch": [0, 1, 2], "train_loss": [1.0, 0.8, 0.6], "val_loss": [0.9, 0.8, 0.85],
+                      "val_auroc": scores}).write_csv(log)
+        runs[f"fold {number + 1}"] = log
+    runs["fold 3"] = [tmp_path / "missing.csv"]  # a run without logs is left out, not an error
+    figure = training_curves_figure(runs, monitor=("val_auroc", "max"), title="cv")
+    loss_axis, score_axis = figure.axes
+    assert [text.get_text() for text in score_axis.get_legend().get_texts()] == ["fold 1", "fold 2"]
+    assert [text.get_text() for text in loss_axis.get_legend().get_texts()] == ["fold 1", "fold 2"]
+    assert len(loss_axis.lines) == 4  # training and validation loss per run
+    stars = [line for line in score_axis.lines if line.get_marker() == "*"]
+    assert [(list(star.get_xdata()), list(star.get_ydata())) for star in stars] == [([2], [0.7]), ([3], [0.8])]
+    assert stars[0].get_color() == score_axis.lines[0].get_color()  # a run's best epoch in its own colour
+    assert score_axis.get_title().startswith("validation AUROC")
+    assert training_curves_figure({"fold 1": [tmp_path / "missing.csv"]}) is None
+    assert plot_training_curves(runs, tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -438,6 +438,9 @@ def test_auto_prunes_the_worse_half_by_successive_halving_and_keeps_the_same_mod
     assert "blind" in pruned["auto_reason"] and "(pruned after 2 epochs)" in pruned["auto_reason"]
     assert "pruned" not in tried["seeing"] and tried["seeing"]["epochs"] == 6  # trained in rounds, resuming itself
     assert not (tmp_path / "pruned" / "auto" / "blind" / "checkpoints").exists()
+    # one curves.png, the run's, draws both candidates
+    assert (tmp_path / "pruned" / "curves.png").exists()
+    assert not any((tmp_path / "pruned" / "auto" / name / "curves.png").exists() for name in ("blind", "seeing"))
 
     whole = run("whole", "auto.prune=false")  # every candidate to the end, without stopping
     assert whole["auto_choice"] == "seeing" and "pruned" not in whole["auto_candidates"]["blind"]

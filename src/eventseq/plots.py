@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,25 @@ def _per_epoch(paths: list[Path]) -> pl.DataFrame | None:
     return log.group_by("epoch").agg(pl.all().drop_nulls().last()).sort("epoch")
 
 
+CurveLogs = str | os.PathLike | list[str | os.PathLike]  # one run's metrics.csv, or its parts in order
+
+
+def _paths(logs: CurveLogs) -> list[Path]:
+    return [Path(p) for p in (logs if isinstance(logs, list) else [logs])]
+
+
 def training_curves_figure(
-    metrics_csv: str | os.PathLike | list[str | os.PathLike],
+    metrics_csv: CurveLogs | Mapping[str, CurveLogs],
     monitor: tuple[str, str] | None = None,
     title: str | None = None,
 ) -> Any:
     """The training curves of a run as a Figure: losses on the left, validation metrics on the right.
 
     Args:
-        metrics_csv: one Lightning metrics.csv, or several in order (a run and its resumed parts).
+        metrics_csv: one Lightning metrics.csv, or several in order (a run and its resumed parts);
+            or several runs by name ({"fold 1": ..., "fold 2": ...}: a cross-validated run's folds,
+            `encoder=auto`'s candidates), drawn one colour each: training (solid) and validation
+            (dashed) loss on the left, the monitored metric on the right with each run's best epoch.
         monitor: (metric, "min" or "max"): the early-stopping metric; its best epoch is marked on
             both panels (the epoch whose weights the saved model holds).
         title: shown above the panels (the run's name).
@@ -50,10 +61,12 @@ def training_curves_figure(
     Returns:
         The Figure, or None if the logs have no epoch metrics yet.
     """
+    if isinstance(metrics_csv, Mapping):
+        return _runs_figure(metrics_csv, monitor, title)
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    paths = [Path(p) for p in (metrics_csv if isinstance(metrics_csv, list) else [metrics_csv])]
-    per_epoch = _per_epoch(paths)
+    per_epoch = _per_epoch(_paths(metrics_csv))
     if per_epoch is None:
         return None
     losses = [c for c in per_epoch.columns if c.endswith("_loss") and not c.startswith("test")]
@@ -78,6 +91,7 @@ def training_curves_figure(
                 axis.axvline(best["epoch"] + 1, color="grey", linestyle="--", linewidth=1,
                              label=f"best epoch {best['epoch'] + 1}: {metric_label(column)} {best[column]:.4g}")
     for axis in (loss_axis, score_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         if axis.lines:
             axis.legend(fontsize="small")
     if title:
@@ -86,8 +100,49 @@ def training_curves_figure(
     return figure
 
 
+def _runs_figure(runs: Mapping[str, CurveLogs], monitor: tuple[str, str] | None, title: str | None) -> Any:
+    """Several runs on one Figure (see `training_curves_figure`); None if none has epoch metrics."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    logs = {name: log for name, paths in runs.items() if (log := _per_epoch(_paths(paths))) is not None}
+    if not logs:
+        return None
+    figure = Figure(figsize=(11, 4.4))
+    loss_axis, score_axis = figure.subplots(1, 2)
+    colours = [f"C{number % 10}" for number in range(len(logs))]
+    score_name = monitor[0] if monitor is not None else None
+    for (name, log), colour in zip(logs.items(), colours):
+        epochs = log["epoch"] + 1  # Lightning counts from 0; people from 1
+        for column, style in (("train_loss", "-"), ("val_loss", "--")):
+            if column in log.columns:
+                loss_axis.plot(epochs, log[column], style, color=colour, marker="o", markersize=2,
+                               label=name if style == "-" or "train_loss" not in log.columns else None)
+        if score_name is None:  # no monitor: the first validation score any run logged
+            score_name = next((c for c in log.columns if c.startswith("val_") and not c.endswith("_loss")), None)
+        if score_name in log.columns:
+            values = log.select("epoch", score_name).drop_nulls()
+            score_axis.plot(values["epoch"] + 1, values[score_name], color=colour, marker="o", markersize=2,
+                            label=name)
+            if monitor is not None and values.height:
+                best = values.sort(score_name, descending=monitor[1] == "max").row(0, named=True)
+                score_axis.plot(best["epoch"] + 1, best[score_name], "*", color=colour, markersize=11)
+    loss_axis.set(title="loss (solid: training, dashed: validation)", xlabel="epoch", ylabel="loss")
+    score_axis.set(title=metric_label(score_name) + (" (★: best epoch, the weights kept)" if monitor else "")
+                   if score_name else "validation metrics", xlabel="epoch", ylabel="metric value")
+    for axis in (loss_axis, score_axis):
+        axis.grid(alpha=0.3)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
 def plot_training_curves(
-    metrics_csv: str | os.PathLike | list[str | os.PathLike],
+    metrics_csv: CurveLogs | Mapping[str, CurveLogs],
     output: str | os.PathLike,
     monitor: tuple[str, str] | None = None,
     title: str | None = None,

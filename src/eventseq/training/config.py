@@ -76,6 +76,9 @@ class TrainerSection:
         progress_bar: show a progress bar with rate and ETA.
         max_minutes: stop training after this much wall-clock time (None = no limit); the
             best checkpoint so far is kept, so methods can be compared at an equal time budget.
+        curves: draw output/curves.png when the run ends (about 0.3 s of matplotlib). The runs a run
+            makes for itself (cross-validation's fold networks, encoder=auto's candidates) draw none:
+            the run's own curves.png shows them all, one colour each.
         loggers: where metrics and the run's config (hyperparameters) go, under output/logs: csv
             (curves.png is drawn from it), tensorboard (when installed; its HPARAMS tab holds the
             config), mlflow (MLFLOW_TRACKING_URI, default output/logs/mlruns) and wandb (project
@@ -92,6 +95,7 @@ class TrainerSection:
     gradient_clip_val: float = option(1.0, ge=0)
     progress_bar: bool = True
     max_minutes: float | None = option(None, gt=0)
+    curves: bool = True
     loggers: list[str] = option(default_factory=lambda: ["csv", "tensorboard"], choices=LOGGERS)
 
 

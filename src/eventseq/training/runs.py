@@ -208,6 +208,7 @@ def _fold_networks(config: TrainConfig, folds: Folds, directory: Path, minutes: 
     for number, path in enumerate(folds.files):
         fold = copy.deepcopy(config)
         fold.cv.below, fold.combine.mode, fold.data.splits = 0, "none", str(path)
+        fold.trainer.curves = False  # the run's curves.png draws every fold
         fold.output = str(directory / f"fold-{number}")
         fold.trainer.max_minutes = None if minutes is None else minutes / len(folds.files)
         fold_dir = Path(fold.output)
@@ -268,11 +269,14 @@ def _finish_folds(config: TrainConfig, table: pl.DataFrame, dataset: SequenceDat
                 np.mean(fold_scores), np.std(fold_scores))
     metrics = _combine(ensemble, config, table, dataset, splits, metrics, folds)
     _drop_checkpoints(results)
-    # the run's logs/ (and curves.png) are fold 0's, where a one-split run has its own; every fold's are in its directory
+    # the run's logs/ are fold 0's, where a one-split run has its own; every fold's are in its directory,
+    # and curves.png draws them all
     shutil.rmtree(run_dir / "logs", ignore_errors=True)
     shutil.copytree(results[0].run_dir / "logs", run_dir / "logs")
     write_config(written or config, run_dir / "config.yaml")
-    model_dir = finish_run(ensemble, run_dir, metrics, written or config)
+    model_dir = finish_run(ensemble, run_dir, metrics, written or config,
+                           logs_dir={f"fold {number + 1}": result.run_dir / "logs"
+                                     for number, result in enumerate(results)})
     return TrainResult(ensemble.eval(), metrics, run_dir, model_dir, splits, dataset)
 
 
@@ -420,6 +424,7 @@ def _candidate(config: Any, name: str, output: Path, minutes: float | None) -> A
                                     sequence_encoder=_candidate_encoder(name).sequence_encoder)
     candidate.output = str(output)
     candidate.trainer.max_minutes = minutes
+    candidate.trainer.curves = False  # the run's curves.png draws every candidate
     return candidate
 
 
@@ -614,13 +619,17 @@ def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult
                           + (f" (pruned after {tried[name]['epochs']:g} epochs)" if tried[name].get("pruned") else "")
                           for name in candidates))
     logger.info("auto: chose %s (%s)", chosen, reason)
-    return _deliver(config if written is None else written, best, chosen, reason, tried, finish)
+    logs = {name + (" (chosen)" if name == chosen else " (pruned)" if tried[name].get("pruned") else ""):
+            Path(configs[name].output) / "logs" for name in candidates}
+    return _deliver(config if written is None else written, best, chosen, reason, tried, finish, logs)
 
 
 def _deliver(written: TrainConfig | PretrainConfig, best: TrainResult, chosen: str, reason: str,
              tried: dict[str, dict[str, Any]],
-             finish: Callable[[TrainResult, dict[str, Any]], dict[str, Any]] | None) -> TrainResult:
-    """The chosen candidate's model, metrics (with what was tried) and curves become the run's own."""
+             finish: Callable[[TrainResult, dict[str, Any]], dict[str, Any]] | None,
+             logs: dict[str, Path]) -> TrainResult:
+    """The chosen candidate's model and metrics (with what was tried) become the run's own; its curves.png
+    draws every candidate's `logs`."""
     run_dir = Path(written.output)
     metrics: dict[str, Any] = dict(best.metrics)
     metrics["auto_choice"] = chosen
@@ -634,7 +643,7 @@ def _deliver(written: TrainConfig | PretrainConfig, best: TrainResult, chosen: s
         if (best.run_dir / split_file).exists():
             shutil.copyfile(best.run_dir / split_file, run_dir / split_file)
     write_config(written, run_dir / "config.yaml")
-    model_dir = finish_run(best.module, run_dir, metrics, chosen_config, logs_dir=best.run_dir / "logs")
+    model_dir = finish_run(best.module, run_dir, metrics, chosen_config, logs_dir=logs)
     return TrainResult(best.module, metrics, run_dir, model_dir, best.splits, best.dataset)
 
 

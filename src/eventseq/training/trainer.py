@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -213,8 +214,11 @@ def evaluation_trainer(config: TrainerSection) -> L.Trainer:
 
 
 def finish_run(module: L.LightningModule, run_dir: Path, metrics: dict[str, Any], config: Any,
-               logs_dir: Path | None = None) -> Path:
-    """Save the model (with its metrics and config), metrics.json and curves.png of a finished run."""
+               logs_dir: Path | Mapping[str, Path] | None = None) -> Path:
+    """Save the model (with its metrics and config), metrics.json and curves.png of a finished run.
+
+    curves.png (unless trainer.curves is off) is drawn from `logs_dir` (default run_dir/logs), or from
+    several runs' logs by name (the folds of a cross-validated run, auto's candidates), one colour each."""
     from eventseq.plots import plot_training_curves
 
     choices = {choice.group: choice.option for choice in group_choices(config)}
@@ -222,10 +226,18 @@ def finish_run(module: L.LightningModule, run_dir: Path, metrics: dict[str, Any]
     model_dir = save_model(module, run_dir / "model", extra=info)
     module.saved_info = info  # as load_model sets it: inference reads the training max_len from here
     write_json(run_dir / "metrics.json", metrics)
+    if not config.trainer.curves:
+        return model_dir
     monitor = getattr(module, "monitor", None)  # the epoch whose weights were kept is marked on the curves
     title = f"{run_dir.name} ({getattr(module, 'kind', type(module).__name__)})"
-    plot_training_curves(sorted((logs_dir or run_dir / "logs").glob("csv*/metrics.csv")), run_dir / "curves.png",
-                         monitor=monitor if isinstance(monitor, tuple) else None, title=title)
+
+    def csv_logs(directory: Path) -> list[Path]:
+        return sorted(directory.glob("csv*/metrics.csv"))
+
+    logs = ({name: csv_logs(directory) for name, directory in logs_dir.items()} if isinstance(logs_dir, Mapping)
+            else csv_logs(logs_dir or run_dir / "logs"))
+    plot_training_curves(logs, run_dir / "curves.png", monitor=monitor if isinstance(monitor, tuple) else None,
+                         title=title)
     return model_dir
 
 
