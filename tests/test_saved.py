@@ -230,3 +230,29 @@ def test_every_model_kind_names_the_class_that_rebuilds_it_and_saved_py_imports_
     imported = {node.module for node in ast.walk(source) if isinstance(node, ast.ImportFrom)}
     model_code = {module for module in imported if module.startswith(("eventseq.rec", "eventseq.objectives"))}
     assert model_code <= {"eventseq.objectives.methods"}  # the registry of names, no model
+
+
+def test_a_transformer_saved_before_conv_kernel_and_rotary_loads_as_it_was(trained, batch, tmp_path):
+    """Models saved before `conv_kernel` existed have no such key: they load without the convolution."""
+    from eventseq.nn import EncoderConfig, SequenceEncoderConfig
+
+    torch.manual_seed(0)
+    module = trained.module
+    old = SupervisedModule(module.schema, EncoderConfig(
+        event_encoder=module.encoder_config.event_encoder,
+        sequence_encoder=SequenceEncoderConfig(type="transformer", hidden_size=8, num_heads=2, pooling="mean")),
+        module.head_config).eval()
+    saved = save_model(old, tmp_path / "old")
+    _edit_config(saved, lambda payload: payload["model"]["encoder"]["sequence_encoder"].pop("conv_kernel"))
+    loaded = load_model(saved)
+    assert loaded.encoder_config.sequence_encoder.conv_kernel == 0 and loaded.encoder.sequence_encoder.local is None
+    assert torch.equal(_outputs(loaded, batch)[0], _outputs(old, batch)[0])
+    # the new options round-trip too
+    torch.manual_seed(0)
+    new = SupervisedModule(module.schema, EncoderConfig(
+        event_encoder=module.encoder_config.event_encoder,
+        sequence_encoder=SequenceEncoderConfig(type="transformer", hidden_size=8, num_heads=2, pooling="mean",
+                                               positional="rotary", conv_kernel=3)), module.head_config).eval()
+    reloaded = load_model(save_model(new, tmp_path / "new"))
+    assert reloaded.encoder_config.sequence_encoder.conv_kernel == 3
+    assert torch.equal(_outputs(reloaded, batch)[0], _outputs(new, batch)[0])

@@ -95,7 +95,8 @@ def test_rnn_last_pooling_equals_final_state(small_prepared, small_batch):
 @pytest.mark.parametrize(
     "bad",
     [dict(type="rnn"), dict(pooling="cls"), dict(type="transformer", hidden_size=10, num_heads=3),
-     dict(pooling="median"), dict(type="transformer", positional="rotary"), dict(rnn_packing="sometimes")],
+     dict(pooling="median"), dict(type="transformer", positional="spiral"), dict(rnn_packing="sometimes"),
+     dict(type="transformer", positional="rotary", hidden_size=12, num_heads=4), dict(conv_kernel=-1)],
 )
 def test_bad_configs_are_rejected(bad):
     with pytest.raises(ConfigError):
@@ -119,3 +120,50 @@ def test_padded_and_packed_rnns_agree(kind):
     lengths = torch.tensor([6, 2, 4])
     torch.testing.assert_close(padded(x, lengths), packed(x, lengths), atol=1e-5, rtol=1e-4)
     assert torch.all(padded(x, lengths)[1, 2:] == 0)
+
+
+TRANSFORMER_VARIANTS = [dict(conv_kernel=3), dict(conv_kernel=2, positional="rotary"), dict(positional="rotary")]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("extra", TRANSFORMER_VARIANTS, ids=["conv3", "conv2-rotary", "rotary"])
+def test_transformer_options_keep_padding_out_and_the_future_out_when_causal(extra, causal):
+    torch.manual_seed(0)
+    encoder = build_sequence_encoder(4, _config("transformer", causal=causal, **extra)).eval()
+    x = torch.randn(2, 6, 4)
+    lengths = torch.tensor([6, 3])
+    hidden = encoder(x, lengths)
+    noisy = x.clone()
+    noisy[1, 3:] = 100.0  # whatever the padding holds
+    torch.testing.assert_close(encoder(noisy, lengths)[1, :3], hidden[1, :3], atol=1e-5, rtol=1e-4)
+    changed = x.clone()
+    changed[0, 4:] = torch.randn(2, 4)
+    seen = not torch.allclose(encoder(changed, lengths)[0, :4], hidden[0, :4])
+    assert seen != causal  # a causal encoder's first four events never see events 5-6
+
+
+def test_rotary_attention_scores_depend_on_the_distance_only():
+    from eventseq.nn.sequence_encoder import rotary_tables, rotate
+
+    torch.manual_seed(0)
+    query, key = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
+    rotary = rotary_tables(10, 8, torch.device("cpu"))
+    queries = rotate(query.expand(1, 1, 10, 8), rotary)[0, 0]  # the same query at positions 0..9
+    keys = rotate(key.expand(1, 1, 10, 8), rotary)[0, 0]
+    scores = queries @ keys.T  # [10, 10]
+    torch.testing.assert_close(scores[2, 5], scores[6, 9])  # 3 apart
+    torch.testing.assert_close(scores[7, 3], scores[4, 0])  # 4 apart, the other way
+    assert not torch.allclose(scores[2, 5], scores[2, 6])
+
+
+def test_without_positions_only_conv_kernel_tells_the_transformer_the_order():
+    """Attention alone is blind to order; the depthwise convolution over neighbours is not."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 6, 4)
+    swapped = x[:, [1, 0, 2, 3, 4, 5]]
+    lengths = torch.tensor([6])
+    for conv_kernel, order_matters in ((0, False), (3, True)):
+        encoder = build_sequence_encoder(4, _config("transformer", positional="none", conv_kernel=conv_kernel)).eval()
+        pooled = pool(encoder(x, lengths), lengths, "mean")
+        pooled_swapped = pool(encoder(swapped, lengths), lengths, "mean")
+        assert torch.allclose(pooled, pooled_swapped, atol=1e-5) != order_matters
