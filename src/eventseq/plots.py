@@ -35,6 +35,36 @@ def _per_epoch(paths: list[Path]) -> pl.DataFrame | None:
     return log.group_by("epoch").agg(pl.all().drop_nulls().last()).sort("epoch")
 
 
+def _panels() -> tuple[Any, Any, Any]:
+    """A Figure with the loss panel (left) and the score panel (right)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4.4))
+    loss_axis, score_axis = figure.subplots(1, 2)
+    return figure, loss_axis, score_axis
+
+
+def _best_epoch(log: pl.DataFrame, column: str, mode: str) -> dict[str, Any] | None:
+    """The row (epoch, column) of the best logged value of `column` (mode min or max); None if never logged."""
+    values = log.select("epoch", column).drop_nulls()
+    return values.sort(column, descending=mode == "max").row(0, named=True) if values.height else None
+
+
+def _finish(figure: Any, title: str | None) -> Any:
+    """Grid, whole-epoch ticks and a legend where something is labelled, on every panel; the title; the layout."""
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in figure.axes:
+        axis.grid(alpha=0.3)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
 CurveLogs = str | os.PathLike | list[str | os.PathLike]  # one run's metrics.csv, or its parts in order
 
 
@@ -63,9 +93,6 @@ def training_curves_figure(
     """
     if isinstance(metrics_csv, Mapping):
         return _runs_figure(metrics_csv, monitor, title)
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
     per_epoch = _per_epoch(_paths(metrics_csv))
     if per_epoch is None:
         return None
@@ -74,42 +101,28 @@ def training_curves_figure(
     if not losses and not scores:
         return None
     epochs = per_epoch["epoch"] + 1  # Lightning counts from 0; people from 1
-    figure = Figure(figsize=(11, 4.4))
-    loss_axis, score_axis = figure.subplots(1, 2)
+    figure, loss_axis, score_axis = _panels()
     for axis, columns, name in ((loss_axis, losses, "loss (lower is better)"),
                                 (score_axis, scores, "validation metrics")):
         for column in columns:
             axis.plot(epochs, per_epoch[column], marker="o", markersize=3, label=metric_label(column))
         axis.set(title=name, xlabel="epoch", ylabel="loss" if axis is loss_axis else "metric value")
-        axis.grid(alpha=0.3)
     if monitor is not None and monitor[0] in per_epoch.columns:
-        column, mode = monitor
-        values = per_epoch.select("epoch", column).drop_nulls()
-        if values.height:
-            best = values.sort(column, descending=mode == "max").row(0, named=True)
+        column = monitor[0]
+        best = _best_epoch(per_epoch, column, monitor[1])
+        if best is not None:
             for axis in (loss_axis, score_axis):
                 axis.axvline(best["epoch"] + 1, color="grey", linestyle="--", linewidth=1,
                              label=f"best epoch {best['epoch'] + 1}: {metric_label(column)} {best[column]:.4g}")
-    for axis in (loss_axis, score_axis):
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
-        if axis.lines:
-            axis.legend(fontsize="small")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, title)
 
 
 def _runs_figure(runs: Mapping[str, CurveLogs], monitor: tuple[str, str] | None, title: str | None) -> Any:
     """Several runs on one Figure (see `training_curves_figure`); None if none has epoch metrics."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
     logs = {name: log for name, paths in runs.items() if (log := _per_epoch(_paths(paths))) is not None}
     if not logs:
         return None
-    figure = Figure(figsize=(11, 4.4))
-    loss_axis, score_axis = figure.subplots(1, 2)
+    figure, loss_axis, score_axis = _panels()
     colours = [f"C{number % 10}" for number in range(len(logs))]
     score_name = monitor[0] if monitor is not None else None
     for (name, log), colour in zip(logs.items(), colours):
@@ -124,21 +137,13 @@ def _runs_figure(runs: Mapping[str, CurveLogs], monitor: tuple[str, str] | None,
             values = log.select("epoch", score_name).drop_nulls()
             score_axis.plot(values["epoch"] + 1, values[score_name], color=colour, marker="o", markersize=2,
                             label=name)
-            if monitor is not None and values.height:
-                best = values.sort(score_name, descending=monitor[1] == "max").row(0, named=True)
+            best = _best_epoch(values, score_name, monitor[1]) if monitor is not None else None
+            if best is not None:
                 score_axis.plot(best["epoch"] + 1, best[score_name], "*", color=colour, markersize=11)
     loss_axis.set(title="loss (solid: training, dashed: validation)", xlabel="epoch", ylabel="loss")
     score_axis.set(title=metric_label(score_name) + (" (★: best epoch, the weights kept)" if monitor else "")
                    if score_name else "validation metrics", xlabel="epoch", ylabel="metric value")
-    for axis in (loss_axis, score_axis):
-        axis.grid(alpha=0.3)
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend(fontsize="small")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, title)
 
 
 def plot_training_curves(

@@ -103,6 +103,19 @@ class SequenceEncoderConfig:
                               f"{self.hidden_size // self.num_heads} must be even")
 
 
+def real_events(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """[B, T] True at the real (left-aligned) events of sequences of `lengths`, False at their padding."""
+    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def convolve_events(conv: nn.Conv1d, hidden: torch.Tensor, causal: bool) -> torch.Tensor:
+    """`conv` over the events of hidden [B, T, H], padded so that the output keeps T steps; causal: each
+    step sees itself and the steps before it only (all padding on the left)."""
+    reach = (conv.kernel_size[0] - 1) * conv.dilation[0]
+    left, right = (reach, 0) if causal else (reach // 2, reach - reach // 2)
+    return conv(F.pad(hidden.transpose(1, 2), (left, right))).transpose(1, 2)
+
+
 class RnnEncoder(nn.Module):
     """GRU or LSTM. Events are left-aligned, so an RNN's state at a real event never depends on
     the padding after it: running over the padded batch gives the same hidden states at real events
@@ -128,8 +141,7 @@ class RnnEncoder(nn.Module):
             hidden, _ = pad_packed_sequence(output, batch_first=True, total_length=width)
             return hidden  # [B, T, H], zero at padding
         hidden, _ = self.rnn(x)  # [B, T, H]
-        steps = torch.arange(width, device=x.device)
-        return hidden * (steps[None, :] < lengths[:, None]).unsqueeze(-1)  # zero at padding, as packed
+        return hidden * real_events(lengths, width).unsqueeze(-1)  # zero at padding, as packed
 
 
 class CnnEncoder(nn.Module):
@@ -139,7 +151,6 @@ class CnnEncoder(nn.Module):
         super().__init__()
         self.input = nn.Linear(input_dim, config.hidden_size)
         self.causal = config.causal
-        self.kernel_size = config.kernel_size
         self.convs = nn.ModuleList(
             nn.Conv1d(config.hidden_size, config.hidden_size, config.kernel_size, dilation=2**layer)
             for layer in range(config.num_layers)
@@ -149,13 +160,10 @@ class CnnEncoder(nn.Module):
         self.output_dim = config.hidden_size
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        steps = torch.arange(x.shape[1], device=x.device)
-        mask = (steps[None, :] < lengths[:, None]).unsqueeze(-1)  # [B, T, 1]
+        mask = real_events(lengths, x.shape[1]).unsqueeze(-1)  # [B, T, 1]
         hidden = self.input(x) * mask  # [B, T, H]
         for conv, norm in zip(self.convs, self.norms):
-            reach = (self.kernel_size - 1) * conv.dilation[0]
-            left, right = (reach, 0) if self.causal else (reach // 2, reach - reach // 2)
-            update = conv(F.pad(hidden.transpose(1, 2), (left, right))).transpose(1, 2)
+            update = convolve_events(conv, hidden, self.causal)
             hidden = norm(hidden + self.dropout(F.gelu(update))) * mask
         return hidden
 
@@ -247,11 +255,8 @@ class TransformerEncoder(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         hidden = self.input(x)  # [B, T, H]
         if self.local is not None:
-            real = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]).unsqueeze(-1)
-            reach = self.config.conv_kernel - 1
-            left, right = (reach, 0) if self.config.causal else (reach // 2, reach - reach // 2)
-            hidden = hidden * real  # padding adds nothing to the last real events
-            hidden = hidden + self.local(F.pad(hidden.transpose(1, 2), (left, right))).transpose(1, 2)
+            hidden = hidden * real_events(lengths, hidden.shape[1]).unsqueeze(-1)  # padding adds nothing to real events
+            hidden = hidden + convolve_events(self.local, hidden, self.config.causal)
         if self.cls is not None:
             hidden = torch.cat([self.cls.expand(hidden.shape[0], 1, -1), hidden], dim=1)
             lengths = lengths + 1
@@ -262,8 +267,7 @@ class TransformerEncoder(nn.Module):
             hidden = hidden + sinusoidal_positions(width, hidden.shape[-1], hidden.device)
         elif self.config.positional == "learned":
             hidden = hidden + self.positions(torch.arange(width, device=hidden.device))
-        steps = torch.arange(width, device=hidden.device)
-        key_valid = steps[None, :] < lengths[:, None]  # [B, T]
+        key_valid = real_events(lengths, width)  # [B, T]
         if self.config.causal:
             # Events are left-aligned, so every key a real query may see (j <= i) is a real event:
             # the causal mask alone is exact there and needs no [B, 1, T, T] tensor.
@@ -322,8 +326,7 @@ def pool(hidden: torch.Tensor, lengths: torch.Tensor, method: str) -> torch.Tens
     if len(parts) > 1:
         return torch.cat([pool(hidden, lengths, part) for part in parts], dim=-1)
     method = parts[0]
-    steps = torch.arange(hidden.shape[1], device=hidden.device)
-    mask = (steps[None, :] < lengths[:, None]).unsqueeze(-1)  # [B, T, 1]
+    mask = real_events(lengths, hidden.shape[1]).unsqueeze(-1)  # [B, T, 1]
     if method == "last":
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), (lengths - 1).clamp(min=0)]
     if method == "mean":
