@@ -29,8 +29,10 @@ train / valid / test entities (65% / 15% / 20%, stratified for classes) by
 - auto: `train` with `encoder=auto`, given `--minutes` per candidate encoder (so in all
   `--minutes` x the number of candidates): the same budget per encoder as the other rows;
   `auto split` compares the candidates on the one validation part (`cv.below=0`), `auto cv` by
-  cross-validation over train + valid (`cv.below` above any size); the note names the choice and
-  the candidate whose network scores best on the test entities (what a perfect choice would keep);
+  cross-validation over train + valid (`cv.below` above any size), `auto unpruned` trains every
+  candidate to the end (`auto.prune=false`); the note names the choice; the report counts how often
+  each auto row keeps the candidate whose network scores best on the test entities (with the encoder
+  rows) and the one `auto unpruned` keeps, and its time against the default's;
 - <method>: `pretrain method=<method>` on every entity (no labels, the transductive protocol of
   embedding benchmarks), `embed`, LightGBM on train + valid; `<method> ⊕ aggregates`: the embeddings
   joined to the aggregates; `<method> fine-tuned`: `train init_from=` its model; `<method> auto`:
@@ -40,7 +42,10 @@ train / valid / test entities (65% / 15% / 20%, stratified for classes) by
 Scores (higher is better): AUROC (binary), accuracy (multiclass), macro AUROC (multilabel), R²
 (regression), as `eventseq.datasets.quality.quality_score` computes them. The report gives mean ±
 std over the seeds, the share of the optimum, the epochs and the wall-clock seconds of each row,
-and draws one panel per set (PNG next to the Markdown). Every model gets `--minutes` of training at
+the seconds a row that trains one network on one split (an encoder row or `network split` above
+`cv.below`, or any with `--override cv.below=0`) trained before its test score first reached the
+aggregates' (`FloorClock`: scored after every epoch, its own scoring not counted; cross-validated
+and auto rows: "-"), and draws one panel per set (PNG next to the Markdown). Every model gets `--minutes` of training at
 most (`trainer.max_minutes`; a cross-validated run `--minutes` x `cv.folds`, one share per fold network),
 `trainer.max_epochs` as the library's default unless `--quick`.
 
@@ -54,16 +59,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import gc
 import json
 import logging
 import os
+import random
 import shutil
 import sys
 import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +79,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from eventseq._io import atomic_path
 from eventseq.config import load_config
@@ -86,9 +95,12 @@ VALID_FRACTION, TEST_FRACTION = 0.15, 0.2
 ENCODER_ROWS = ("gru", "lstm", "cnn", "transformer")
 METHOD_ROW_SUFFIXES = ("", " ⊕ aggregates", " fine-tuned", " auto")  # the rows of a pretraining method
 # what a cell's settings record besides the options: 2 = the default row is the combined model; 3 = below
-# cv.below it is cross-validated (fold networks averaged, stacked out of fold)
-SUITE_REVISION = 3
-AUTO_ROWS = {"auto": [], "auto split": ["cv.below=0"], "auto cv": ["cv.below=1000000000"]}
+# cv.below it is cross-validated (fold networks averaged, stacked out of fold); 4 = the transformer reads order
+# (conv_kernel, rotary) and cross-validated auto prunes
+SUITE_REVISION = 4
+UNPRUNED = "auto unpruned"
+AUTO_ROWS = {"auto": [], "auto split": ["cv.below=0"], "auto cv": ["cv.below=1000000000"],
+             UNPRUNED: ["auto.prune=false"]}
 SPLIT_ROWS = {"default split": "default", "network split": "network"}  # the row on one split (cv.below=0)
 DEFAULT_ROWS = ("aggregates", "default", "network", *ENCODER_ROWS, "auto", "coles", "coles ⊕ aggregates", "coles fine-tuned")
 LIGHTGBM = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1,
@@ -122,6 +134,8 @@ class Score:
     seconds: float
     epochs: float | None = None
     note: str = ""
+    to_floor: float = float("nan")  # training seconds until the test score reached the aggregates' (inf: never;
+    # nan: not measured, see FloorClock)
 
 
 @dataclass
@@ -165,7 +179,8 @@ class CellLog:
 
     def add(self, case: Case, row: str, score: Score) -> None:
         cell = {"set": case.name, "seed": case.seed, "row": row, "value": score.value, "seconds": score.seconds,
-                "epochs": score.epochs, "note": score.note, "optimum": case.optimum, "signal": case.signal,
+                "epochs": score.epochs, "note": score.note, "to_floor": score.to_floor, "optimum": case.optimum,
+                "signal": case.signal,
                 "task": case.task, "settings": self.settings}
         self.cells[(case.name, case.seed, row)] = cell
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -188,7 +203,8 @@ class CellLog:
                 optimum = found[0]["optimum"]
                 result.optimum.setdefault(label, []).append(np.nan if optimum is None else optimum)
                 for cell in found:
-                    result.add(label, cell["row"], Score(cell["value"], cell["seconds"], cell["epochs"], cell["note"]))
+                    result.add(label, cell["row"], Score(cell["value"], cell["seconds"], cell["epochs"], cell["note"],
+                                                         cell.get("to_floor", float("nan"))))
         return result
 
 
@@ -265,6 +281,36 @@ def network_score(case: Case, module: Any) -> float:
     return quality_score(case.task, case.truth[test], predicted)
 
 
+class FloorClock(Callback):
+    """How long a network trains before its test score first reaches the floor (the aggregates + LightGBM
+    score of the same case): after every validation it scores the test entities, and the training seconds
+    of the first epoch at or above the floor are kept (`seconds`; inf while not reached). Its own scoring is
+    left out of the clock (`spent`), and the random generators are put back after it, so that the network
+    trains exactly as it would without the clock."""
+
+    def __init__(self, case: Case, floor: float) -> None:
+        self.case, self.floor = case, floor
+        self.started, self.spent, self.seconds = 0.0, 0.0, float("inf")
+
+    def on_train_start(self, trainer: Any, module: Any) -> None:
+        self.started, self.spent, self.seconds = time.perf_counter(), 0.0, float("inf")
+
+    def on_validation_end(self, trainer: Any, module: Any) -> None:
+        if trainer.sanity_checking or np.isfinite(self.seconds):
+            return
+        began = time.perf_counter()
+        generators = torch.get_rng_state(), np.random.get_state(), random.getstate()
+        training = module.training
+        value = network_score(self.case, module)
+        module.train(training)
+        torch.set_rng_state(generators[0])
+        np.random.set_state(generators[1])
+        random.setstate(generators[2])
+        if np.isfinite(value) and value >= self.floor:
+            self.seconds = began - self.started - self.spent
+        self.spent += time.perf_counter() - began
+
+
 # ----------------------------------------------------------------------------- rows
 def _common_overrides(case: Case, args: argparse.Namespace, run_dir: Path) -> list[str]:
     overrides = [f"data.path={case.prepared_dir}", f"output={run_dir}", f"seed={case.seed}",
@@ -274,8 +320,10 @@ def _common_overrides(case: Case, args: argparse.Namespace, run_dir: Path) -> li
     return overrides
 
 
-def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path, init_from: Path | None = None
-                   ) -> Score:
+def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path, init_from: Path | None = None,
+                   floor: Callable[[], float] | None = None) -> Score:
+    """One `train` row; a row that trains one network on one split, given the `floor`, is timed to it
+    (FloorClock)."""
     run_dir = workdir / f"{case.name}_{case.seed}" / row.replace(" ", "_")
     overrides = _common_overrides(case, args, run_dir)
     overrides += [f"data.valid_fraction={VALID_FRACTION}", f"data.test_fraction={TEST_FRACTION}"]
@@ -292,14 +340,15 @@ def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path
     networks = len(chosen.auto.candidates) if row in AUTO_ROWS else 1
     if len(case.splits["train"]) + len(case.splits["valid"]) < chosen.cv.below:
         networks *= chosen.cv.folds
+    clock = FloorClock(case, floor()) if networks == 1 and floor is not None else None
     overrides.append(f"trainer.max_minutes={args.minutes * networks}")
     overrides += args.override
     if init_from is not None:
         overrides.append(f"init_from={init_from}")
     config = load_config(TrainConfig, overrides=overrides)
     started = time.perf_counter()
-    result = train(config)
-    seconds = time.perf_counter() - started
+    result = train(config, [clock] if clock else ())
+    seconds = time.perf_counter() - started - (clock.spent if clock else 0.0)
     written = pl.read_parquet(run_dir / "splits.parquet")
     test_ids = np.sort(written.filter(pl.col("part") == "test")[case.schema.id_column].to_numpy())
     if not np.array_equal(test_ids, np.sort(case.part_ids("test"))):
@@ -310,7 +359,8 @@ def supervised_row(case: Case, row: str, args: argparse.Namespace, workdir: Path
     if weights:  # the stack's weights: which part carries the default on this set
         note = f"{note} weights: network {weights['network']:.2f}, aggregates {weights['aggregates']:.2f}".strip()
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return Score(value, seconds, float(result.metrics.get("epochs", np.nan)), note)
+    return Score(value, seconds, float(result.metrics.get("epochs", np.nan)), note,
+                 clock.seconds if clock else float("nan"))
 
 
 def pretrain_rows(case: Case, method: str, args: argparse.Namespace, workdir: Path, rows: list[str],
@@ -375,13 +425,14 @@ def run_case(case: Case, args: argparse.Namespace, workdir: Path, log: CellLog, 
 
     started = time.perf_counter()
     aggregates = aggregate_features(case.table, case.schema)
+    floor = functools.cache(lambda: lightgbm_score(case, aggregates))  # what one network is timed to (FloorClock)
     if "aggregates" in rows:
-        record("aggregates", Score(lightgbm_score(case, aggregates), time.perf_counter() - started))
+        record("aggregates", Score(floor(), time.perf_counter() - started))
     for row in rows:
         if row == "aggregates" or row.split(" ")[0] in args.methods:
             continue
         try:
-            score = supervised_row(case, row, args, workdir)
+            score = supervised_row(case, row, args, workdir, floor=floor)
         except Exception as error:  # a failing row is a line of the report, not the end of the run
             traceback.print_exc()
             score = Score(float("nan"), 0.0, note=f"failed: {type(error).__name__}: {error}"[:200])
@@ -414,6 +465,18 @@ def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in rows)]
 
 
+def _to_floor(scores: list[Score]) -> str:
+    """The mean training seconds to the aggregates' score over the seeds that reached it, "(k/n)" when only
+    k of n did, "never" when none did, "-" where not measured (cross-validated or auto rows, the aggregates)."""
+    timed = [score.to_floor for score in scores if not np.isnan(score.to_floor)]
+    reached = [seconds for seconds in timed if np.isfinite(seconds)]
+    if not timed:
+        return "-"
+    if not reached:
+        return "never"
+    return f"{np.mean(reached):.1f}" + ("" if len(reached) == len(timed) else f" ({len(reached)}/{len(timed)})")
+
+
 def summary(result: Result, rows: list[str]) -> tuple[list[str], dict[str, dict[str, tuple[float, float]]]]:
     """The Markdown table (sets as blocks) and {set: {row: (mean, std)}}."""
     cells: list[list[str]] = []
@@ -424,7 +487,7 @@ def summary(result: Result, rows: list[str]) -> tuple[list[str], dict[str, dict[
         means[set_name] = {"optimum": (optimum, optimum_std)}
         head = [set_name, result.signals[set_name], f"{task} ({QUALITY_METRICS[task]})"]
         if np.isfinite(optimum):
-            cells.append(head + ["**optimum**", f"{optimum:.4f} ± {optimum_std:.4f}", "1.00", "-", "-",
+            cells.append(head + ["**optimum**", f"{optimum:.4f} ± {optimum_std:.4f}", "1.00", "-", "-", "-",
                                  "Bayes rule, exact"])
             head = ["", "", ""]
         for row in rows:
@@ -437,10 +500,10 @@ def summary(result: Result, rows: list[str]) -> tuple[list[str], dict[str, dict[
             epochs = [s.epochs for s in scores if s.epochs is not None and np.isfinite(s.epochs)]
             notes = "; ".join(sorted({s.note for s in scores if s.note}))
             cells.append(head + [row, f"{mean:.4f} ± {std:.4f}", share, f"{np.mean(epochs):.1f}" if epochs else "-",
-                                 f"{np.mean([s.seconds for s in scores]):.0f}", notes])
+                                 f"{np.mean([s.seconds for s in scores]):.0f}", _to_floor(scores), notes])
             head = ["", "", ""]
     header = ["set", "signal", "task (metric)", "row", "score (mean ± std)", "share of optimum", "epochs", "seconds",
-              "notes"]
+              "seconds to the aggregates' score", "notes"]
     return _markdown(header, cells), means
 
 
@@ -461,35 +524,47 @@ def ranks(means: dict[str, dict[str, tuple[float, float]]], rows: list[str]) -> 
 
 
 def auto_choices(result: Result, rows: list[str]) -> list[str]:
-    """How often each auto row kept the candidate whose network scores best on the test entities (among the
-    encoder rows of the same set and seed), and its time against the default row's, per set."""
+    """Per set, for each auto row: how often it kept the candidate whose network scores best on the test
+    entities (among the encoder rows of the same set and seed, when two are there), how often it kept what
+    `auto unpruned` (every candidate to the end) kept, and its time against the default row's."""
     autos = [row for row in rows if row in AUTO_ROWS]
     encoders = [row for row in ENCODER_ROWS if row in rows]
-    if not autos or len(encoders) < 2:
+    judged = autos if len(encoders) >= 2 else []  # against the test-best
+    agreeing = [row for row in autos if row != UNPRUNED] if UNPRUNED in autos else []  # against auto unpruned
+    timed = autos if "default" in rows else []
+    if not judged and not agreeing and not timed:
         return []
-    header = ["set", *(f"{row}: picks the test-best" for row in autos),
-              *(f"{row} time / default" for row in autos if "default" in rows)]
-    lines, totals = [], {row: [0, 0] for row in autos}
+    header = ["set", *(f"{row}: picks the test-best" for row in judged),
+              *(f"{row}: same choice as {UNPRUNED}" for row in agreeing), *(f"{row} time / default" for row in timed)]
+    lines, totals = [], {(kind, row): [0, 0] for kind, group in (("best", judged), ("same", agreeing))
+                         for row in group}
+
+    def choice(label: str, row: str, index: int) -> str:
+        return result.scores[(label, row)][index].note.split(" ")[0]
+
     for label in result.signals:
-        seeds = len(result.scores.get((label, encoders[0]), []))
-        if any(len(result.scores.get((label, row), [])) != seeds for row in [*encoders, *autos]):
+        seeds = len(result.scores.get((label, autos[0]), []))
+        needed = [*autos, *(encoders if judged else []), *(["default"] if timed else [])]
+        if any(len(result.scores.get((label, row), [])) != seeds for row in needed):
             continue  # a set whose rows are not all there for every seed
         cells = []
-        for row in autos:
-            hits = 0
-            for index in range(seeds):
-                best = max(encoders, key=lambda name: result.scores[(label, name)][index].value)
-                chosen = result.scores[(label, row)][index].note.split(" ")[0]
-                hits += chosen == best
-            totals[row][0] += hits
-            totals[row][1] += seeds
-            cells.append(f"{hits}/{seeds}")
-        if "default" in rows and len(result.scores.get((label, "default"), [])) == seeds:
+        for kind, group in (("best", judged), ("same", agreeing)):
+            for row in group:
+                hits = 0
+                for index in range(seeds):
+                    if kind == "best":
+                        target = max(encoders, key=lambda name: result.scores[(label, name)][index].value)
+                    else:
+                        target = choice(label, UNPRUNED, index)
+                    hits += choice(label, row, index) == target
+                totals[(kind, row)][0] += hits
+                totals[(kind, row)][1] += seeds
+                cells.append(f"{hits}/{seeds}")
+        if timed:
             default = np.mean([score.seconds for score in result.scores[(label, "default")]])
-            cells += [f"{np.mean([s.seconds for s in result.scores[(label, row)]]) / default:.1f}x" for row in autos]
+            cells += [f"{np.mean([s.seconds for s in result.scores[(label, row)]]) / default:.1f}x" for row in timed]
         lines.append([label, *cells])
-    lines.append(["all", *(f"{hits}/{count}" for hits, count in totals.values()),
-                  *([""] * (len(header) - 1 - len(autos)))])
+    lines.append(["all", *(f"{hits}/{count}" for hits, count in totals.values()), *([""] * len(timed))])
     return _markdown(header, lines)
 
 

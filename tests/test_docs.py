@@ -32,6 +32,13 @@ def test_python_api_example_runs(tmp_path, monkeypatch, python_block):
     assert namespace["network_weight"] >= 0 and namespace["aggregates_weight"] >= 0
     exec(compile(python_block("models.md", "### Small data: cross-validated training"), "docs", "exec"), namespace)
     assert len(namespace["small_run"].metrics["cv"]["folds"]) == 5 and len(namespace["small_run"].module.members) == 4
+    # encoder=auto on the same small data: cross-validated candidates, pruned by their mean (2 epochs: round 1, then
+    # the better two to the end)
+    code = python_block("models.md", "### Letting the library choose the encoder: `encoder=auto`")
+    exec(compile(code.replace("trainer.max_epochs=8", "trainer.max_epochs=2\", \"auto.rung_epochs=1"), "docs", "exec"),
+         namespace)
+    tried = namespace["small_auto"].metrics["auto_candidates"]
+    assert sum(bool(one.get("pruned")) for one in tried.values()) == 1 and len(tried["gru"]["folds"]) == 5
 
     # the CoLES example continues from the files the first one wrote
     coles_code = python_block("pretraining.md", "# Self-supervised pretraining: CoLES")

@@ -456,11 +456,25 @@ def test_auto_below_cv_below_compares_the_candidates_by_cross_validation(tmp_pat
 
     prepared = _marker_set(tmp_path)
     monkeypatch.chdir(tmp_path)  # ./configs/encoder/{seeing,blind}.yaml are options
-    config = load_config(TrainConfig, overrides=[
-        "encoder=auto", "auto.candidates=[blind,seeing]", f"data.path={prepared}", f"output={tmp_path / 'run'}",
-        "trainer.max_epochs=6", "trainer.progress_bar=false", "data.batch_size=32", "cv.folds=3",
-        "combine.mode=none"])
-    result = train(config)
+
+    class Fits(Callback):  # the caller's own callback reaches every fold network of every round
+        def __init__(self):
+            self.fits = []
+
+        def on_fit_start(self, trainer, module):
+            self.fits.append(Path(trainer.default_root_dir).relative_to(tmp_path / "run").as_posix())
+
+    fits = Fits()
+
+    def run(output: str, *extra: str):
+        return train(load_config(TrainConfig, overrides=[
+            "encoder=auto", "auto.candidates=[blind,seeing]", f"data.path={prepared}", f"output={tmp_path / output}",
+            "trainer.max_epochs=6", "trainer.patience=10", "trainer.progress_bar=false", "data.batch_size=32",
+            "cv.folds=3", "combine.mode=none", *extra]), callbacks=[fits] if output == "run" else ())
+
+    result = run("run")
+    folds = [f"auto/{name}/fold-{number}" for name in ("blind", "seeing") for number in range(3)]
+    assert fits.fits == folds + folds[3:]  # round 1: every candidate's folds; round 2: the kept one's
     tried = result.metrics["auto_candidates"]
     assert result.metrics["auto_choice"] == "seeing"
     for name in ("blind", "seeing"):
@@ -468,6 +482,12 @@ def test_auto_below_cv_below_compares_the_candidates_by_cross_validation(tmp_pat
         assert tried[name]["val_auroc_std"] == pytest.approx(np.std(tried[name]["folds"]))
     assert tried["seeing"]["val_auroc"] > tried["blind"]["val_auroc"] + 0.2
     assert "3-fold cross-validation over the 170 train + valid entities" in result.metrics["auto_reason"]
+    # pruned by its mean over the folds after the first round (auto.rung_epochs=3), with the score it had then;
+    # the kept one's fold networks went on, each resuming its own checkpoint
+    assert tried["blind"]["pruned"] and tried["blind"]["epochs"] == 3
+    assert "blind 0." in result.metrics["auto_reason"] and "(pruned after 3 epochs)" in result.metrics["auto_reason"]
+    assert "pruned" not in tried["seeing"] and tried["seeing"]["epochs"] == 6
+    assert result.metrics["cv"]["epochs"] == [6, 6, 6]
     # the folds cover train + valid; the test entities are in no fold's train or valid part
     run_split = pl.read_parquet(tmp_path / "run" / "splits.parquet")
     test_ids = set(run_split.filter(pl.col("part") == "test")["entity_id"].to_list())
@@ -482,6 +502,40 @@ def test_auto_below_cv_below_compares_the_candidates_by_cross_validation(tmp_pat
     assert result.metrics["cv"]["folds"] == tried["seeing"]["folds"]
     assert len(result.module.members) == 2 and (tmp_path / "run" / "model" / "model.safetensors").exists()
     assert not any((tmp_path / "run" / "auto").glob("*/fold-*/checkpoints"))
+    # every candidate to the end, without stopping: the same choice, and the very same fold networks
+    whole = run("whole", "auto.prune=false").metrics
+    assert whole["auto_choice"] == "seeing" and whole["auto_candidates"]["blind"]["epochs"] == 6
+    assert whole["auto_candidates"]["seeing"]["folds"] == tried["seeing"]["folds"]
+    assert whole["test_auroc"] == result.metrics["test_auroc"]
+
+
+def test_a_cross_validated_candidate_trains_on_only_the_folds_its_last_round_did_not_stop(tmp_path, monkeypatch):
+    """Successive halving over folds: a fold network that stopped before its round's epoch limit (early
+    stopping, its time share) is kept as it is; the others resume their own checkpoint."""
+    from eventseq.training import TrainConfig, TrainResult, runs
+
+    calls = []
+
+    def fake_train(config, callbacks=()):
+        name = Path(config.output).name
+        calls.append((name, config.resume, config.trainer.max_epochs))
+        epochs = 2 if name == "fold-1" else config.trainer.max_epochs  # fold 1 stops early, at epoch 2
+        return TrainResult(None, {"val_auroc": 0.5, "epochs": epochs}, Path(config.output), tmp_path, {}, None)
+
+    monkeypatch.setattr(runs, "train", fake_train)
+    folds = runs.Folds(np.arange(6), [(np.arange(4), np.arange(4, 6))] * 3, [tmp_path / f"{n}.parquet" for n in range(3)])
+    config = TrainConfig()
+    config.trainer.max_epochs = 3
+    first = runs._fold_networks(config, folds, tmp_path, None)
+    config.trainer.max_epochs, config.resume = 6, True
+    second = runs._fold_networks(config, folds, tmp_path, None, (first, 3))
+    assert calls == [("fold-0", False, 3), ("fold-1", False, 3), ("fold-2", False, 3),
+                     ("fold-0", True, 6), ("fold-2", True, 6)]
+    assert second[1] is first[1]
+    summary = TrainResult(None, {"epochs": 4.7, "cv": {"epochs": [e.metrics["epochs"] for e in second]}}, tmp_path,
+                          tmp_path, {}, None)
+    assert not runs._stopped(summary, 6)  # folds 0 and 2 reached the limit: a longer round would train them on
+    assert runs._stopped(summary, 7)
 
 
 def test_data_splits_gives_the_entity_split_and_reproduces_a_run(prepared_dir, tmp_path, make_train_config):

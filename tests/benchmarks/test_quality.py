@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "quality.py"
@@ -65,7 +66,7 @@ def test_a_killed_run_resumes_without_recomputing_finished_cells(tmp_path, monke
     def refuse_to_redo(case, features):
         raise AssertionError(f"aggregates of {case.name} were computed again")
 
-    def supervised(case, row, args, workdir, init_from=None):
+    def supervised(case, row, args, workdir, init_from=None, floor=None):
         computed.append((case.name, row))
         return quality.Score(0.5, 1.0, 1.0)
 
@@ -104,3 +105,37 @@ def test_auto_choices_count_the_picks_of_the_test_best_candidate_and_the_time_ag
     assert lines[2] == "| markov | 1/2 | 2/2 | 2.0x | 6.0x |"
     assert lines[3] == "| all | 1/2 | 2/2 |  |  |"
     assert quality.auto_choices(result, ["gru", "default"]) == []  # no auto row: no section
+    # against auto unpruned (every candidate to the end), without the encoder rows: agreement and time
+    for value, second, note in zip([0.7, 0.6], [8, 8], ["cnn", "gru"]):
+        result.add("markov", "auto unpruned", quality.Score(value, second, 1.0, note))
+    lines = quality.auto_choices(result, ["default", "auto cv", "auto unpruned"])
+    assert lines[0] == "| set | auto cv: same choice as auto unpruned | auto cv time / default | auto unpruned time / default |"
+    assert lines[2] == "| markov | 1/2 | 6.0x | 4.0x |"
+    assert lines[3] == "| all | 1/2 |  |  |"
+
+
+def test_one_network_is_timed_to_the_aggregates_score_and_the_clock_changes_nothing(tmp_path):
+    """FloorClock: a row that trains one network on one split reports the training seconds until its test score
+    first reached the aggregates' (inf: never), and the network it trains is the one it trains without it."""
+    quality = _load()
+    arguments = ["--quick", "--sets", "sparse", "--override", "cv.below=0", "--override", "trainer.max_epochs=3",
+                 "--output", str(tmp_path / "quality.md")]
+    result = quality.main([*arguments, "--rows", "aggregates,gru"])
+    timed = result.scores[("sparse", "gru")][0]
+    assert not np.isnan(timed.to_floor) and timed.to_floor > 0  # measured: seconds, or inf when never reached
+    assert np.isnan(result.scores[("sparse", "aggregates")][0].to_floor)
+    report = (tmp_path / "quality.md").read_text()
+    assert "seconds to the aggregates' score" in report
+    gru_line = next(line for line in report.splitlines() if "| gru |" in line)
+    cells = [cell.strip() for cell in gru_line.strip("|").split("|")]
+    assert cells[3] == "gru" and cells[8] == ("never" if np.isinf(timed.to_floor) else f"{timed.to_floor:.1f}")
+
+    args = quality.parse([*arguments, "--rows", "gru"])
+    case = quality.make_case("sparse", args.entities[0], 0, tmp_path / "work")
+    untimed = quality.supervised_row(case, "gru", args, tmp_path / "work")  # no floor given: no clock
+    assert np.isnan(untimed.to_floor)
+    assert untimed.value == timed.value and untimed.epochs == timed.epochs
+    # the report's column for several seeds: the mean over those that reached it, and how many did
+    scores = [quality.Score(0.5, 1.0, to_floor=seconds) for seconds in (2.0, 4.0, float("inf"))]
+    assert quality._to_floor(scores) == "3.0 (2/3)"
+    assert quality._to_floor(scores[2:]) == "never" and quality._to_floor([quality.Score(0.5, 1.0)]) == "-"

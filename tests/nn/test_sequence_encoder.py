@@ -154,6 +154,15 @@ def test_rotary_attention_scores_depend_on_the_distance_only():
     torch.testing.assert_close(scores[2, 5], scores[6, 9])  # 3 apart
     torch.testing.assert_close(scores[7, 3], scores[4, 0])  # 4 apart, the other way
     assert not torch.allclose(scores[2, 5], scores[2, 6])
+    # the pairs rotated are dimensions (2i, 2i+1), as rotary transformers saved before were trained with
+    cos, sin = rotary
+    even, odd = query[0, 0, 0, 0::2], query[0, 0, 0, 1::2]
+    by_hand = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1).flatten(-2)
+    torch.testing.assert_close(queries, by_hand)
+    # half precision (bfloat16 autocast on a GPU) is rotated in float32 and given back in its own type
+    half = rotate(query.expand(1, 1, 10, 8).bfloat16(), rotary)
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float()[0, 0], queries, atol=0.05, rtol=0.02)
 
 
 def test_without_positions_only_conv_kernel_tells_the_transformer_the_order():

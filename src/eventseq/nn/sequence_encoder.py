@@ -191,9 +191,10 @@ def rotary_tables(length: int, head_dim: int, device: torch.device) -> tuple[tor
 def rotate(x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Queries or keys [B, heads, T, head_dim] with each pair of dimensions (2i, 2i+1) rotated by position's
     angle: the dot product of a rotated query and key then depends on their positions' difference only."""
-    cos, sin = rotary
-    even, odd = x[..., 0::2], x[..., 1::2]
-    return torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1).flatten(-2)
+    # as complex numbers even + i odd times cos + i sin: the same products as rotating each pair by hand, in
+    # one kernel (half the time of slicing, stacking and interleaving); complex bfloat16 does not exist
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * torch.complex(*rotary)).flatten(-2).type_as(x)
 
 
 class TransformerBlock(nn.Module):

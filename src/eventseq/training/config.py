@@ -113,7 +113,9 @@ class AutoSection:
         prune: successive halving: every candidate trains `rung_epochs` epochs, the better half
             (rounded up) goes on to twice as many, and so on until one is left, which trains to the
             end (trainer.max_epochs or early stopping). A dropped candidate is reported as pruned,
-            with its score when it was dropped. false: every candidate trains to the end.
+            with its score when it was dropped. Cross-validated (below cv.below), a round trains each
+            remaining candidate's fold networks and ranks the candidates by their mean over the folds.
+            false: every candidate trains to the end.
         rung_epochs: epochs of the first round of pruning.
     """
 

@@ -14,7 +14,7 @@ import copy
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,6 +24,7 @@ import lightning as L
 import numpy as np
 import polars as pl
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from eventseq._io import check_output, write_json, write_parquet
 from eventseq.config import check_options
@@ -194,12 +195,17 @@ def _folds(config: TrainConfig, dataset: SequenceDataset, splits: dict[str, np.n
     return Folds(known, cuts, files)
 
 
-def _fold_networks(config: TrainConfig, folds: Folds, directory: Path, minutes: float | None) -> list[TrainResult]:
+def _fold_networks(config: TrainConfig, folds: Folds, directory: Path, minutes: float | None,
+                   earlier: tuple[list[TrainResult], int] | None = None,
+                   callbacks: Sequence[Callback] = ()) -> list[TrainResult]:
     """The network of `config` trained once per fold (a plain run with the fold's split file, in
     directory/fold-k), each early-stopped on the entities its fold leaves out, within `minutes` in all.
 
     With resume=true a fold that finished (its model and metrics.json written) is read back, not trained
-    again; the others resume their own last checkpoint or start.
+    again; the others resume their own last checkpoint or start. `earlier`: these fold networks from a
+    round of auto's successive halving and that round's epoch limit: a fold that stopped before the
+    limit (early stopping, its time share) is kept as it is, the others resume their own last checkpoint
+    up to trainer.max_epochs.
     """
     from eventseq._io import read_json
     from eventseq.saved import load_model
@@ -212,13 +218,25 @@ def _fold_networks(config: TrainConfig, folds: Folds, directory: Path, minutes: 
         fold.output = str(directory / f"fold-{number}")
         fold.trainer.max_minutes = None if minutes is None else minutes / len(folds.files)
         fold_dir = Path(fold.output)
-        if config.resume and (fold_dir / "metrics.json").is_file() and (fold_dir / "model" / "config.json").is_file():
+        if earlier is not None:
+            before, limit = earlier
+            if _stopped(before[number], limit):
+                results.append(before[number])
+                continue
+        elif config.resume and (fold_dir / "metrics.json").is_file() and (fold_dir / "model" / "config.json").is_file():
             logger.info("cv: fold %d finished before, read back from %s", number, fold_dir / "model")
             results.append(TrainResult(load_model(fold_dir / "model"), read_json(fold_dir / "metrics.json"),
                                        fold_dir, fold_dir / "model", {}, None))
             continue
-        results.append(train(fold))
+        results.append(train(fold, callbacks))
     return results
+
+
+def _stopped(result: TrainResult, limit: int) -> bool:
+    """Whether a run ended before `limit` epochs (early stopping or its time share): training it further
+    would add nothing. A cross-validated one (metrics["cv"]): every fold network."""
+    epochs = result.metrics["cv"]["epochs"] if "cv" in result.metrics else [result.metrics["epochs"]]
+    return all(value < limit for value in epochs)
 
 
 def _drop_checkpoints(results: list[TrainResult]) -> None:
@@ -280,8 +298,14 @@ def _finish_folds(config: TrainConfig, table: pl.DataFrame, dataset: SequenceDat
     return TrainResult(ensemble.eval(), metrics, run_dir, model_dir, splits, dataset)
 
 
-def train(config: TrainConfig) -> TrainResult:
+def train(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train a supervised model as configured; save the best one under `output/model`.
+
+    Args:
+        config: the run's config.
+        callbacks: Lightning callbacks of the caller's own, given to every network the run trains (each
+            fold's, each candidate's with encoder=auto), beside the run's own (checkpoints, early
+            stopping, progress).
 
     Returns:
         TrainResult with the best module, test (or validation) metrics and paths.
@@ -291,7 +315,7 @@ def train(config: TrainConfig) -> TrainResult:
     """
     _check_run(config)
     if config.model.sequence_encoder.type == AUTO:
-        return _train_auto(config)
+        return _train_auto(config, callbacks)
     run_dir = Path(config.output)
     streaming = config.data.streaming
     if streaming:
@@ -311,7 +335,8 @@ def train(config: TrainConfig) -> TrainResult:
         _write_splits(dataset, splits, run_dir / "splits.parquet")
         if _cross_validates(config, splits):
             folds = _folds(config, dataset, splits, stratify, run_dir / "folds")
-            results = _fold_networks(config, folds, run_dir / "folds", config.trainer.max_minutes)
+            results = _fold_networks(config, folds, run_dir / "folds", config.trainer.max_minutes,
+                                     callbacks=callbacks)
             return _finish_folds(config, prepared.table, dataset, splits, folds, results)
         loader_args = dict(bucket=config.data.bucket_by_length, num_workers=config.data.num_workers)
         train_loader = make_loader(dataset.subset(splits["train"]), config.data.batch_size, True, seed=config.seed,
@@ -335,7 +360,7 @@ def train(config: TrainConfig) -> TrainResult:
     if pretrained is not None:
         module.encoder.load_state_dict(pretrained.encoder.state_dict())
     monitor, mode = MONITOR[head.task]
-    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode, callbacks)
     if not trainer.is_global_zero:
         return _other_rank_result(module, trainer, run_dir, splits, dataset)
 
@@ -428,7 +453,7 @@ def _candidate(config: Any, name: str, output: Path, minutes: float | None) -> A
     return candidate
 
 
-def _train_auto(config: TrainConfig) -> TrainResult:
+def _train_auto(config: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """`encoder=auto`: train each of auto.candidates on the same split, keep the best on validation."""
     if config.init_from:
         raise ConfigError("encoder=auto with init_from: the architecture comes with the pretrained weights; "
@@ -453,55 +478,55 @@ def _train_auto(config: TrainConfig) -> TrainResult:
         if _cross_validates(config, splits):
             Path(config.output).mkdir(parents=True, exist_ok=True)
             _write_splits(dataset, splits, Path(config.output) / "splits.parquet")
-            return _cross_validated_auto(config, candidates, prepared.table, dataset, splits, stratify, score)
-    return _auto(candidates, train, score, "on the validation entities", combine, config)
+            return _cross_validated_auto(config, candidates, prepared.table, dataset, splits, stratify, score,
+                                         callbacks)
+    return _auto(candidates, partial(train, callbacks=callbacks), score, "on the validation entities", combine, config)
 
 
 def _cross_validated_auto(config: TrainConfig, candidates: TrainConfig, table: pl.DataFrame,
                           dataset: SequenceDataset, splits: dict[str, np.ndarray], stratify: np.ndarray | None,
-                          score: Callable[[TrainResult], tuple[str, str, float]]) -> TrainResult:
+                          score: Callable[[TrainResult], tuple[str, str, float]],
+                          callbacks: Sequence[Callback] = ()) -> TrainResult:
     """auto below cv.below entities: each candidate is trained once per fold of the train + valid entities
-    (the run's cross-validation, _fold_networks), early-stopped on the fold left out; the best mean of those
-    scores wins, and the chosen candidate's fold networks become the run's model (_finish_folds). The test
-    entities are in no fold."""
+    (the run's cross-validation, _fold_networks), early-stopped on the fold left out, and scored by the mean
+    of those scores; the candidates are compared (and, with auto.prune, dropped round by round) as
+    `_select` does on one split. The chosen candidate's fold networks become the run's model
+    (_finish_folds). The test entities are in no fold."""
     run_dir = Path(config.output)
     folds = _folds(config, dataset, splits, stratify, run_dir / "auto" / "folds")
-    names = list(candidates.auto.candidates)
+    names = _check_candidates(candidates)
     share = None if config.trainer.max_minutes is None else config.trainer.max_minutes / len(names)
-    tried: dict[str, dict[str, Any]] = {}
-    runs: dict[str, list[TrainResult]] = {}
-    name_of_score = mode = ""
+    configs = {name: _candidate(candidates, name, run_dir / "auto" / name, share) for name in names}
+    trained: dict[str, tuple[list[TrainResult], int]] = {}  # per candidate directory: its folds, their limit
+
+    def run_folds(candidate: TrainConfig) -> TrainResult:
+        results = _fold_networks(candidate, folds, Path(candidate.output), candidate.trainer.max_minutes,
+                                 trained.get(candidate.output), callbacks)
+        trained[candidate.output] = (results, candidate.trainer.max_epochs)
+        name_of_score = score(results[0])[0]
+        values = [score(result)[2] for result in results]
+        epochs = [float(result.metrics["epochs"]) for result in results]
+        metrics = {name_of_score: float(np.mean(values)), "epochs": float(np.mean(epochs)),
+                   "cv": {f"{name_of_score}_std": float(np.std(values)), "folds": values, "epochs": epochs}}
+        logger.info("auto: %s %s %.4f ± %.4f over %d folds", Path(candidate.output).name, name_of_score,
+                    np.mean(values), np.std(values), len(values))
+        return TrainResult(results[0].module, metrics, Path(candidate.output), results[0].model_dir, splits, dataset)
+
+    criterion = (f"mean of a {len(folds.files)}-fold cross-validation over the {len(folds.known)} train + valid "
+                 f"entities (fewer than cv.below={config.cv.below})")
+    selection = _select(candidates, configs, run_folds, score, criterion)
     for name in names:
-        started = time.perf_counter()
-        directory = run_dir / "auto" / name
-        runs[name] = _fold_networks(_candidate(candidates, name, directory, share), folds, directory, share)
-        values = []
-        for result in runs[name]:
-            name_of_score, mode, value = score(result)
-            values.append(value)
-        tried[name] = {name_of_score: float(np.mean(values)), f"{name_of_score}_std": float(np.std(values)),
-                       "folds": values, "epochs": float(np.mean([r.metrics["epochs"] for r in runs[name]])),
-                       "seconds": round(time.perf_counter() - started, 1)}
-        logger.info("auto: %s %s %.4f ± %.4f over %d folds", name, name_of_score, np.mean(values), np.std(values),
-                    len(values))
-    pick = max if mode == "max" else min
-    chosen = pick(names, key=lambda name: tried[name][name_of_score])
-    criterion = (f"{len(folds.files)}-fold cross-validation over the {len(folds.known)} train + valid entities "
-                 f"(fewer than cv.below={config.cv.below})")
-    reason = (f"best mean {name_of_score} ({'highest' if mode == 'max' else 'lowest'}; {criterion}): "
-              + ", ".join(f"{name} {tried[name][name_of_score]:.4f} ± {tried[name][name_of_score + '_std']:.4f}"
-                          for name in names))
-    logger.info("auto: chose %s (%s)", chosen, reason)
-    for name in names:
-        if name != chosen:  # the chosen one's go when its fold networks are delivered
-            _drop_checkpoints(runs[name])
+        if name != selection.chosen:  # the chosen one's go when its fold networks are delivered
+            _drop_checkpoints(trained[configs[name].output][0])
     delivered = copy.deepcopy(config)
-    delivered.model = runs[chosen][0].module.encoder_config
-    return _finish_folds(delivered, table, dataset, splits, folds, runs[chosen],
-                         {"auto_choice": chosen, "auto_reason": reason, "auto_candidates": tried}, written=config)
+    chosen_folds = trained[configs[selection.chosen].output][0]
+    delivered.model = chosen_folds[0].module.encoder_config
+    return _finish_folds(delivered, table, dataset, splits, folds, chosen_folds,
+                         {"auto_choice": selection.chosen, "auto_reason": selection.reason,
+                          "auto_candidates": selection.tried}, written=config)
 
 
-def _pretrain_auto(config: PretrainConfig) -> TrainResult:
+def _pretrain_auto(config: PretrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """`pretrain encoder=auto`: pretrain each of auto.candidates, keep the one a probe (or the loss) prefers."""
     from eventseq import downstream
     from eventseq.inference import embed
@@ -514,7 +539,7 @@ def _pretrain_auto(config: PretrainConfig) -> TrainResult:
             monitor, mode = result.module.monitor
             return monitor, mode, float(result.metrics[monitor])
 
-        return _auto(config, pretrain, pretext, f"label-free: {config.method}'s own validation metric on the held-out "
+        return _auto(config, partial(pretrain, callbacks=callbacks), pretext, f"label-free: {config.method}'s own validation metric on the held-out "
                                              f"entities")
 
     prepared = _load_prepared(config.data, config.seed)  # before any candidate runs: a bad target fails fast
@@ -541,7 +566,7 @@ def _pretrain_auto(config: PretrainConfig) -> TrainResult:
         metric = str(table["metric"][0])
         return f"probe_{metric}", "min" if metric == "rmse" else "max", float(table["mean"][0])
 
-    return _auto(config, pretrain, probe,
+    return _auto(config, partial(pretrain, callbacks=callbacks), probe,
                  f"a {auto.folds}-fold logistic-regression probe of '{auto.target}' on the embeddings")
 
 
@@ -561,24 +586,51 @@ def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult
           score: Callable[[TrainResult], tuple[str, str, float]], criterion: str,
           finish: Callable[[TrainResult, dict[str, Any]], dict[str, Any]] | None = None,
           written: TrainConfig | PretrainConfig | None = None) -> TrainResult:
-    """Train each auto.candidates encoder on `config`, keep the best by `score` (name, mode, value).
-
-    Every candidate runs in output/auto/<name>/ with at most an equal share of trainer.max_minutes.
-    With auto.prune, by successive halving: each round trains the candidates still in (resuming their
-    own last checkpoint, so a candidate ends as if it had trained without stopping) up to the round's
-    epoch, then drops the worse half; the last one trains to the end. The chosen one's model,
-    metrics and curves become the run's own, and metrics.json says what was tried (each candidate's
-    score, epochs, seconds, and whether it was pruned), by which criterion, and which was kept.
-    `finish(best, metrics)` turns the chosen one into the delivered model (train: the combined one);
-    `written` is the config the run's config.yaml records (default: `config`).
+    """Train each auto.candidates encoder on `config` (each in output/auto/<name>/ with an equal share of
+    trainer.max_minutes), keep the best by `score` (`_select`). The chosen one's model, metrics and
+    curves become the run's own. `finish(best, metrics)` turns the chosen one into the delivered model
+    (train: the combined one); `written` is the config the run's config.yaml records (default: `config`).
     """
     candidates = _check_candidates(config)
     run_dir = Path(config.output)
     run_dir.mkdir(parents=True, exist_ok=True)
     share = None if config.trainer.max_minutes is None else config.trainer.max_minutes / len(candidates)
-    configs: dict[str, Any] = {}
-    for name in candidates:
-        configs[name] = _candidate(config, name, run_dir / "auto" / name, share)
+    configs = {name: _candidate(config, name, run_dir / "auto" / name, share) for name in candidates}
+    selection = _select(config, configs, run, score, criterion)
+    for name in candidates:  # the models stay; the checkpoints were only for resuming
+        shutil.rmtree(Path(configs[name].output) / "checkpoints", ignore_errors=True)
+    chosen, tried = selection.chosen, selection.tried
+    logs = {name + (" (chosen)" if name == chosen else " (pruned)" if tried[name].get("pruned") else ""):
+            Path(configs[name].output) / "logs" for name in candidates}
+    return _deliver(config if written is None else written, selection.results[chosen], chosen, selection.reason,
+                    tried, finish, logs)
+
+
+@dataclass
+class _Selection:
+    """What `_select` decided: the kept candidate, why, and every candidate's record and last result."""
+
+    chosen: str
+    reason: str
+    tried: dict[str, dict[str, Any]]  # per candidate: score (± std and per fold when cross-validated), epochs,
+    # seconds, and "pruned" when dropped
+    results: dict[str, TrainResult]
+
+
+def _select(config: TrainConfig | PretrainConfig, configs: dict[str, Any], run: Callable[[Any], TrainResult],
+            score: Callable[[TrainResult], tuple[str, str, float]], criterion: str) -> _Selection:
+    """Train the candidates `configs` (name: its run config) with `run`, keep the best by `score` (name, mode,
+    value), `criterion` saying what that score is.
+
+    With auto.prune, by successive halving: each round trains the candidates still in (resuming their own
+    last checkpoint, so a candidate ends as if it had trained without stopping) up to the round's epoch,
+    then drops the worse half; the last one trains to the end (trainer.max_epochs or early stopping). A
+    candidate that stopped before its round's end (early stopping, time) is not trained again. `run` may
+    train one network (its metrics: the score, "epochs") or one per fold (metrics["cv"]: "epochs" and
+    "folds" per fold and the score's std; the score is the folds' mean): a cross-validated candidate is
+    pruned by its mean.
+    """
+    candidates = list(configs)
     results: dict[str, TrainResult] = {}
     tried: dict[str, dict[str, Any]] = {}
     name_of_score = mode = ""
@@ -595,8 +647,11 @@ def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult
             name_of_score, mode, value = score(result)
             seconds = tried.get(name, {}).get("seconds", 0.0) + time.perf_counter() - started
             tried[name] = {name_of_score: value, "epochs": float(result.metrics["epochs"]), "seconds": round(seconds, 1)}
+            if "cv" in result.metrics:
+                tried[name].update({f"{name_of_score}_std": result.metrics["cv"][f"{name_of_score}_std"],
+                                    "folds": result.metrics["cv"]["folds"]})
             results[name] = result
-            if result.metrics["epochs"] < candidate.trainer.max_epochs:  # early stopping or its time share ended it
+            if _stopped(result, candidate.trainer.max_epochs):
                 finished.add(name)
             logger.info("auto: %s reached %s=%.4f after %s epochs", name, name_of_score, value,
                         result.metrics["epochs"])
@@ -609,19 +664,16 @@ def _auto(config: TrainConfig | PretrainConfig, run: Callable[[Any], TrainResult
                         tried[name]["epochs"])
         alive = [name for name in ranked if not tried[name].get("pruned")]
         rung_end *= 2
-    for name in candidates:  # the models stay; the checkpoints were only for resuming
-        shutil.rmtree(Path(configs[name].output) / "checkpoints", ignore_errors=True)
     pick = max if mode == "max" else min
     chosen = pick(candidates, key=lambda name: tried[name][name_of_score])
-    best = results[chosen]
+    std = f"{name_of_score}_std"
     reason = (f"best {name_of_score} ({'highest' if mode == 'max' else 'lowest'}; {criterion}): "
               + ", ".join(f"{name} {tried[name][name_of_score]:.4f}"
+                          + (f" ± {tried[name][std]:.4f}" if std in tried[name] else "")
                           + (f" (pruned after {tried[name]['epochs']:g} epochs)" if tried[name].get("pruned") else "")
                           for name in candidates))
     logger.info("auto: chose %s (%s)", chosen, reason)
-    logs = {name + (" (chosen)" if name == chosen else " (pruned)" if tried[name].get("pruned") else ""):
-            Path(configs[name].output) / "logs" for name in candidates}
-    return _deliver(config if written is None else written, best, chosen, reason, tried, finish, logs)
+    return _Selection(chosen, reason, tried, results)
 
 
 def _deliver(written: TrainConfig | PretrainConfig, best: TrainResult, chosen: str, reason: str,
@@ -647,7 +699,7 @@ def _deliver(written: TrainConfig | PretrainConfig, best: TrainResult, chosen: s
     return TrainResult(best.module, metrics, run_dir, model_dir, best.splits, best.dataset)
 
 
-def pretrain(config: PretrainConfig) -> TrainResult:
+def pretrain(config: PretrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Self-supervised pretraining with `config.method`; saves the model under `output/model`.
 
     The model embeds entities with `eventseq embed`; its encoder initialises supervised models
@@ -661,10 +713,10 @@ def pretrain(config: PretrainConfig) -> TrainResult:
         raise ConfigError(f"method={config.method} standardizes each batch (its loss needs a variance over "
                           f"entities): data.batch_size={config.data.batch_size} must be >= 2")
     if config.model.sequence_encoder.type == AUTO:
-        return _pretrain_auto(config)
+        return _pretrain_auto(config, callbacks)
     run_dir = Path(config.output)
     if config.data.streaming:
-        return _pretrain_streaming(config, run_dir)
+        return _pretrain_streaming(config, run_dir, callbacks)
     prepared = _load_prepared(config.data, config.seed)
     schema = prepared.schema
     dataset = SequenceDataset.from_table(prepared.table, schema, max_len=config.data.max_len, texts=prepared.texts)
@@ -688,7 +740,7 @@ def pretrain(config: PretrainConfig) -> TrainResult:
         num_workers=config.data.num_workers,
     )
     monitor, mode = module.monitor
-    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode, callbacks)
     if not trainer.is_global_zero:
         return _other_rank_result(module, trainer, run_dir, splits, dataset)
     metrics = {k: float(v) for k, v in evaluation_trainer(config.trainer).validate(module, valid_loader, verbose=False)[0].items()}
@@ -697,7 +749,7 @@ def pretrain(config: PretrainConfig) -> TrainResult:
     return TrainResult(module.eval(), metrics, run_dir, model_dir, splits, dataset)
 
 
-def _pretrain_streaming(config: PretrainConfig, run_dir: Path) -> TrainResult:
+def _pretrain_streaming(config: PretrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """`pretrain` with data.streaming: the method's own batches (views, pairs, sequences), shard by shard."""
     index = _shard_index(config.data, config.seed, 0.0)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -711,7 +763,7 @@ def _pretrain_streaming(config: PretrainConfig, run_dir: Path) -> TrainResult:
                            epoch_of=lambda: module.current_epoch, drop_last=True)
     valid_loader = _stream(index, config.data, "valid", valid_collate)
     monitor, mode = module.monitor
-    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode)
+    trainer = fit_module(module, train_loader, valid_loader, config, run_dir, monitor, mode, callbacks)
     if not trainer.is_global_zero:
         return _other_rank_result(module, trainer, run_dir, splits, None)
     valid_loader = _stream(index, config.data, "valid", valid_collate, single_process=True)  # every shard

@@ -12,7 +12,7 @@ import importlib.util
 import logging
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -159,8 +159,10 @@ def fit_module(
     run_dir: Path,
     monitor: str,
     mode: str,
+    callbacks: Sequence[Callback] = (),
 ) -> L.Trainer:
-    """Fit with the shared Trainer set-up (resume, checkpoints, logs); load the best weights."""
+    """Fit with the shared Trainer set-up (resume, checkpoints, logs) and the caller's own Lightning
+    `callbacks`; load the best weights."""
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(last) if config.resume and last.exists() else None
     if config.resume and ckpt_path is None:
@@ -168,13 +170,17 @@ def fit_module(
     write_config(config, run_dir / "config.yaml")  # before training, so a crashed run documents itself
     trainer = build_trainer(config.trainer, run_dir, monitor, mode, resuming=ckpt_path is not None)
     trainer.callbacks.append(RandomState(getattr(train_loader, "collate_fn", None)))
+    trainer.callbacks.extend(callbacks)
     for loader in (train_loader, valid_loader):
         # a generator of its own: creating an iterator draws a worker seed, and Lightning creates the first
         # epoch's before RandomState restores the global generators on resume, so it must not draw from them
         if isinstance(loader, torch.utils.data.DataLoader) and loader.generator is None:
             loader.generator = torch.Generator().manual_seed(config.seed)
     try:
-        trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
+        with warnings.catch_warnings():
+            if ckpt_path is not None:  # the directory holds the very checkpoint this run resumes
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
     except SIGTERMException:  # Lightning stops at the next batch after a SIGTERM (a scheduler's preemption)
         raise RunInterrupted.after(trainer, run_dir, "SIGTERM", 143) from None
     except SystemExit:
