@@ -1,7 +1,7 @@
 """The quality suite: every default of the library judged on data it was not designed on.
 
 Usage:
-    python benchmarks/quality.py [--sets markov,timing,...,cdnow] [--seeds 0,1,2] [--entities 300,1000,2000]
+    python benchmarks/quality.py [--sets markov,timing,...,cdnow,vowels] [--seeds 0,1,2] [--entities 300,1000,2000]
                                  [--minutes 0.5] [--rows aggregates,gru,...] [--quick]
                                  [--output benchmarks/results/quality.md] [--cells FILE]
 
@@ -11,7 +11,8 @@ with the settings it ran under; a run skips the cells already there for the same
 Markdown and the PNG are rendered from that file. So a long suite is run in pieces (per set, per
 seed, across sessions) and rendered whole; a cell that failed is tried again.
 
-Each set of `eventseq.datasets.quality` (plus CDNOW, real, when `lifetimes` is installed) is
+Each set of `eventseq.datasets.quality` (plus two real ones, each when the PyPI package carrying its
+files is installed: CDNOW from `lifetimes`, JapaneseVowels from `sktime`; REAL_SETS) is
 generated with each seed, prepared with `eventseq.data.prepare`, and split once per seed into
 train / valid / test entities (65% / 15% / 20%, stratified for classes) by
 `eventseq.data.splits.split_by_entity`, the very split `eventseq.training.train` makes with
@@ -61,6 +62,7 @@ import argparse
 import datetime as dt
 import functools
 import gc
+import importlib.util
 import json
 import logging
 import os
@@ -209,19 +211,35 @@ class CellLog:
 
 
 # ----------------------------------------------------------------------------- data
-def cdnow_set(entities: int, seed: int) -> QualitySet:
-    """CDNOW (real): a random `entities` of its customers, churn as the target; no known optimum."""
-    from eventseq.datasets import CDNOW_COLUMNS, load_cdnow
+REAL_SETS = {"cdnow": "lifetimes", "vowels": "sktime"}  # the real sets and the PyPI package whose files they are
+INSTALL_REAL = {"lifetimes": "pip install --no-deps lifetimes==0.11.3", "sktime": "pip install --no-deps sktime==1.2.0"}
 
-    events, labels = load_cdnow()
-    labels = labels.sample(n=min(entities, labels.height), seed=seed).sort("customer_id")
-    events = events.join(labels.select("customer_id"), on="customer_id", how="semi")
-    return QualitySet("cdnow", "real: CDNOW churn (1-5 purchases)", events, labels, dict(CDNOW_COLUMNS), "binary",
-                      np.full(labels.height, np.nan), ["churn"])
+
+def real_set(name: str, entities: int, seed: int) -> QualitySet:
+    """A real set (REAL_SETS): a random `entities` of its entities; no known optimum.
+
+    cdnow: CDNOW purchase histories, churn as the target. vowels: the UEA archive's JapaneseVowels (640
+    utterances, both archive parts), the speaker as the target.
+    """
+    from eventseq.datasets import CDNOW_COLUMNS, load_cdnow
+    from eventseq.datasets.uea import load_uea, uea_columns
+
+    if name == "cdnow":
+        events, labels = load_cdnow()
+        id_column, columns, task, targets = "customer_id", dict(CDNOW_COLUMNS), "binary", ["churn"]
+        signal = "real: CDNOW churn (1-5 purchases)"
+    else:
+        events, labels = load_uea("JapaneseVowels")
+        labels = labels.drop("part")
+        id_column, columns, task, targets = "entity_id", uea_columns(12), "multiclass", ["label"]
+        signal = "real: JapaneseVowels speaker (9 classes, 7-29 frames of 12 coefficients)"
+    labels = labels.sample(n=min(entities, labels.height), seed=seed).sort(id_column)
+    events = events.join(labels.select(id_column), on=id_column, how="semi")
+    return QualitySet(name, signal, events, labels, columns, task, np.full(labels.height, np.nan), targets)
 
 
 def make_case(name: str, entities: int, seed: int, workdir: Path) -> Case:
-    data = cdnow_set(entities, seed) if name == "cdnow" else make_quality_set(name, entities, seed)
+    data = real_set(name, entities, seed) if name in REAL_SETS else make_quality_set(name, entities, seed)
     output = workdir / f"{name}_{seed}" / "prepared"
     prepared = prepare(data.events, PrepareConfig(**data.columns), labels=data.labels, output=output)
     table, schema = prepared.table, prepared.schema
@@ -234,7 +252,7 @@ def make_case(name: str, entities: int, seed: int, workdir: Path) -> Case:
     stratify = truth if data.task in ("binary", "multiclass") else None
     splits = split_by_entity(len(ids), VALID_FRACTION, TEST_FRACTION, stratify, seed)
     test_ids = ids[splits["test"]]
-    optimum = None if name == "cdnow" else data.optimum(test_ids)
+    optimum = None if name in REAL_SETS else data.optimum(test_ids)
     return Case(name, seed, data.task, data.targets, output, table, schema, ids, truth, splits, optimum, data.signal)
 
 
@@ -621,7 +639,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    available = [*QUALITY_SETS, "cdnow"]
+    available = [*QUALITY_SETS, *REAL_SETS]
     parser.add_argument("--sets", default=",".join(available), help=f"comma-separated, of {available}")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (data, split and models)")
     parser.add_argument("--entities", default="2000",
@@ -670,12 +688,10 @@ def main(argv: list[str] | None = None) -> Result:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    if "cdnow" in args.sets:
-        import importlib.util
-
-        if importlib.util.find_spec("lifetimes") is None:
-            print("note: lifetimes is not installed, skipping cdnow (pip install --no-deps lifetimes==0.11.3)")
-            args.sets = [name for name in args.sets if name != "cdnow"]
+    for name, package in REAL_SETS.items():
+        if name in args.sets and importlib.util.find_spec(package) is None:
+            print(f"note: {package} is not installed, skipping {name} ({INSTALL_REAL[package]})")
+            args.sets = [other for other in args.sets if other != name]
     settings = {"minutes": args.minutes, "override": args.override, "pretrain_override": args.pretrain_override,
                 "quick": args.quick, "revision": SUITE_REVISION}
     log = CellLog(args.cells, settings)

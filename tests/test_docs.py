@@ -101,6 +101,7 @@ RUN_ELSEWHERE = {
     ("baselines.md", "# Classical next-event baselines"): "tests/test_baselines.py",
     ("data.md", "## `prepare` with Spark: `engine=spark`"): "tests/data/test_spark.py",
     ("data.md", "## Text fields (merchant names, product titles)"): "tests/test_text_pipeline.py",
+    ("datasets.md", "## JapaneseVowels in a few lines"): "tests/datasets/test_uea.py",
     ("downstream.md", "# Downstream evaluation"): "tests/test_downstream.py",
     ("inference.md", "## Per-event embeddings"): "tests/test_inference_events.py",
 }
