@@ -245,10 +245,7 @@ def make_case(name: str, entities: int, seed: int, workdir: Path) -> Case:
     table, schema = prepared.table, prepared.schema
     ids = table[schema.id_column].to_numpy()
     truth = table.select(data.targets).to_numpy()
-    truth = truth if data.task == "multilabel" else truth[:, 0]
-    if data.task in ("binary", "multiclass"):
-        classes = schema.target(data.targets[0]).classes
-        truth = np.searchsorted(np.asarray(classes), truth)  # class index, as train encodes it
+    truth = truth if data.task == "multilabel" else truth[:, 0]  # a class's index: prepare encodes the classes
     stratify = truth if data.task in ("binary", "multiclass") else None
     splits = split_by_entity(len(ids), VALID_FRACTION, TEST_FRACTION, stratify, seed)
     test_ids = ids[splits["test"]]
